@@ -1,0 +1,21 @@
+"""Exceptions that the CLI turns into a one-line reason and a non-zero exit code."""
+
+
+class FairmergeError(Exception):
+    """Base class: bad input or an unusable environment, explained in the message."""
+
+
+class DataError(FairmergeError):
+    """A data file is missing, malformed, or a group / column is unusable."""
+
+
+class ModelError(FairmergeError):
+    """A model cannot be loaded or does not fit the requested operation."""
+
+
+class VectorError(FairmergeError):
+    """Task vectors or checkpoints are incompatible (keys, shapes, dtypes, non-finite values)."""
+
+
+class ConfigError(FairmergeError):
+    """A configuration value is invalid."""

@@ -1,0 +1,122 @@
+"""Tokenize once, batch by length, and score texts with a sequence classifier.
+
+Sorting by length and padding each batch to its own longest sequence removes almost all padding
+(the study's script padded every batch to a fixed length); inputs are tokenized once and reused for
+every model evaluated on them, which is what makes λ sweeps cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+from transformers import PreTrainedModel
+from transformers.tokenization_utils_base import PreTrainedTokenizerBase
+
+
+@dataclass(frozen=True)
+class EncodedTexts:
+    """Token ids of a list of texts (no padding) plus the tokenizer's pad id."""
+
+    input_ids: list[list[int]]
+    pad_token_id: int
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.fromiter((len(ids) for ids in self.input_ids), dtype=np.int64, count=len(self.input_ids))
+
+    def subset(self, indices: Sequence[int] | np.ndarray) -> EncodedTexts:
+        return EncodedTexts([self.input_ids[i] for i in np.asarray(indices)], self.pad_token_id)
+
+
+def encode_texts(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], *, max_length: int) -> EncodedTexts:
+    """Tokenize ``texts`` once, truncated to ``max_length`` tokens, without padding."""
+    encoded = tokenizer(list(texts), truncation=True, max_length=max_length, padding=False)
+    pad_id = tokenizer.pad_token_id
+    if pad_id is None:
+        raise ValueError("tokenizer has no pad token id")
+    return EncodedTexts([list(ids) for ids in encoded["input_ids"]], int(pad_id))
+
+
+def length_bucketed_batches(
+    lengths: np.ndarray,
+    batch_size: int,
+    *,
+    shuffle: bool = False,
+    seed: int = 0,
+    bucket_factor: int = 50,
+) -> list[np.ndarray]:
+    """Index batches whose members have similar lengths.
+
+    Without ``shuffle`` examples are sorted by length (best for inference). With ``shuffle`` the
+    data is shuffled, cut into chunks of ``bucket_factor`` batches, each chunk sorted by length and
+    split into batches, and the batch order shuffled: training stays stochastic while padding stays
+    low.
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be >= 1")
+    n = len(lengths)
+    if not shuffle:
+        order = np.argsort(lengths, kind="stable")
+        return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(n)
+    chunk = batch_size * bucket_factor
+    batches: list[np.ndarray] = []
+    for start in range(0, n, chunk):
+        part = order[start : start + chunk]
+        part = part[np.argsort(lengths[part], kind="stable")]
+        batches.extend(part[i : i + batch_size] for i in range(0, len(part), batch_size))
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def collate(encoded: EncodedTexts, indices: np.ndarray) -> dict[str, torch.Tensor]:
+    """Right-padded ``input_ids`` and ``attention_mask`` for the given rows."""
+    rows = [encoded.input_ids[i] for i in indices]
+    width = max(len(r) for r in rows)
+    input_ids = torch.full((len(rows), width), encoded.pad_token_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for k, row in enumerate(rows):
+        input_ids[k, : len(row)] = torch.tensor(row, dtype=torch.long)
+        attention_mask[k, : len(row)] = 1
+    return {"input_ids": input_ids, "attention_mask": attention_mask}
+
+
+@torch.inference_mode()
+def predict_logits(
+    model: PreTrainedModel,
+    encoded: EncodedTexts,
+    *,
+    batch_size: int = 128,
+    progress: bool = False,
+    description: str = "scoring",
+) -> np.ndarray:
+    """Logits (n × num_labels, float32) in the original order of ``encoded``."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    num_labels = int(model.config.num_labels)
+    out = np.empty((len(encoded), num_labels), dtype=np.float32)
+    batches = length_bucketed_batches(encoded.lengths, batch_size)
+    autocast = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    for idx in tqdm(batches, desc=description, disable=not progress, unit="batch", leave=False):
+        batch = {k: v.to(device) for k, v in collate(encoded, idx).items()}
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast):
+            logits = model(**batch).logits
+        out[idx] = logits.float().cpu().numpy()
+    model.train(was_training)
+    return out
+
+
+def positive_scores(logits: np.ndarray) -> np.ndarray:
+    """P(label = 1) from two-class logits (softmax), as float64."""
+    logits = logits.astype(np.float64)
+    if logits.ndim != 2 or logits.shape[1] != 2:
+        raise ValueError(f"expected n × 2 logits, got shape {logits.shape}")
+    return 1.0 / (1.0 + np.exp(logits[:, 0] - logits[:, 1]))
