@@ -1,0 +1,192 @@
+"""Score a split with a classifier and turn scores into group-fairness metrics and prediction tables.
+
+``score_split`` runs the model once (tokenized inputs, length-bucketed batches); everything after it
+works on the cached scores, so re-thresholding or re-bootstrapping never runs the model again.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from transformers import PreTrainedModel
+
+from fairmerge.atomic import atomic_write_text
+from fairmerge.data.types import TextSplit
+from fairmerge.errors import ConfigError, DataError, ModelError
+from fairmerge.fairness.calibration import Objective, choose_threshold, predict_at
+from fairmerge.fairness.metrics import COLUMNS, group_metrics
+from fairmerge.inference import EncodedTexts, encode_texts, positive_scores, predict_logits
+from fairmerge.models import DEFAULT_MODEL, load_classifier, load_tokenizer, resolve_model_name
+
+METRICS_FILE = "metrics.csv"
+PREDICTIONS_FILE = "predictions.csv"
+CONTRACT_COLUMNS = ["model", "lambda", "split", *COLUMNS]
+"""Columns of ``metrics.csv`` (DESIGN.md contract)."""
+
+
+def score_split(
+    model: PreTrainedModel, encoded: EncodedTexts, batch_size: int = 128, progress: bool = False
+) -> np.ndarray:
+    """P(y = 1) for every example of ``encoded``, in its order (float64)."""
+    num_labels = getattr(model.config, "num_labels", None)
+    if num_labels != 2:
+        raise ModelError(f"expected a two-class classifier, the model has {num_labels} labels")
+    return positive_scores(predict_logits(model, encoded, batch_size=batch_size, progress=progress))
+
+
+def evaluate_scores(
+    split: TextSplit,
+    scores: np.ndarray,
+    *,
+    threshold: float = 0.5,
+    attributes: Sequence[str] | None = None,
+    min_group_size: int = 30,
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Group metrics (see :func:`fairmerge.fairness.group_metrics`) of ``score > threshold``."""
+    scores = _check_scores(split, scores)
+    memberships = split.memberships(list(attributes) if attributes is not None else None)
+    return group_metrics(
+        split.labels,
+        predict_at(scores, threshold),
+        memberships,
+        min_group_size=min_group_size,
+        n_resamples=n_resamples,
+        seed=seed,
+    )
+
+
+@dataclass(frozen=True)
+class CalibratedEvaluation:
+    """Metrics of one model at a threshold chosen on validation and applied unchanged to test."""
+
+    threshold: float
+    val: pd.DataFrame
+    test: pd.DataFrame
+
+
+def evaluate_calibrated(
+    val: TextSplit,
+    val_scores: np.ndarray,
+    test: TextSplit,
+    test_scores: np.ndarray,
+    *,
+    objective: Objective = "accuracy",
+    attributes: Sequence[str] | None = None,
+    min_group_size: int = 30,
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> CalibratedEvaluation:
+    """Choose the decision threshold on validation only, then evaluate both splits with it."""
+    threshold = choose_threshold(val.labels, _check_scores(val, val_scores), objective)
+
+    def evaluate(split: TextSplit, scores: np.ndarray) -> pd.DataFrame:
+        return evaluate_scores(
+            split,
+            scores,
+            threshold=threshold,
+            attributes=attributes,
+            min_group_size=min_group_size,
+            n_resamples=n_resamples,
+            seed=seed,
+        )
+
+    return CalibratedEvaluation(threshold, evaluate(val, val_scores), evaluate(test, test_scores))
+
+
+def predictions_frame(split: TextSplit, scores: np.ndarray, threshold: float = 0.5) -> pd.DataFrame:
+    """One row per example: ``id, label, prediction, score, groups``.
+
+    ``groups`` lists every targeted group as ``attribute:group`` joined by ``|`` (empty if none).
+    """
+    scores = _check_scores(split, scores)
+    groups = [
+        "|".join(f"{a}:{g}" for a in split.attributes for g in sorted(split.groups[a][i]))
+        for i in range(len(split))
+    ]
+    return pd.DataFrame(
+        {
+            "id": split.ids,
+            "label": split.labels,
+            "prediction": predict_at(scores, threshold),
+            "score": scores,
+            "groups": groups,
+        }
+    )
+
+
+def evaluate_checkpoint(
+    model_path: str | os.PathLike[str] | None,
+    split: TextSplit,
+    out_dir: str | os.PathLike[str],
+    *,
+    split_name: str = "test",
+    model_name: str | None = None,
+    tokenizer_path: str | os.PathLike[str] | None = None,
+    max_length: int = 128,
+    batch_size: int = 128,
+    threshold: float = 0.5,
+    min_group_size: int = 30,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    device: str | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Evaluate a sequence-classification checkpoint on ``split`` end to end.
+
+    Writes ``out_dir/metrics.csv`` (DESIGN.md format; ``model`` = the checkpoint's directory name
+    unless ``model_name`` is given, ``lambda`` empty) and ``out_dir/predictions.csv``. Everything is
+    computed before anything is written, and each file is written atomically, so bad input leaves
+    no output behind. Returns the metrics frame.
+    """
+    if len(split) == 0:
+        raise DataError("the split to evaluate has no examples")
+    if max_length < 2 or batch_size < 1:
+        raise ConfigError(f"max_length must be >= 2 and batch_size >= 1, got {max_length} and {batch_size}")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"output path {out} exists and is not a directory")
+    name = model_name or _checkpoint_name(model_path)
+    tokenizer = load_tokenizer(_str_or_none(tokenizer_path if tokenizer_path is not None else model_path))
+    model = load_classifier(_str_or_none(model_path), device=device)
+    encoded = encode_texts(tokenizer, split.texts, max_length=max_length)
+    scores = score_split(model, encoded, batch_size=batch_size, progress=progress)
+
+    metrics = evaluate_scores(
+        split, scores, threshold=threshold, min_group_size=min_group_size, n_resamples=n_resamples, seed=seed
+    )
+    metrics.insert(0, "split", split_name)
+    metrics.insert(0, "lambda", np.nan)
+    metrics.insert(0, "model", name)
+    predictions = predictions_frame(split, scores, threshold)
+
+    atomic_write_text(out / PREDICTIONS_FILE, predictions.to_csv(index=False))
+    atomic_write_text(out / METRICS_FILE, metrics[CONTRACT_COLUMNS].to_csv(index=False))
+    return metrics
+
+
+def _check_scores(split: TextSplit, scores: np.ndarray) -> np.ndarray:
+    array = np.asarray(scores, dtype=np.float64)
+    if array.shape != (len(split),):
+        raise DataError(f"scores have shape {array.shape}, expected ({len(split)},) for this split")
+    if not np.isfinite(array).all():
+        raise DataError("scores contain NaN or infinite values")
+    return array
+
+
+def _str_or_none(path: str | os.PathLike[str] | None) -> str | None:
+    return None if path is None else str(path)
+
+
+def _checkpoint_name(model_path: str | os.PathLike[str] | None) -> str:
+    """Directory name of a local checkpoint, the hub id otherwise, the short name for the default."""
+    if model_path is None or resolve_model_name(str(model_path)) != str(model_path):
+        return DEFAULT_MODEL.split(":", 1)[1]
+    path = Path(str(model_path))
+    return path.resolve().name if path.exists() else str(model_path)
