@@ -36,10 +36,32 @@ for module in (data_cmd, evaluate_cmd, train_cmd, vector_cmd, cache_cmd, run_cmd
     module.register(app)
 
 
+def expand_multi_value(args: list[str], option: str) -> list[str]:
+    """Rewrite ``--seeds 0 1 2`` as ``--seeds 0 --seeds 1 --seeds 2`` (click options take one value)."""
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        out.append(args[i])
+        if args[i] == option:
+            i += 1
+            values = []
+            while i < len(args) and args[i].lstrip("-").isdigit():
+                values.append(args[i])
+                i += 1
+            out.pop()
+            for value in values:
+                out += [option, value]
+            if not values:
+                out.append(option)
+            continue
+        i += 1
+    return out
+
+
 def main() -> None:
     """Console entry point: bad input ends with a one-line reason and exit code 2."""
     try:
-        app(standalone_mode=False)
+        app(args=expand_multi_value(sys.argv[1:], "--seeds"), standalone_mode=False)
     except FairmergeError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)

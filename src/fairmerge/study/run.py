@@ -1,0 +1,225 @@
+"""``run_study``: the whole study from a config, for one or several seeds, written to one folder.
+
+Outputs (contract in DESIGN.md): ``metrics.csv``, ``summary.json``, ``report.html``, ``plots/*.png``,
+plus side tables (``similarity.csv``, ``bound.csv``, ``strategies.csv``, ``pergroup_trials.csv``,
+``multiseed.csv`` when several seeds run). The output folder is written atomically at the end;
+fine-tunes live in the training cache and scores in the score cache, so an interrupted run
+restarts where it stopped and produces the same numbers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import time
+from collections.abc import Sequence
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from fairmerge.atomic import atomic_directory
+from fairmerge.data import load_dataset
+from fairmerge.data.types import GroupedTextDataset
+from fairmerge.errors import ConfigError
+from fairmerge.paths import default_cache_dir
+from fairmerge.report import write_report
+from fairmerge.study.config import StudyConfig, load_config
+from fairmerge.study.multiseed import aggregate_seeds, paired_gap_test
+from fairmerge.study.outputs import (
+    METRICS_COLUMNS,
+    headline_row,
+    headline_table,
+    write_json,
+    write_table,
+)
+from fairmerge.study.runner import SeedOutcome, SeedRun
+from fairmerge.study.score_cache import ScoreCache
+from fairmerge.study.verdict import strategy_verdict
+from fairmerge.training import TrainingCache
+
+COMPARED_WITH_FFT = ("merge", "merge@calibrated", "merge_pergroup", "lora", "threshold_optimizer")
+
+
+def _check_attributes(config: StudyConfig, dataset: GroupedTextDataset) -> None:
+    unknown = [a for a in config.attributes if a not in dataset.attributes]
+    if unknown:
+        raise ConfigError(f"attributes {unknown} not in dataset {dataset.name!r}; it has {dataset.attributes}")
+
+
+def _print_dataset(dataset: GroupedTextDataset, config: StudyConfig, console: Console) -> None:
+    summary = dataset.summary(config.evaluation.min_group_size)
+    table = Table(title=f"{dataset.name} ({dataset.label_scheme}): posts per split and group")
+    for column in ("split", "attribute", "group", "n", "positives", "rate", "note"):
+        table.add_column(column)
+    rows = summary[summary.attribute.isin(["all", *config.attributes])]
+    for row in rows.itertuples():
+        note = ("small " if row.small else "") + ("weak" if row.weak_groups else "")
+        table.add_row(
+            str(row.split), str(row.attribute), str(row.group), str(row.n), str(row.positives),
+            f"{row.positive_rate:.2f}", note.strip(),
+        )
+    console.print(table)
+    for note in dataset.notes:
+        console.print(f"[dim]{note}[/dim]")
+
+
+def _score_cache_key(config: StudyConfig, dataset: GroupedTextDataset) -> str:
+    payload = {
+        "config": config.to_dict(),
+        "data": dataset.provenance,
+        "versions": {p: version(p) for p in ("torch", "transformers", "peft", "fairmerge")},
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def _provenance(config: StudyConfig, dataset: GroupedTextDataset, outcome: SeedOutcome) -> dict[str, Any]:
+    packages = ("fairmerge", "torch", "transformers", "peft", "fairlearn", "numpy", "pandas")
+    return {
+        "config": config.to_dict(),
+        "data_files_sha256": dataset.provenance,
+        "dataset_notes": dataset.notes,
+        "checkpoints": outcome.checkpoints,
+        "versions": {p: version(p) for p in packages} | {"python": platform.python_version()},
+    }
+
+
+def _gap_tests(outcomes: Sequence[SeedOutcome], config: StudyConfig) -> dict[str, dict[str, Any]]:
+    """Paired bootstrap of ΔDPD and ΔEOD (method − FFT) over seeds, per attribute."""
+    first = outcomes[0]
+    tests: dict[str, dict[str, Any]] = {}
+    candidates = [m for m in first.test_predictions if m != "fft" and not m.startswith("base")]
+    for model in candidates:
+        tests[model] = {
+            attribute: paired_gap_test(
+                first.test_labels,
+                [o.test_predictions[model] for o in outcomes],
+                [o.test_predictions["fft"] for o in outcomes],
+                first.test_memberships[attribute],
+                min_group_size=config.evaluation.min_group_size,
+                n_resamples=config.evaluation.n_resamples or 1000,
+                seed=config.seed,
+            )
+            for attribute in config.attributes
+        }
+    return tests
+
+
+def _multiseed_table(outcomes: Sequence[SeedOutcome], tests: dict[str, dict[str, Any]], config: StudyConfig) -> pd.DataFrame:
+    stats = aggregate_seeds([headline_table(o.metrics, config.attributes) for o in outcomes])
+    rows = [
+        {"model": model, "metric": f"{attribute}_{metric}_minus_fft", "mean": result["delta"],
+         "ci_low": result["ci_low"], "ci_high": result["ci_high"], "p_value": result["p_value"],
+         "n_seeds": len(outcomes)}
+        for model, per_attribute in tests.items()
+        for attribute, per_metric in per_attribute.items()
+        for metric, result in per_metric.items()
+    ]
+    return pd.concat([stats, pd.DataFrame(rows)], ignore_index=True)
+
+
+def run_study(
+    config_path: str | Path | None = None,
+    *,
+    data_dir: str | Path | None = None,
+    out_dir: str | Path,
+    fast: bool = False,
+    seeds: Sequence[int] | None = None,
+    cache_dir: str | Path | None = None,
+    use_cache: bool = True,
+    console: Console | None = None,
+) -> dict[str, Any]:
+    """Run the study of ``config_path`` (the embedded default when None) and write ``out_dir``.
+
+    Returns the summary that is also written to ``out_dir/summary.json``.
+    """
+    console = console or Console(stderr=True)
+    started = time.perf_counter()
+    config = load_config(config_path, fast=fast)
+    seeds = list(seeds) if seeds else [config.seed]
+    dataset = load_dataset(config.dataset.name, data_dir, **config.dataset.options)
+    _check_attributes(config, dataset)
+    _print_dataset(dataset, config, console)
+
+    cache_root = Path(cache_dir) if cache_dir else default_cache_dir()
+    training_cache = TrainingCache(cache_root / "training", enabled=use_cache)
+    score_cache = ScoreCache(cache_root / "scores" / _score_cache_key(config, dataset), enabled=use_cache)
+    outcomes = []
+    for seed in seeds:
+        console.rule(f"seed {seed}")
+        outcomes.append(
+            SeedRun(config, dataset, seed, training_cache=training_cache, score_cache=score_cache, console=console).run()
+        )
+    primary = outcomes[0]
+    headline = headline_table(primary.metrics, config.attributes)
+    tests = _gap_tests(outcomes, config)
+    fft_row = headline_row(primary.metrics, "fft", config.attributes)
+    strategy_rows = [r for r in headline if r["model"].startswith("merge")]
+    verdict = strategy_verdict(fft_row, strategy_rows, tests, config.attributes)
+    timings = primary.timings.rounded()
+    timings["total"] = round(time.perf_counter() - started, 1)
+    summary: dict[str, Any] = {
+        "dataset": dataset.name,
+        "model": config.model,
+        "label_scheme": dataset.label_scheme,
+        "attributes": config.attributes,
+        "seeds": seeds,
+        "selection": {"rule": config.selection.rule, "epsilon": config.selection.epsilon,
+                      "delta": config.selection.delta, "split": "val"},
+        "selected": primary.selected,
+        "worst_group": primary.worst_group,
+        "headline": headline,
+        "gap_tests_vs_fft": tests,
+        "timings_s": timings,
+        "verdict": verdict,
+    }
+    multiseed = _multiseed_table(outcomes, tests, config) if len(outcomes) > 1 else None
+    if multiseed is not None:
+        summary["multi_seed"] = multiseed.to_dict(orient="records")
+    provenance = _provenance(config, dataset, primary)
+    with atomic_directory(Path(out_dir), overwrite=True) as tmp:
+        write_table(tmp / "metrics.csv", primary.metrics[METRICS_COLUMNS])
+        write_json(tmp / "summary.json", summary | {"provenance": provenance})
+        write_table(tmp / "similarity.csv", primary.similarity, index=True)
+        write_table(tmp / "bound.csv", primary.bound)
+        write_table(tmp / "strategies.csv", primary.strategies)
+        write_table(tmp / "pergroup_trials.csv", primary.pergroup_trials)
+        if multiseed is not None:
+            write_table(tmp / "multiseed.csv", multiseed)
+            for outcome in outcomes:
+                write_table(tmp / f"seed-{outcome.seed}" / "metrics.csv", outcome.metrics[METRICS_COLUMNS])
+        write_report(
+            tmp,
+            metrics=primary.metrics[METRICS_COLUMNS],
+            summary=summary,
+            similarity=primary.similarity,
+            bound=primary.bound,
+            strategies=primary.strategies,
+            provenance=provenance,
+        )
+    _print_headline(headline, config, timings, verdict, Path(out_dir), console)
+    return summary
+
+
+def _print_headline(
+    headline: list[dict[str, Any]], config: StudyConfig, timings: dict[str, float], verdict: str,
+    out_dir: Path, console: Console,
+) -> None:
+    table = Table(title="test (reported once; every choice made on validation)")
+    columns = ["model", "lambda", "accuracy", "worst_group_accuracy"]
+    columns += [f"{a}_{m}" for a in config.attributes for m in ("dpd", "eod")]
+    for column in columns:
+        table.add_column(column)
+    for row in headline:
+        table.add_row(*[
+            str(row[c]) if isinstance(row[c], str) else ("-" if row[c] is None or row[c] != row[c] else f"{row[c]:.3f}")
+            for c in columns
+        ])
+    console.print(table)
+    console.print("time per stage (s): " + ", ".join(f"{k} {v}" for k, v in timings.items()))
+    console.print(f"verdict: {verdict}")
+    console.print(f"wrote {out_dir}/metrics.csv, summary.json, report.html")
