@@ -1,0 +1,62 @@
+"""Dataset registry: ``load_dataset(name, data_dir, **options)`` dispatches to a loader by name.
+
+Loaders are imported lazily (module path + function name), so importing ``fairmerge.data`` stays
+cheap and an optional dependency of one loader never breaks the others.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+from collections.abc import Callable
+from typing import Any
+
+from fairmerge.data.types import GroupedTextDataset
+from fairmerge.errors import ConfigError, DataError
+
+_LOADERS: dict[str, tuple[str, str]] = {
+    "hatexplain": ("fairmerge.data.hatexplain", "load_hatexplain"),
+    "sbic": ("fairmerge.data.sbic", "load_sbic"),
+    "mhs": ("fairmerge.data.mhs", "load_mhs"),
+    "civil_comments": ("fairmerge.data.civil_comments", "load_civil_comments"),
+    "csv": ("fairmerge.data.table", "load_table_dataset"),
+}
+
+
+def available_datasets() -> list[str]:
+    """Names accepted by :func:`load_dataset`."""
+    return sorted(_LOADERS)
+
+
+def get_loader(name: str) -> Callable[..., GroupedTextDataset]:
+    """The loader function registered under ``name``."""
+    key = name.strip().lower().replace("-", "_")
+    if key not in _LOADERS:
+        raise DataError(f"unknown dataset {name!r}; available: {', '.join(available_datasets())}")
+    module, function = _LOADERS[key]
+    loader: Callable[..., GroupedTextDataset] = getattr(importlib.import_module(module), function)
+    return loader
+
+
+def loader_options(name: str) -> dict[str, Any]:
+    """The options a dataset's loader accepts, with their defaults (``inspect.Parameter.empty`` if none)."""
+    parameters = inspect.signature(get_loader(name)).parameters
+    return {p.name: p.default for p in parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
+def load_dataset(
+    name: str, data_dir: str | os.PathLike[str] | None = None, **options: Any
+) -> GroupedTextDataset:
+    """Load a registered dataset.
+
+    ``data_dir`` defaults to ``$FAIRMERGE_DATA_DIR``. ``options`` go to the loader, e.g.
+    ``load_dataset("hatexplain", label_scheme="toxic")``; an unknown option is an error that lists
+    the accepted ones.
+    """
+    loader = get_loader(name)
+    accepted = loader_options(name)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ConfigError(f"dataset {name!r} has no option(s) {unknown}; it accepts {sorted(accepted)}")
+    return loader(data_dir, **options)
