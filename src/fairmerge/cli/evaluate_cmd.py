@@ -1,9 +1,103 @@
-"""CLI commands: evaluate (filled in by the issue that owns them)."""
+"""CLI command: ``fairmerge evaluate`` — any checkpoint on any CSV/Parquet file."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from fairmerge.errors import ConfigError
+
+
+def parse_group_cols(specs: list[str]) -> dict[str, str]:
+    """``COL`` (attribute named after the column) or ``ATTR=COL`` -> {attribute: column}."""
+    mapping: dict[str, str] = {}
+    for spec in specs:
+        attribute, sep, column = spec.partition("=")
+        if not sep:
+            attribute = column = spec
+        attribute, column = attribute.strip(), column.strip()
+        if not attribute or not column:
+            raise ConfigError(f"--group-col {spec!r}: expected COL or ATTR=COL")
+        if attribute in mapping:
+            raise ConfigError(f"--group-col: attribute {attribute!r} given twice")
+        mapping[attribute] = column
+    return mapping
+
+
+def evaluate(
+    model: str = typer.Argument(..., help="Checkpoint directory or Hugging Face id ('default' = bundled MiniLM)."),
+    data: Path = typer.Option(..., "--data", help="CSV or Parquet file with one example per row."),
+    text_col: str = typer.Option(..., "--text-col", help="Column holding the text."),
+    label_col: str = typer.Option(..., "--label-col", help="Column holding the label."),
+    group_col: list[str] = typer.Option(
+        ..., "--group-col", help="Group column, as COL or ATTR=COL; repeat for several attributes."
+    ),
+    positive: str | None = typer.Option(
+        None, "--positive", help="Label value that counts as positive (default: labels must be 0/1)."
+    ),
+    group_sep: str | None = typer.Option(
+        None, "--group-sep", help="Separator of several groups in one cell, e.g. '|'."
+    ),
+    id_col: str | None = typer.Option(None, "--id-col", help="Column of example ids (default: row number)."),
+    out: Path = typer.Option(Path("evaluation"), "--out", help="Output directory."),
+    tokenizer: str | None = typer.Option(
+        None, "--tokenizer", help="Tokenizer, when the checkpoint directory has none."
+    ),
+    split_name: str = typer.Option("test", "--split-name", help="Value of the 'split' column."),
+    max_length: int = typer.Option(128, "--max-length", help="Truncate texts to this many tokens."),
+    batch_size: int = typer.Option(128, "--batch-size", help="Examples per forward pass."),
+    threshold: float = typer.Option(0.5, "--threshold", help="Predict positive when P(y=1) > threshold."),
+    min_group_size: int = typer.Option(30, "--min-group-size", help="Smallest group that enters the gaps."),
+    resamples: int = typer.Option(1000, "--resamples", help="Bootstrap resamples (0: no intervals)."),
+    seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
+    device: str | None = typer.Option(None, "--device", help="cpu, cuda, … (default: CUDA if available)."),
+) -> None:
+    """Evaluate a sequence classifier on a table: group metrics with bootstrap intervals.
+
+    Writes OUT/metrics.csv (model, lambda, split, attribute, group, metric, value, ci_low, ci_high)
+    and OUT/predictions.csv (id, label, prediction, score, groups).
+
+    Example:
+
+        fairmerge evaluate ./ckpt --data posts.csv --text-col text --label-col hate
+        --group-col race=target_race --group-sep "|" --out eval
+    """
+    from fairmerge.data.table import read_table_split
+    from fairmerge.evaluation import METRICS_FILE, PREDICTIONS_FILE, evaluate_checkpoint
+
+    split = read_table_split(
+        data,
+        text_col=text_col,
+        label_col=label_col,
+        group_cols=parse_group_cols(group_col),
+        positive=positive,
+        group_sep=group_sep,
+        id_col=id_col,
+    )
+    metrics = evaluate_checkpoint(
+        model,
+        split,
+        out,
+        split_name=split_name,
+        tokenizer_path=tokenizer,
+        max_length=max_length,
+        batch_size=batch_size,
+        threshold=threshold,
+        min_group_size=min_group_size,
+        n_resamples=resamples,
+        seed=seed,
+        device=device,
+        progress=True,
+    )
+    overall = metrics[(metrics["attribute"] == "all") & (metrics["metric"] == "accuracy")].iloc[0]
+    typer.echo(
+        f"{len(split)} examples, accuracy {overall['value']:.3f} "
+        f"[{overall['ci_low']:.3f}, {overall['ci_high']:.3f}]"
+    )
+    typer.echo(f"wrote {out / METRICS_FILE} and {out / PREDICTIONS_FILE}")
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
+    app.command("evaluate")(evaluate)
