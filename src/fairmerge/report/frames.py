@@ -1,0 +1,186 @@
+"""Read the tidy metrics table for the report: model labels, λ curves and baseline values.
+
+``metrics`` is the tidy ``metrics.csv`` of DESIGN.md (columns ``model, lambda, split, attribute,
+group, metric, value, ci_low, ci_high``). Model labels are opaque strings; the report only groups them
+by family (the part before ``:``) and by decision (a ``@calibrated`` suffix).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fairmerge.errors import DataError
+
+METRIC_COLUMNS: tuple[str, ...] = (
+    "model",
+    "lambda",
+    "split",
+    "attribute",
+    "group",
+    "metric",
+    "value",
+    "ci_low",
+    "ci_high",
+)
+CALIBRATED_SUFFIX = "@calibrated"
+BASELINE_FAMILIES: tuple[str, ...] = ("base", "fft", "lora", "threshold_optimizer", "merge_pergroup")
+
+
+@dataclass(frozen=True)
+class ModelLabel:
+    """A model label split into family (``merge``, ``inject``…), target (the injected group) and decision."""
+
+    label: str
+    family: str
+    target: str | None
+    calibrated: bool
+
+    @property
+    def decision(self) -> str:
+        return "calibrated" if self.calibrated else "argmax"
+
+
+def parse_model(label: str) -> ModelLabel:
+    """Split e.g. ``inject:African@calibrated`` into family ``inject``, target ``African``, calibrated."""
+    calibrated = label.endswith(CALIBRATED_SUFFIX)
+    core = label[: -len(CALIBRATED_SUFFIX)] if calibrated else label
+    family, sep, target = core.partition(":")
+    return ModelLabel(label=label, family=family, target=target if sep else None, calibrated=calibrated)
+
+
+def with_decision(family_label: str, calibrated: bool) -> str:
+    """The label of ``family_label`` under the given decision (``fft`` → ``fft@calibrated``)."""
+    return family_label + CALIBRATED_SUFFIX if calibrated else family_label
+
+
+def validate_metrics(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Check the tidy columns and return a copy with numeric ``lambda``/``value``/CI columns."""
+    if not isinstance(metrics, pd.DataFrame):
+        raise DataError(f"metrics must be a pandas DataFrame, got {type(metrics).__name__}")
+    missing = [c for c in METRIC_COLUMNS if c not in metrics.columns]
+    if missing:
+        raise DataError(f"metrics is missing columns {missing}; expected {list(METRIC_COLUMNS)}")
+    out = metrics.copy()
+    for col in ("lambda", "value", "ci_low", "ci_high"):
+        try:
+            out[col] = pd.to_numeric(out[col]).astype(float)
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"metrics column {col!r} must be numeric (NaN allowed): {exc}") from exc
+    for col in ("model", "split", "attribute", "group", "metric"):
+        out[col] = out[col].astype(str)
+    return out
+
+
+def models_present(metrics: pd.DataFrame, *, family: str, split: str = "val") -> list[ModelLabel]:
+    """The labels of ``family`` that have swept (non-NaN λ) rows on ``split``, in first-seen order."""
+    rows = metrics[(metrics["split"] == split) & metrics["lambda"].notna()]
+    labels = [parse_model(m) for m in pd.unique(rows["model"])]
+    return [lab for lab in labels if lab.family == family]
+
+
+def curve(
+    metrics: pd.DataFrame, *, model: str, metric: str, split: str = "val", attribute: str = "all",
+    group: str = "all",
+) -> pd.DataFrame:
+    """Rows of one metric along λ for one model: columns ``lambda, value, ci_low, ci_high``, sorted by λ."""
+    sel = metrics[
+        (metrics["model"] == model)
+        & (metrics["split"] == split)
+        & (metrics["metric"] == metric)
+        & (metrics["attribute"] == attribute)
+        & (metrics["group"] == group)
+        & metrics["lambda"].notna()
+    ]
+    out = sel[["lambda", "value", "ci_low", "ci_high"]].drop_duplicates("lambda", keep="last")
+    return out.sort_values("lambda").reset_index(drop=True)
+
+
+def point_value(
+    metrics: pd.DataFrame, *, model: str, metric: str, split: str = "val", attribute: str = "all",
+    group: str = "all", lam: float | None = None,
+) -> float:
+    """One value (NaN when absent). ``lam=None`` means the λ-free (baseline) row."""
+    sel = metrics[
+        (metrics["model"] == model)
+        & (metrics["split"] == split)
+        & (metrics["metric"] == metric)
+        & (metrics["attribute"] == attribute)
+        & (metrics["group"] == group)
+    ]
+    if lam is None:
+        sel = sel[sel["lambda"].isna()]
+    else:
+        sel = sel[np.isclose(sel["lambda"].to_numpy(dtype=float), lam, rtol=0.0, atol=1e-9)]
+    return float(sel["value"].iloc[-1]) if len(sel) else math.nan
+
+
+def attributes_of(metrics: pd.DataFrame) -> list[str]:
+    """The attributes with group rows, in first-seen order."""
+    attrs = metrics.loc[metrics["attribute"] != "all", "attribute"]
+    return [str(a) for a in pd.unique(attrs)]
+
+
+def groups_of(metrics: pd.DataFrame, attribute: str) -> list[str]:
+    """The groups of ``attribute`` (excluding the ``all`` row), in first-seen order."""
+    rows = metrics[(metrics["attribute"] == attribute) & (metrics["group"] != "all")]
+    return [str(g) for g in pd.unique(rows["group"])]
+
+
+def attribute_of_group(metrics: pd.DataFrame, group: str) -> str | None:
+    """The attribute whose groups include ``group`` (the first one when several do)."""
+    rows = metrics[(metrics["group"] == group) & (metrics["attribute"] != "all")]
+    return str(rows["attribute"].iloc[0]) if len(rows) else None
+
+
+def group_sizes(metrics: pd.DataFrame, split: str) -> pd.Series:
+    """Group sizes ``n`` on ``split`` indexed by (attribute, group).
+
+    Group membership does not depend on the model, so any model's rows give the sizes; FFT's are
+    preferred, then the first model seen.
+    """
+    rows = metrics[(metrics["split"] == split) & (metrics["metric"] == "n") & (metrics["group"] != "all")]
+    if rows.empty:
+        return pd.Series(dtype=float)
+    models = list(pd.unique(rows["model"]))
+    model = "fft" if "fft" in models else models[0]
+    rows = rows[rows["model"] == model]
+    first_lambda = rows.groupby(["attribute", "group"], sort=False)["value"].first()
+    return first_lambda.astype(float)
+
+
+def selected_lambda(summary: Mapping[str, Any], label: str) -> float | None:
+    """The single λ selected for ``label`` in ``summary['selected']`` (None when absent or per-group)."""
+    entry = (summary.get("selected") or {}).get(label)
+    if not isinstance(entry, Mapping):
+        return None
+    lam = entry.get("lambda")
+    if lam is None:
+        return None
+    try:
+        value = float(lam)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(value) else value
+
+
+def pareto_front(accuracy: Iterable[float], gap: Iterable[float]) -> np.ndarray:
+    """Boolean mask of the points not dominated in (max accuracy, min gap); NaN points are never on it.
+
+    Hand-written (a few lines) so that the report depends on the metrics table only, not on the sweep
+    package that produced it.
+    """
+    acc = np.asarray(list(accuracy), dtype=float)
+    gp = np.asarray(list(gap), dtype=float)
+    valid = ~(np.isnan(acc) | np.isnan(gp))
+    mask = np.zeros(acc.shape, dtype=bool)
+    for i in np.flatnonzero(valid):
+        others = valid & (np.arange(acc.size) != i)
+        dominated = others & (acc >= acc[i]) & (gp <= gp[i]) & ((acc > acc[i]) | (gp < gp[i]))
+        mask[i] = not dominated.any()
+    return mask

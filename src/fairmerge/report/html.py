@@ -1,0 +1,366 @@
+"""The study's report: one self-contained HTML file (figures embedded as base64, no JS, no external URL).
+
+``write_report`` draws every figure into ``OUT/plots`` and writes ``OUT/report.html``. The figures are
+drawn into a temporary directory that replaces ``OUT/plots`` only once the whole HTML is built, and the
+HTML file is written atomically, so bad input leaves no partial output behind.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from fairmerge.atomic import atomic_directory, atomic_write_text
+from fairmerge.errors import DataError
+from fairmerge.report import plots
+from fairmerge.report.frames import attributes_of, group_sizes, validate_metrics
+from fairmerge.report.tables import (
+    NA,
+    fmt_cell,
+    fmt_lambda,
+    fmt_number,
+    format_metric_table,
+    group_size_table,
+    headline_table,
+    records_table,
+    strategy_table,
+)
+
+REPORT_NAME = "report.html"
+PLOTS_DIR = "plots"
+BOUND_COLUMNS: tuple[str, ...] = ("lambda", "attribute", "observed_dpd", "bound")
+
+CSS = """
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #222;
+       max-width: 1500px; margin: 0 auto; padding: 1em 2em; line-height: 1.45; }
+h1 { margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2em; margin-top: 1.8em; }
+nav a { margin-right: 0.9em; font-size: 0.9em; }
+table.tbl { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0 1em 0; }
+table.tbl th, table.tbl td { border: 1px solid #ddd; padding: 0.25em 0.6em; text-align: right; }
+table.tbl th { background: #f4f6f8; }
+table.tbl td:first-child, table.tbl th:first-child { text-align: left; }
+table.tbl tr:nth-child(even) td { background: #fbfbfb; }
+.side-by-side { display: flex; flex-wrap: wrap; gap: 2em; align-items: flex-start; }
+figure { margin: 0.5em 0 1.5em 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { font-size: 0.85em; color: #555; max-width: 70em; }
+pre { background: #f6f8fa; padding: 0.8em; overflow-x: auto; font-size: 0.8em; }
+.note { background: #f5f8ff; border-left: 4px solid #5b7bd5; padding: 0.5em 1em; }
+.verdict { background: #fffaf0; border-left: 4px solid #e0a030; padding: 0.5em 1em; }
+dl.facts { display: grid; grid-template-columns: max-content auto; gap: 0.2em 1em; }
+dl.facts dt { font-weight: 600; } dl.facts dd { margin: 0; }
+"""
+
+HOW_TO_READ = (
+    "<ul>"
+    "<li><b>DPD</b> (demographic parity difference) is the largest gap in the rate of positive "
+    "(hateful) predictions between groups of one attribute. Posts that target a group are mostly "
+    "hateful, and the base rates differ a lot between groups, so DPD is dominated by those different "
+    "base rates: even a perfect classifier has a large DPD.</li>"
+    "<li><b>EOD</b> (equalized odds difference) is the larger of the TPR gap and the FPR gap between "
+    "groups. It compares errors at equal true labels, which makes it the more telling gap here.</li>"
+    "<li>Gaps are taken over groups with at least the minimum group size; smaller groups are listed "
+    "but excluded. An undefined rate (no positives or no negatives in a group) is shown as n/a, "
+    "never as 0.</li>"
+    "<li>Intervals in brackets are 95% bootstrap percentile intervals (resampling posts).</li>"
+    "<li>λ, per-group λ and decision thresholds are chosen on the <b>validation</b> split; the test "
+    "split is evaluated once, for the baselines and the selected points only. Curves over λ are "
+    "validation curves. A model label ending in <code>@calibrated</code> uses a decision threshold "
+    "re-chosen on validation instead of the argmax.</li>"
+    "</ul>"
+)
+
+BOUND_ASSUMPTIONS = (
+    "The bound follows the merge path θ(λ) = θ_base + λ·Σ τ_g. It assumes that each group's "
+    "selection rate changes along that direction no faster than a Lipschitz constant L_g times the "
+    "distance moved in weight space (λ·‖Σ τ_g‖), so that DPD(λ) can exceed DPD(0) by at most "
+    "λ·‖Σ τ_g‖·(L_a + L_b) for the two groups that define the gap. The constants are estimated by "
+    "finite differences on the validation λ grid, so this is an empirical bound, not a certified "
+    "one: it holds between grid points only if the rates vary no faster there than measured, it "
+    "inherits the sampling noise of the per-group rates, and it says nothing about directions other "
+    "than Σ τ_g. A bound above 1 is vacuous, since DPD never exceeds 1. The derivation is in "
+    "<code>docs/bound.md</code> of the fairmerge repository."
+)
+
+
+def write_report(
+    out_dir: Path,
+    *,
+    metrics: pd.DataFrame,
+    summary: dict[str, Any],
+    similarity: pd.DataFrame | None,
+    bound: pd.DataFrame | None,
+    strategies: pd.DataFrame | None,
+    provenance: dict[str, Any],
+) -> Path:
+    """Write ``out_dir/plots/*.png`` and the self-contained ``out_dir/report.html``; return the report path.
+
+    Parameters
+    ----------
+    out_dir : the study's output directory.
+    metrics : the tidy ``metrics.csv`` table (``model, lambda, split, attribute, group, metric, value,
+        ci_low, ci_high``).
+    summary : the content of ``summary.json`` (dataset, selection, selected, headline, timings, …).
+    similarity : square cosine-similarity table between subgroup task vectors, or None.
+    bound : rows ``lambda, attribute, observed_dpd, bound`` along the merge path, or None.
+    strategies : one row per (strategy, decision) with the selected λ and test metrics, or None.
+    provenance : config, data file hashes, model hash, package versions, seeds.
+    """
+    metrics = validate_metrics(metrics)
+    _check_inputs(summary, similarity, bound, strategies, provenance)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_directory(out_dir / PLOTS_DIR, overwrite=True) as plot_dir:
+        figures = {
+            "curves": plots.plot_lambda_curves(metrics, summary, plot_dir / "lambda_curves.png"),
+            "per-group": plots.plot_group_accuracy(metrics, summary, plot_dir / "group_accuracy.png"),
+            "pareto": plots.plot_pareto(metrics, summary, plot_dir / "pareto.png"),
+            "injection": plots.plot_injection_effects(metrics, summary, plot_dir / "injection_effects.png"),
+            "similarity": plots.plot_similarity(similarity, plot_dir / "similarity.png"),
+            "bound": plots.plot_bound(bound, plot_dir / "bound.png"),
+        }
+        images = {k: base64.b64encode(p.read_bytes()).decode("ascii") for k, p in figures.items() if p}
+        document = render_html(
+            metrics=metrics, summary=summary, bound=bound, strategies=strategies,
+            provenance=provenance, images=images,
+        )
+    report = out_dir / REPORT_NAME
+    atomic_write_text(report, document)
+    return report
+
+
+def _check_inputs(
+    summary: Any, similarity: Any, bound: Any, strategies: Any, provenance: Any
+) -> None:
+    """Reject malformed optional inputs before anything is drawn."""
+    if not isinstance(summary, Mapping):
+        raise DataError(f"summary must be a mapping (summary.json), got {type(summary).__name__}")
+    if not isinstance(provenance, Mapping):
+        raise DataError(f"provenance must be a mapping, got {type(provenance).__name__}")
+    for name, frame in (("similarity", similarity), ("bound", bound), ("strategies", strategies)):
+        if frame is not None and not isinstance(frame, pd.DataFrame):
+            raise DataError(f"{name} must be a pandas DataFrame or None, got {type(frame).__name__}")
+    if similarity is not None and similarity.shape[0] != similarity.shape[1]:
+        raise DataError(f"similarity must be square (groups × groups), got shape {similarity.shape}")
+    if bound is not None:
+        missing = [c for c in BOUND_COLUMNS if c not in bound.columns]
+        if missing:
+            raise DataError(f"bound is missing columns {missing}; expected {list(BOUND_COLUMNS)}")
+
+
+# ---------------------------------------------------------------------------------------------- HTML
+
+def _esc(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _table(frame: pd.DataFrame) -> str:
+    if frame.empty:
+        return f"<p>{NA}</p>"
+    return frame.to_html(index=False, escape=True, border=0, classes="tbl", na_rep=NA)
+
+
+def _figure(images: Mapping[str, str], key: str, alt: str, caption: str) -> str:
+    return (
+        f'<figure><img src="data:image/png;base64,{images[key]}" alt="{_esc(alt)}">'
+        f"<figcaption>{caption}</figcaption></figure>"
+    )
+
+
+def _section(section_id: str, title: str, body: str) -> str:
+    return f'<section id="{section_id}">\n<h2>{_esc(title)}</h2>\n{body}\n</section>'
+
+
+def _facts(items: Sequence[tuple[str, Any]]) -> str:
+    rows = "".join(f"<dt>{_esc(k)}</dt><dd>{_esc(fmt_cell(v))}</dd>" for k, v in items)
+    return f'<dl class="facts">{rows}</dl>'
+
+
+def _paragraphs(text: str, css_class: str) -> str:
+    parts = [p.strip() for p in str(text).split("\n\n") if p.strip()]
+    body = "".join(f"<p>{_esc(p)}</p>".replace("\n", "<br>") for p in parts)
+    return f'<div class="{css_class}">{body}</div>'
+
+
+def _summary_section(summary: Mapping[str, Any]) -> str:
+    selection = summary.get("selection") or {}
+    worst = summary.get("worst_group") or {}
+    facts = [
+        ("dataset", summary.get("dataset")),
+        ("model", summary.get("model")),
+        ("label scheme", summary.get("label_scheme")),
+        ("attributes", summary.get("attributes")),
+        ("seeds", summary.get("seeds")),
+        ("selection rule", selection.get("rule")),
+        *[(f"selection {k}", v) for k, v in selection.items() if k != "rule"],
+        ("worst group (validation)",
+         f"{worst.get('attribute', NA)} / {worst.get('group', NA)} (by {worst.get('criterion', NA)})"
+         if worst else None),
+    ]
+    body = _facts(facts)
+    verdict = summary.get("verdict")
+    body += "<h3>Verdict</h3>" + (_paragraphs(verdict, "verdict") if verdict else f"<p>{NA}</p>")
+    selected = summary.get("selected") or {}
+    if selected:
+        rows = [
+            {"model": label, "λ": fmt_lambda(entry.get("lambdas") or entry.get("lambda")),
+             "rule": entry.get("rule"), "feasible": entry.get("feasible"), "reason": entry.get("reason")}
+            for label, entry in selected.items() if isinstance(entry, Mapping)
+        ]
+        body += "<h3>Selected on validation</h3>" + _table(records_table(rows))
+    return _section("summary", "Summary", body)
+
+
+def _headline_section(summary: Mapping[str, Any], metrics: pd.DataFrame, attributes: list[str]) -> str:
+    headline = _table(headline_table(summary, attributes))
+    sizes = group_size_table({split: group_sizes(metrics, split) for split in ("val", "test")})
+    body = (
+        "<p>Test split, evaluated once at the points selected on validation. "
+        "Brackets: 95% bootstrap CI.</p>"
+        f'<div class="side-by-side"><div>{headline}</div>'
+        f"<div><h3>Group sizes</h3>{_table(sizes)}</div></div>"
+    )
+    return _section("headline", "Headline results (test)", body)
+
+
+def _strategies_section(strategies: pd.DataFrame, summary: Mapping[str, Any], attributes: list[str]) -> str:
+    body = (
+        "<p>How the subgroup training sets were built (strategy) and how decisions are taken "
+        "(argmax or a threshold re-chosen on validation): λ selected on validation, test metrics "
+        "with 95% bootstrap CIs, next to the FFT, LoRA and post-processing (ThresholdOptimizer) "
+        "references.</p>" + _table(strategy_table(strategies, summary, attributes))
+    )
+    return _section("strategies", "Subgroup training-set strategies", body)
+
+
+def _bound_section(bound: pd.DataFrame, images: Mapping[str, str]) -> str:
+    checked = bound.assign(ok=bound["observed_dpd"] <= bound["bound"] + 1e-12)
+    aggs: dict[str, tuple[str, str]] = {
+        "λ points": ("ok", "size"),
+        "observed ≤ bound": ("ok", "sum"),
+        "max observed DPD": ("observed_dpd", "max"),
+    }
+    if "lipschitz_max" in bound.columns:
+        aggs["max Lipschitz estimate"] = ("lipschitz_max", "max")
+    holds = checked.groupby("attribute", sort=False).agg(**aggs).reset_index()
+    body = (
+        _figure(images, "bound", "observed DPD vs bound",
+                "Observed validation DPD along the merge path (solid) and the bound (dashed).")
+        + _table(holds.map(fmt_cell)) + f"<p>{BOUND_ASSUMPTIONS}</p>"
+    )
+    return _section("bound", "λ–DPD bound", body)
+
+
+def _multi_seed_section(rows: Any, attributes: list[str]) -> str:
+    try:
+        frame = pd.DataFrame(rows)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"summary['multi_seed'] must be a list of row mappings: {exc}") from exc
+    body = (
+        "<p>Mean ± standard deviation over seeds, and paired bootstrap tests / CIs of the differences "
+        "in DPD and EOD between methods.</p>" + _table(format_metric_table(frame, attributes))
+    )
+    return _section("multi-seed", "Across seeds", body)
+
+
+def _timings_section(timings: Mapping[str, Any]) -> str:
+    rows = [{"stage": k, "seconds": fmt_number(v, 1)} for k, v in timings.items()]
+    numeric = [float(v) for v in timings.values() if isinstance(v, int | float) and not math.isnan(float(v))]
+    rows.append({"stage": "total", "seconds": fmt_number(sum(numeric), 1)})
+    return _section("timings", "Time per stage", _table(pd.DataFrame(rows)))
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON types only (numpy scalars, paths and the like become strings or numbers)."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def _provenance_section(provenance: Mapping[str, Any]) -> str:
+    parts = []
+    for key, value in provenance.items():
+        parts.append(f"<h3>{_esc(key)}</h3>")
+        flat = isinstance(value, Mapping) and all(
+            not isinstance(v, Mapping | list | tuple) for v in value.values()
+        )
+        if isinstance(value, str) and "\n" in value:
+            parts.append(f"<pre>{_esc(value)}</pre>")
+        elif flat and key != "config":
+            frame = pd.DataFrame({"name": list(value.keys()), "value": [fmt_cell(v) for v in value.values()]})
+            parts.append(_table(frame))
+        elif isinstance(value, Mapping | list | tuple):
+            text = yaml.safe_dump(_jsonable(value), sort_keys=False, allow_unicode=True)
+            parts.append(f"<pre>{_esc(text)}</pre>")
+        else:
+            parts.append(f"<p>{_esc(fmt_cell(value))}</p>")
+    return _section("provenance", "Provenance", "".join(parts) or f"<p>{NA}</p>")
+
+
+FIGURE_SECTIONS: tuple[tuple[str, str, str], ...] = (
+    ("curves", "Accuracy, DPD and EOD vs λ (validation)",
+     "Merge sweep on validation. Solid lines: argmax decision; dashed: threshold re-chosen on validation "
+     "(when present). Horizontal lines: θ_base, FFT and LoRA on validation. Vertical line: the selected λ."),
+    ("per-group", "Per-group accuracy vs λ (validation)",
+     "Accuracy of each group along the merge sweep; the legend gives each group's validation size. "
+     "A line with gaps means the accuracy is undefined (empty group) at those points."),
+    ("pareto", "Accuracy–fairness trade-off (validation)",
+     "Every swept merge and injection point on validation; black: the non-dominated front; coloured "
+     "symbols: baselines; stars: the selected points."),
+    ("injection", "Worst-group and per-group injection (validation)",
+     "θ_FFT + λ·τ_g for each subgroup vector g, as a difference to FFT on validation. Some injections "
+     "help a group or narrow the gap, others hurt; the thick line is the worst group."),
+    ("similarity", "Similarity between subgroup task vectors",
+     "Cosine similarity between the subgroup task vectors τ_g = θ_g − θ_base."),
+)
+
+
+def render_html(
+    *,
+    metrics: pd.DataFrame,
+    summary: Mapping[str, Any],
+    bound: pd.DataFrame | None,
+    strategies: pd.DataFrame | None,
+    provenance: Mapping[str, Any],
+    images: Mapping[str, str],
+) -> str:
+    """The report as one HTML string; sections whose input is absent are left out."""
+    attributes = [str(a) for a in summary.get("attributes") or attributes_of(metrics)]
+    sections: list[tuple[str, str, Callable[[], str]]] = [
+        ("summary", "Summary", lambda: _summary_section(summary)),
+        ("how-to-read", "How to read this",
+         lambda: _section("how-to-read", "How to read this", f'<div class="note">{HOW_TO_READ}</div>')),
+        ("headline", "Headline", lambda: _headline_section(summary, metrics, attributes)),
+    ]
+    if strategies is not None and not strategies.empty:
+        sections.append(("strategies", "Strategies",
+                         lambda: _strategies_section(strategies, summary, attributes)))
+    for key, title, caption in FIGURE_SECTIONS:
+        if key in images:
+            sections.append((key, title, _figure_section(key, title, caption, images)))
+    if bound is not None and not bound.empty and "bound" in images:
+        sections.append(("bound", "Bound", lambda: _bound_section(bound, images)))
+    if summary.get("multi_seed"):
+        rows = summary["multi_seed"]
+        sections.append(("multi-seed", "Seeds", lambda: _multi_seed_section(rows, attributes)))
+    if summary.get("timings_s"):
+        sections.append(("timings", "Timings", lambda: _timings_section(summary["timings_s"])))
+    sections.append(("provenance", "Provenance", lambda: _provenance_section(provenance)))
+
+    title = f"fairmerge report — {summary.get('dataset', NA)} · {summary.get('model', NA)}"
+    nav = " ".join(f'<a href="#{sid}">{_esc(name)}</a>' for sid, name, _ in sections)
+    body = "\n".join(render() for _, _, render in sections)
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        f"<title>{_esc(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
+        f"<h1>{_esc(title)}</h1>\n<nav>{nav}</nav>\n{body}\n</body>\n</html>\n"
+    )
+
+
+def _figure_section(key: str, title: str, caption: str, images: Mapping[str, str]) -> Callable[[], str]:
+    return lambda: _section(key, title, _figure(images, key, title, _esc(caption)))

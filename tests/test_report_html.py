@@ -1,0 +1,313 @@
+"""End-to-end tests of the HTML report on a small, realistic study output (no model, no data needed)."""
+
+from __future__ import annotations
+
+import math
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fairmerge.errors import DataError
+from fairmerge.report import write_report
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+ALL_SECTIONS = (
+    "summary", "how-to-read", "headline", "strategies", "curves", "per-group", "pareto", "injection",
+    "similarity", "bound", "multi-seed", "timings", "provenance",
+)
+ALL_PLOTS = {
+    "lambda_curves.png", "group_accuracy.png", "pareto.png", "injection_effects.png", "similarity.png",
+    "bound.png",
+}
+HOSTILE = 'Other $ & <x>'  # a group name from user data: must be escaped in HTML, drawn verbatim in plots
+# attribute -> {group: (val n, test n)}; the small groups get NaN rates and are excluded from gaps.
+GROUPS = {
+    "race": {"African": (310, 315), "Arab": (77, 67), "Asian": (34, 36), "Caucasian": (48, 52),
+             "Hispanic": (12, 11), HOSTILE: (8, 9)},
+    "gender": {"Women": (151, 147), "Men": (6, 6)},
+}
+MIN_GROUP_SIZE = 30
+LAMBDAS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def _model_rows(model: str, lam: float, split: str, rng: np.random.Generator, *, ci: bool) -> list[dict]:
+    """Rows of one evaluated model in the tidy metrics format, NaN where a rate is undefined."""
+    rows: list[dict[str, Any]] = []
+
+    def add(attribute: str, group: str, metric: str, value: float) -> None:
+        width = 0.03 if ci and not math.isnan(value) and metric != "n" else math.nan
+        rows.append({"model": model, "lambda": lam, "split": split, "attribute": attribute, "group": group,
+                     "metric": metric, "value": value, "ci_low": value - width, "ci_high": value + width})
+
+    idx = 0 if split == "val" else 1
+    total = sum(sizes[g][idx] for sizes in GROUPS.values() for g in sizes) + 1200
+    add("all", "all", "n", float(total))
+    for metric in ("accuracy", "selection_rate", "tpr", "fpr"):
+        add("all", "all", metric, float(rng.uniform(0.4, 0.85)))
+    for attribute, sizes in GROUPS.items():
+        accs, sels, tprs, fprs = [], [], [], []
+        for group, ns in sizes.items():
+            n = ns[idx]
+            add(attribute, group, "n", float(n))
+            small = n < MIN_GROUP_SIZE
+            values = {m: float(rng.uniform(0.3, 0.95)) for m in ("accuracy", "selection_rate", "tpr")}
+            values["fpr"] = math.nan if small else float(rng.uniform(0.05, 0.5))  # no negatives
+            for metric, value in values.items():
+                add(attribute, group, metric, value)
+            if not small:
+                accs.append(values["accuracy"])
+                sels.append(values["selection_rate"])
+                tprs.append(values["tpr"])
+                fprs.append(values["fpr"])
+        qualifying = len(accs)
+        gap = (lambda xs: max(xs) - min(xs)) if qualifying >= 2 else (lambda xs: math.nan)
+        add(attribute, "all", "dpd", gap(sels))
+        add(attribute, "all", "eod", max(gap(tprs), gap(fprs)) if qualifying >= 2 else math.nan)
+        add(attribute, "all", "worst_group_accuracy", min(accs) if accs else math.nan)
+        add(attribute, "all", "n_groups", float(qualifying))
+    return rows
+
+
+def _metrics() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    rows: list[dict] = []
+    for model in ("base", "fft", "lora", "fft@calibrated", "threshold_optimizer", "merge_pergroup"):
+        for split in ("val", "test"):
+            rows += _model_rows(model, math.nan, split, rng, ci=True)
+    for model in ("merge", "merge@calibrated"):
+        for lam in LAMBDAS:
+            rows += _model_rows(model, lam, "val", rng, ci=model == "merge")
+    for group in ("African", "Arab", "Women"):
+        for lam in (0.0, 0.5, 1.0):
+            rows += _model_rows(f"inject:{group}", lam, "val", rng, ci=False)
+    rows += _model_rows("merge", 0.5, "test", rng, ci=True)
+    rows += _model_rows("inject:African", 0.5, "test", rng, ci=True)
+    return pd.DataFrame(rows)
+
+
+def _headline_row(model: str, lam: float | None, rng: np.random.Generator) -> dict[str, Any]:
+    acc = float(rng.uniform(0.5, 0.85))
+    row: dict[str, Any] = {"model": model, "lambda": lam, "accuracy": acc, "accuracy_ci_low": acc - 0.02,
+                           "accuracy_ci_high": acc + 0.02, "worst_group_accuracy": acc - 0.2}
+    for attr in GROUPS:
+        for gap in ("dpd", "eod"):
+            # gender has one qualifying group: its gaps are undefined
+            value = math.nan if attr == "gender" else float(rng.uniform(0.1, 0.7))
+            row[f"{attr}_{gap}"] = value
+            row[f"{attr}_{gap}_ci_low"] = value - 0.05
+            row[f"{attr}_{gap}_ci_high"] = value + 0.05
+        row[f"{attr}_n_groups"] = 4 if attr == "race" else 1
+    return row
+
+
+def _summary() -> dict[str, Any]:
+    rng = np.random.default_rng(1)
+    return {
+        "dataset": "hatexplain",
+        "model": "all-MiniLM-L6-v2",
+        "label_scheme": "hate",
+        "attributes": list(GROUPS),
+        "seeds": [0, 1],
+        "selection": {"rule": "constrained", "epsilon": 0.1, "delta": 0.02},
+        "selected": {
+            "merge": {"lambda": 0.5, "lambdas": None, "rule": "constrained", "feasible": True, "reason": "ok"},
+            "merge@calibrated": {"lambda": 0.25, "lambdas": None, "rule": "constrained", "feasible": False,
+                                 "reason": "no λ meets ε; fell back to <fairest>"},
+            "inject:African": {"lambda": 0.5, "lambdas": None, "rule": "constrained", "feasible": True,
+                               "reason": "ok"},
+            "merge_pergroup": {"lambda": None, "lambdas": {"African": 0.3, "Arab": 0.7}, "rule": "constrained",
+                               "feasible": True, "reason": "ok"},
+        },
+        "worst_group": {"attribute": "race", "group": "African", "criterion": "accuracy"},
+        "headline": [
+            _headline_row("base", None, rng), _headline_row("fft", None, rng), _headline_row("lora", None, rng),
+            _headline_row("fft@calibrated", None, rng), _headline_row("merge", 0.5, rng),
+            _headline_row("merge_pergroup", None, rng), _headline_row("inject:African", 0.5, rng),
+            _headline_row("threshold_optimizer", None, rng),
+        ],
+        "timings_s": {"data": 3.2, "fft": 281.0, "subgroups": 400.5, "sweep": 120.25},
+        "verdict": "No strategy keeps accuracy within 2 points of FFT with a lower EOD.\n\n"
+                   "Differences are inside the CIs <script>alert(1)</script>.",
+        "multi_seed": [
+            {"model": "fft", "accuracy_mean": 0.83, "accuracy_std": 0.01, "race_eod_mean": 0.6,
+             "race_eod_std": math.nan},
+            {"model": "merge", "accuracy_mean": 0.71, "accuracy_std": 0.03, "race_eod_mean": 0.5,
+             "race_eod_std": 0.04, "delta_race_eod": -0.1, "delta_race_eod_ci_low": -0.2,
+             "delta_race_eod_ci_high": 0.01, "p_value": 0.07},
+        ],
+    }
+
+
+def _similarity() -> pd.DataFrame:
+    groups = ["African", "Arab", "Asian", "Women"]
+    values = np.array([[1.0, 0.42, 0.31, 0.2], [0.42, 1.0, 0.5, -0.1], [0.31, 0.5, 1.0, math.nan],
+                       [0.2, -0.1, math.nan, 1.0]])
+    return pd.DataFrame(values, index=groups, columns=groups)
+
+
+def _bound() -> pd.DataFrame:
+    rows = []
+    for attr in ("race", "gender"):
+        for lam in LAMBDAS:
+            rows.append({"lambda": lam, "attribute": attr, "observed_dpd": 0.2 + 0.2 * lam,
+                         "bound": 0.2 + 1.5 * lam, "lipschitz_max": 0.8})
+    return pd.DataFrame(rows)
+
+
+def _strategies() -> pd.DataFrame:
+    rng = np.random.default_rng(2)
+    rows = []
+    for strategy in ("targeted", "targeted+background", "balanced"):
+        for decision in ("argmax", "calibrated"):
+            row = _headline_row("x", float(rng.choice(LAMBDAS)), rng)
+            del row["model"]
+            rows.append({"strategy": strategy, "decision": decision, **row})
+    return pd.DataFrame(rows)
+
+
+def _provenance() -> dict[str, Any]:
+    return {
+        "config": {"name": "hatexplain-minilm <script>x</script>", "attributes": ["race", "gender"],
+                   "sweep": {"lambdas": list(LAMBDAS)}},
+        "data_files": {"hatexplain_test_annotators.csv.gz": "1fa58d30932f"},
+        "model_hash": "ab12cd34",
+        "versions": {"torch": "2.13.0", "fairmerge": "0.1.0"},
+        "seeds": [0, 1],
+    }
+
+
+class _Tables(HTMLParser):
+    """Collects every table's rows (cell text) under the id of its enclosing section."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.section = ""
+        self.tables: dict[str, list[list[list[str]]]] = {}
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "section":
+            self.section = dict(attrs).get("id") or ""
+        elif tag == "table":
+            self.tables.setdefault(self.section, []).append([])
+        elif tag == "tr":
+            self.tables[self.section][-1].append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self._cell is not None:
+            self.tables[self.section][-1][-1].append("".join(self._cell).strip())
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def _table_rows(document: str, section: str, index: int = 0) -> list[dict[str, str]]:
+    parser = _Tables()
+    parser.feed(document)
+    header, *rows = parser.tables[section][index]
+    return [dict(zip(header, row, strict=True)) for row in rows]
+
+
+def _visible(document: str) -> str:
+    """The document without the base64 image payloads (random letters would match any word)."""
+    return re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "data:image/png;base64,", document)
+
+
+@pytest.fixture(scope="module")
+def full_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("study")
+    path = write_report(out, metrics=_metrics(), summary=_summary(), similarity=_similarity(), bound=_bound(),
+                        strategies=_strategies(), provenance=_provenance())
+    return path, path.read_text(encoding="utf-8")
+
+
+def test_every_section_and_plot_is_written(full_report: tuple[Path, str]) -> None:
+    path, document = full_report
+    assert path == path.parent / "report.html"
+    for section in ALL_SECTIONS:
+        assert f'<section id="{section}">' in document, section
+    pngs = {p.name: p.read_bytes() for p in (path.parent / "plots").glob("*.png")}
+    assert set(pngs) == ALL_PLOTS
+    for name, data in pngs.items():
+        assert data.startswith(PNG_MAGIC) and len(data) > 5_000, name
+    assert document.count('src="data:image/png;base64,') == len(ALL_PLOTS)
+    assert not list(path.parent.glob(".*")), "temporary files left behind"
+
+
+def test_report_is_self_contained_and_escaped(full_report: tuple[Path, str]) -> None:
+    _, document = full_report
+    text = _visible(document)
+    assert not re.search(r"(https?:)?//[a-z0-9]", text, re.IGNORECASE)
+    assert "<script" not in text.lower()
+    assert "&lt;script&gt;" in text  # from the verdict and the config
+    assert "Other $ &amp; &lt;x&gt;" in text  # a hostile group name in the group-size table
+    assert "&lt;fairest&gt;" in text
+
+
+def test_missing_values_render_as_na(full_report: tuple[Path, str]) -> None:
+    _, document = full_report
+    assert not re.search(r"\bnan\b", _visible(document), re.IGNORECASE)
+    headline = {row["model"]: row for row in _table_rows(document, "headline")}
+    assert headline["fft"]["gender DPD"] == "n/a"  # undefined with one qualifying group: not 0
+    assert headline["fft"]["gender EOD"] == "n/a"
+    assert headline["base"]["λ"] == "n/a"
+    assert headline["merge"]["λ"] == "0.5"
+    assert headline["merge_pergroup"]["λ"] == "African=0.3, Arab=0.7"
+    assert re.fullmatch(r"0\.\d{3} \[0\.\d{3}, 0\.\d{3}\]", headline["fft"]["accuracy"])
+    assert headline["fft"]["race groups in gaps"] == "4"
+    sizes = {(r["attribute"], r["group"]): r for r in _table_rows(document, "headline", 1)}
+    assert sizes[("race", "African")]["n (test)"] == "315"
+    assert sizes[("gender", "Men")]["n (val)"] == "6"
+    seeds = {row["model"]: row for row in _table_rows(document, "multi-seed")}
+    assert seeds["fft"]["race EOD (mean ± std)"] == "0.600"
+    assert seeds["merge"]["race EOD (mean ± std)"] == "0.500 ± 0.040"
+
+
+def test_strategy_table_lists_every_strategy_next_to_references(full_report: tuple[Path, str]) -> None:
+    _, document = full_report
+    rows = _table_rows(document, "strategies")
+    pairs = {(r["strategy"], r["decision"]) for r in rows}
+    for strategy in ("targeted", "targeted+background", "balanced"):
+        assert {(strategy, "argmax"), (strategy, "calibrated")} <= pairs
+    assert {("fft (reference)", "argmax"), ("fft (reference)", "calibrated"), ("lora (reference)", "argmax"),
+            ("threshold_optimizer (reference)", "argmax")} <= pairs
+    assert all(re.fullmatch(r"0\.\d{3} \[0\.\d{3}, 0\.\d{3}\]", r["accuracy"]) for r in rows)
+
+
+def test_optional_inputs_omit_their_sections(tmp_path: Path) -> None:
+    summary = _summary()
+    del summary["multi_seed"]
+    metrics = _metrics()
+    metrics = metrics[~metrics["model"].str.startswith("inject:")]
+    # a previous run left every plot behind: the new report must not keep stale figures
+    write_report(tmp_path, metrics=_metrics(), summary=_summary(), similarity=_similarity(), bound=_bound(),
+                 strategies=_strategies(), provenance=_provenance())
+    path = write_report(tmp_path, metrics=metrics, summary=summary, similarity=None, bound=None,
+                        strategies=None, provenance=_provenance())
+    document = path.read_text(encoding="utf-8")
+    for section in ("strategies", "similarity", "bound", "multi-seed", "injection"):
+        assert f'id="{section}"' not in document and f'href="#{section}"' not in document, section
+    for section in ("summary", "headline", "curves", "per-group", "pareto", "timings", "provenance"):
+        assert f'<section id="{section}">' in document, section
+    names = {p.name for p in (tmp_path / "plots").glob("*.png")}
+    assert names == {"lambda_curves.png", "group_accuracy.png", "pareto.png"}
+    assert document.count('src="data:image/png;base64,') == 3
+
+
+def test_bad_input_leaves_no_output(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="ci_high"):
+        write_report(tmp_path, metrics=_metrics().drop(columns="ci_high"), summary=_summary(), similarity=None,
+                     bound=None, strategies=None, provenance={})
+    with pytest.raises(DataError, match="observed_dpd"):
+        write_report(tmp_path, metrics=_metrics(), summary=_summary(), similarity=None,
+                     bound=_bound().drop(columns="observed_dpd"), strategies=None, provenance={})
+    assert list(tmp_path.iterdir()) == []
