@@ -1,0 +1,173 @@
+"""The empirical λ–DPD bound along a merge path θ(λ) = θ_0 + λ·τ (derivation: docs/bound.md).
+
+If group g's selection rate s_g is L_g-Lipschitz along the unit direction τ/‖τ‖, then
+|s_g(λ) − s_g(λ₀)| ≤ L_g·|λ − λ₀|·‖τ‖ and DPD(λ) ≤ DPD(λ₀) + (L_(1) + L_(2))·|λ − λ₀|·‖τ‖ with
+L_(1) ≥ L_(2) the two largest constants. L_g is *estimated* by finite differences over the
+evaluated λ grid, so on that grid the bound holds by construction (triangle inequality along the
+grid); at λ values not used for the estimate (e.g. refinement midpoints) it is a falsifiable check,
+not a guarantee: selection rates are step functions of the weights.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from fairmerge.errors import ConfigError, DataError
+from fairmerge.fairness import OVERALL
+
+BOUND_COLUMNS = [
+    "lambda",
+    "attribute",
+    "observed_dpd",
+    "bound",
+    "bound_2lmax",
+    "lipschitz_max",
+    "lipschitz_second",
+    "lipschitz_group",
+    "tau_norm",
+    "distance",
+    "anchor_lambda",
+    "in_estimation",
+    "holds",
+    "method",
+]
+_TOLERANCE = 1e-12  # float noise when the bound is tight by construction
+
+
+def lipschitz_constants(
+    curves: pd.DataFrame, tau_norm: float, estimate_on: Sequence[float] | np.ndarray | None = None
+) -> pd.Series:
+    """max |Δ curve| / (Δλ · ‖τ‖) over consecutive λ of the estimation grid, per column.
+
+    ``curves`` is indexed by λ (one column per group, or one DPD column). Pairs with a NaN end are
+    skipped; a column with no defined pair gets NaN.
+    """
+    _check_norm(tau_norm)
+    grid = _estimation_grid(curves.index.to_numpy(dtype=float), estimate_on)
+    on_grid = curves.loc[curves.index.isin(grid)].sort_index()
+    steps = np.diff(on_grid.index.to_numpy(dtype=float))
+    slopes = on_grid.diff().iloc[1:].abs().div(steps * tau_norm, axis=0)
+    return slopes.max(axis=0, skipna=True)
+
+
+def dpd_bound_table(
+    points_or_tidy: pd.DataFrame,
+    tau_norm: float,
+    attribute: str,
+    *,
+    anchor: float = 0.0,
+    estimate_on: Sequence[float] | None = None,
+    min_group_size: int = 30,
+) -> pd.DataFrame:
+    """Observed DPD of ``attribute`` at every λ next to the bound from λ, ‖τ‖ and Lipschitz estimates.
+
+    ``points_or_tidy``: tidy metrics of ONE path (one model family, one split) with a ``lambda``
+    column — the per-group selection rates give one constant per group (``method='groups'``) — or
+    a points table with ``<attribute>_dpd`` (one constant for DPD itself, ``method='dpd'``).
+    ``tau_norm`` is ‖Σ τ‖ (the direction of the path). ``anchor`` is λ₀ (0: the unedited model)
+    and must have been evaluated; ``estimate_on`` restricts the λ used to estimate the constants
+    (default: all), the others are held-out checks (``in_estimation`` False). ``min_group_size``
+    must match the one the metrics were computed with: only groups that enter the DPD count.
+    """
+    _check_norm(tau_norm)
+    if "lambda" not in points_or_tidy.columns:
+        raise DataError("bound input has no 'lambda' column")
+    _check_single(points_or_tidy, "split")
+    _check_single(points_or_tidy, "model")
+    if {"metric", "group", "attribute"} <= set(points_or_tidy.columns):
+        rates, observed = _group_curves(points_or_tidy, attribute, min_group_size)
+        method = "groups"
+    else:
+        column = f"{attribute}_dpd"
+        if column not in points_or_tidy.columns:
+            raise DataError(f"points table has no column {column!r}")
+        observed = points_or_tidy.groupby("lambda")[column].first().astype(float)
+        rates = observed.to_frame("dpd")
+        method = "dpd"
+    lambdas = observed.index.to_numpy(dtype=float)
+    if not np.isclose(lambdas, anchor).any():
+        raise DataError(f"anchor λ={anchor:g} was not evaluated; evaluated λ: {sorted(lambdas.tolist())}")
+    anchor_value = float(observed.iloc[int(np.argmin(np.abs(lambdas - anchor)))])
+    grid = _estimation_grid(lambdas, estimate_on)
+    if not np.isclose(grid, anchor).any():
+        raise ConfigError(f"estimate_on must include the anchor λ={anchor:g}")
+
+    constants = lipschitz_constants(rates, tau_norm, grid).dropna().sort_values(ascending=False)
+    first = float(constants.iloc[0]) if len(constants) else float("nan")
+    if method == "groups":
+        second = float(constants.iloc[1]) if len(constants) > 1 else 0.0
+        pair = first + second
+    else:  # the DPD curve's own constant already covers both extreme groups
+        second, pair = float("nan"), first
+    distance = np.abs(lambdas - anchor) * tau_norm
+    table = pd.DataFrame(
+        {
+            "lambda": lambdas,
+            "attribute": attribute,
+            "observed_dpd": observed.to_numpy(dtype=float),
+            "bound": anchor_value + pair * distance,
+            "bound_2lmax": anchor_value + 2 * first * distance if method == "groups" else np.nan,
+            "lipschitz_max": first,
+            "lipschitz_second": second,
+            "lipschitz_group": str(constants.index[0]) if len(constants) and method == "groups" else "",
+            "tau_norm": tau_norm,
+            "distance": distance,
+            "anchor_lambda": anchor,
+            "in_estimation": np.isin(lambdas, grid),
+        }
+    )
+    holds = (table["observed_dpd"] <= table["bound"] + _TOLERANCE).astype("boolean")
+    table["holds"] = holds.mask(table["observed_dpd"].isna() | table["bound"].isna())
+    table["method"] = method
+    return table[BOUND_COLUMNS].sort_values("lambda", ignore_index=True)
+
+
+def _group_curves(tidy: pd.DataFrame, attribute: str, min_group_size: int) -> tuple[pd.DataFrame, pd.Series]:
+    """Selection rate per (λ, qualifying group) and the observed DPD per λ."""
+    rows = tidy[tidy["attribute"] == attribute]
+    if rows.empty:
+        raise DataError(f"metrics have no rows for attribute {attribute!r}")
+    groups = rows[rows["group"] != OVERALL]
+    rates = groups[groups["metric"] == "selection_rate"].pivot_table(
+        index="lambda", columns="group", values="value", aggfunc="first", dropna=False
+    )
+    sizes = groups[groups["metric"] == "n"].groupby("group")["value"].max()
+    if len(sizes):
+        rates = rates[[g for g in rates.columns if sizes.get(g, 0) >= min_group_size]]
+    if rates.shape[1] == 0:
+        raise DataError(f"attribute {attribute!r} has no group with at least {min_group_size} examples")
+    dpd_rows = rows[(rows["group"] == OVERALL) & (rows["metric"] == "dpd")]
+    if len(dpd_rows):
+        observed = dpd_rows.groupby("lambda")["value"].first().astype(float)
+    else:
+        observed = rates.max(axis=1) - rates.min(axis=1)
+    return rates.reindex(observed.index), observed.sort_index()
+
+
+def _estimation_grid(lambdas: np.ndarray, estimate_on: Sequence[float] | np.ndarray | None) -> np.ndarray:
+    if estimate_on is None:
+        grid = np.unique(lambdas)
+    else:
+        wanted = np.asarray(list(estimate_on), dtype=float)
+        grid = np.unique(lambdas[np.isclose(lambdas[:, None], wanted[None, :]).any(axis=1)])
+        if len(grid) < len(np.unique(wanted)):
+            raise DataError(f"estimate_on has λ values that were not evaluated: {sorted(wanted.tolist())}")
+    if len(grid) < 2:
+        raise DataError("need at least two evaluated λ to estimate a Lipschitz constant")
+    return grid
+
+
+def _check_norm(tau_norm: float) -> None:
+    if not (math.isfinite(tau_norm) and tau_norm > 0):
+        raise ConfigError(f"tau_norm must be a positive finite number, got {tau_norm}")
+
+
+def _check_single(frame: pd.DataFrame, column: str) -> None:
+    if column in frame.columns and frame[column].nunique(dropna=False) > 1:
+        raise DataError(
+            f"bound input mixes several {column}s {sorted(map(str, frame[column].unique()))}; pass one"
+        )
