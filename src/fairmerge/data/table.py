@@ -27,33 +27,45 @@ _TRUE = {"1", "1.0", "true", "yes"}
 _FALSE = {"0", "0.0", "false", "no"}
 
 
-def read_table(path: PathLike, columns: Sequence[str] | None = None) -> pd.DataFrame:
-    """Read a CSV (``.csv``, ``.csv.gz``), TSV or Parquet file; check that ``columns`` exist.
-
-    Columns are checked against the file's header before the body is parsed, so a wrong name fails
-    fast with the list of the columns that are there.
-    """
+def table_columns(path: PathLike) -> list[str]:
+    """The column names of a CSV / TSV / Parquet file, read from its header only."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"data file {path} does not exist")
-    suffixes = [s.lower() for s in path.suffixes]
-    if suffixes and suffixes[-1] in {".parquet", ".pq"}:
+    if _is_parquet(path):
         import pyarrow.parquet as pq
 
-        found = list(pq.read_schema(path).names)
-        _check_columns(path, columns, found)
-        return pd.read_parquet(path, columns=list(dict.fromkeys(columns)) if columns else None)
-    sep = "\t" if ".tsv" in suffixes else ","
-    found = list(pd.read_csv(path, sep=sep, nrows=0).columns)
-    _check_columns(path, columns, found)
-    usecols = list(dict.fromkeys(columns)) if columns else None
-    return pd.read_csv(path, sep=sep, usecols=usecols, dtype={c: "string" for c in usecols or []})
+        return list(pq.read_schema(path).names)
+    return list(pd.read_csv(path, sep=_separator(path), nrows=0).columns)
 
 
-def _check_columns(path: Path, wanted: Sequence[str] | None, found: Sequence[str]) -> None:
-    missing = [c for c in wanted or [] if c not in found]
+def read_table(
+    path: PathLike, columns: Sequence[str] | None = None, *, text_columns: Sequence[str] = ()
+) -> pd.DataFrame:
+    """Read a CSV (``.csv``, ``.csv.gz``), TSV or Parquet file; check that ``columns`` exist.
+
+    Columns are checked against the header before the body is parsed, so a wrong name fails fast
+    with the list of the columns that are there. CSV columns in ``text_columns`` are read as
+    strings (ids such as ``007`` and label values keep their spelling).
+    """
+    path = Path(path)
+    found = table_columns(path)
+    missing = [c for c in columns or [] if c not in found]
     if missing:
-        raise DataError(f"{path}: missing column(s) {missing}; columns found: {list(found)}")
+        raise DataError(f"{path}: missing column(s) {missing}; columns found: {found}")
+    usecols = list(dict.fromkeys(columns)) if columns else None
+    if _is_parquet(path):
+        return pd.read_parquet(path, columns=usecols)
+    dtype = {c: "string" for c in text_columns if usecols is None or c in usecols}
+    return pd.read_csv(path, sep=_separator(path), usecols=usecols, dtype=dtype)  # type: ignore[arg-type]
+
+
+def _is_parquet(path: Path) -> bool:
+    return path.suffix.lower() in {".parquet", ".pq"}
+
+
+def _separator(path: Path) -> str:
+    return "\t" if ".tsv" in [s.lower() for s in path.suffixes] else ","
 
 
 def parse_group_columns(group_cols: GroupColumns) -> dict[str, str]:
@@ -178,7 +190,7 @@ def read_table_split(
     """
     mapping = parse_group_columns(group_cols)
     columns = [text_col, label_col, *mapping.values(), *([id_col] if id_col else [])]
-    frame = read_table(path, columns)
+    frame = read_table(path, columns, text_columns=columns)
     return frame_to_split(
         frame,
         text_col=text_col,
@@ -233,7 +245,7 @@ def load_table_dataset(
         file = _resolve(path, data_dir)
         used.append(file)
         try:
-            frame = read_table(file, [*columns, *([split_col] if split_col else [])])
+            frame = read_table(file, [*columns, *([split_col] if split_col else [])], text_columns=columns)
         except DataError as exc:
             if split_col and split_col in str(exc):
                 raise DataError(f"{exc} (pass split_col=None to split the rows by hash instead)") from exc
@@ -253,7 +265,7 @@ def load_table_dataset(
         for split, file_name in per_split.items():
             file = _resolve(file_name, data_dir)
             used.append(file)
-            splits[split] = build(read_table(file, columns), str(file))
+            splits[split] = build(read_table(file, columns, text_columns=columns), str(file))
     label_scheme = f"{label_col} == {positive!r}" if positive is not None else f"{label_col} (binary)"
     return GroupedTextDataset(
         name=name, splits=splits, label_scheme=label_scheme, notes=notes, provenance=provenance(used)
