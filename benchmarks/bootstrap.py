@@ -63,12 +63,25 @@ def main() -> None:
     loop_reference(labels, predictions, membership.to_numpy())
     loop = time.perf_counter() - start
     print(f"posts {N}, groups {GROUPS} (overlapping), resamples {RESAMPLES}, one core")
-    print(f"group_metrics with bootstrap CIs for {with_ci} metrics: best {best:.3f} s, "
-          f"median {float(np.median(times)):.3f} s over {REPEATS} runs")
+    print(
+        f"group_metrics with bootstrap CIs for {with_ci} metrics: best {best:.3f} s, "
+        f"median {float(np.median(times)):.3f} s over {REPEATS} runs"
+    )
     print(f"reference, plain loop over resamples: {loop:.3f} s; ratio fairmerge / loop {best / loop:.4f}")
-    print(json.dumps({"bench": "bootstrap", "n": N, "groups": GROUPS, "resamples": RESAMPLES,
-                      "seconds": round(best, 4), "median_seconds": round(float(np.median(times)), 4),
-                      "loop_seconds": round(loop, 3), "ratio_vs_loop": round(best / loop, 4)}))
+    print(
+        json.dumps(
+            {
+                "bench": "bootstrap",
+                "n": N,
+                "groups": GROUPS,
+                "resamples": RESAMPLES,
+                "seconds": round(best, 4),
+                "median_seconds": round(float(np.median(times)), 4),
+                "loop_seconds": round(loop, 3),
+                "ratio_vs_loop": round(best / loop, 4),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -153,5 +153,10 @@ def test_threshold_optimizer_folds_unusable_categories() -> None:
         )
     with pytest.raises(ConfigError, match="constraint"):
         threshold_optimizer_baseline(
-            val_scores, val_labels, val_groups, test_scores, test_groups, constraint="parity"  # type: ignore[arg-type]
+            val_scores,
+            val_labels,
+            val_groups,
+            test_scores,
+            test_groups,
+            constraint="parity",  # type: ignore[arg-type]
         )

@@ -53,9 +53,7 @@ def test_overlapping_groups_use_each_groups_posts() -> None:
     # Posts 0-3 target A, posts 2-5 target B: posts 2 and 3 count in both.
     labels = np.array([1, 0, 1, 0, 1, 0, 1])
     predictions = np.array([1, 1, 0, 0, 1, 1, 0])
-    membership = pd.DataFrame(
-        {"A": [1, 1, 1, 1, 0, 0, 0], "B": [0, 0, 1, 1, 1, 1, 0]}, dtype=bool
-    )
+    membership = pd.DataFrame({"A": [1, 1, 1, 1, 0, 0, 0], "B": [0, 0, 1, 1, 1, 1, 0]}, dtype=bool)
     frame = group_metrics(labels, predictions, {"race": membership}, min_group_size=1, n_resamples=0)
     for group in ("A", "B"):
         mask = membership[group].to_numpy()

@@ -19,7 +19,7 @@ from fairmerge.atomic import atomic_write_text
 from fairmerge.data.types import TextSplit
 from fairmerge.errors import ConfigError, DataError, ModelError
 from fairmerge.fairness.calibration import Objective, choose_threshold, predict_at
-from fairmerge.fairness.metrics import COLUMNS, group_metrics
+from fairmerge.fairness.metrics import COLUMNS, check_options, group_metrics
 from fairmerge.inference import EncodedTexts, encode_texts, positive_scores, predict_logits
 from fairmerge.models import DEFAULT_MODEL, load_classifier, load_tokenizer, resolve_model_name
 
@@ -149,6 +149,7 @@ def evaluate_checkpoint(
         raise DataError("the split to evaluate has no examples")
     if max_length < 2 or batch_size < 1:
         raise ConfigError(f"max_length must be >= 2 and batch_size >= 1, got {max_length} and {batch_size}")
+    check_options(min_group_size=min_group_size, n_resamples=n_resamples)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"output path {out} exists and is not a directory")

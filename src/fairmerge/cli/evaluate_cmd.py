@@ -26,7 +26,9 @@ def parse_group_cols(specs: list[str]) -> dict[str, str]:
 
 
 def evaluate(
-    model: str = typer.Argument(..., help="Checkpoint directory or Hugging Face id ('default' = bundled MiniLM)."),
+    model: str = typer.Argument(
+        ..., help="Checkpoint directory or Hugging Face id ('default' = the bundled MiniLM)."
+    ),
     data: Path = typer.Option(..., "--data", help="CSV or Parquet file with one example per row."),
     text_col: str = typer.Option(..., "--text-col", help="Column holding the text."),
     label_col: str = typer.Option(..., "--label-col", help="Column holding the label."),

@@ -85,12 +85,7 @@ def group_metrics(
         raise DataError(f"labels ({y.size}) and predictions ({yhat.size}) differ in length")
     if y.size == 0:
         raise DataError("cannot compute metrics on zero examples")
-    if min_group_size < 1:
-        raise ConfigError(f"min_group_size must be >= 1, got {min_group_size}")
-    if n_resamples < 0:
-        raise ConfigError(f"n_resamples must be >= 0, got {n_resamples}")
-    if not 0.0 < confidence < 1.0:
-        raise ConfigError(f"confidence must be in (0, 1), got {confidence}")
+    check_options(min_group_size=min_group_size, n_resamples=n_resamples, confidence=confidence)
 
     members, layout = _stack_memberships(memberships, y.size)
     cells = np.stack([y & yhat, (1 - y) & yhat, y & (1 - yhat), (1 - y) & (1 - yhat)], axis=1)
@@ -168,6 +163,16 @@ def headline(frame: pd.DataFrame) -> dict[str, float]:
         for metric in ("dpd", "eod", "worst_group_accuracy"):
             out[f"{attribute}_{metric}"] = float(values[(attribute, OVERALL, metric)])
     return out
+
+
+def check_options(*, min_group_size: int = 30, n_resamples: int = 1000, confidence: float = 0.95) -> None:
+    """Reject option values :func:`group_metrics` cannot use (callers check before costly work)."""
+    if min_group_size < 1:
+        raise ConfigError(f"min_group_size must be >= 1, got {min_group_size}")
+    if n_resamples < 0:
+        raise ConfigError(f"n_resamples must be >= 0, got {n_resamples}")
+    if not 0.0 < confidence < 1.0:
+        raise ConfigError(f"confidence must be in (0, 1), got {confidence}")
 
 
 def _check_binary(values: np.ndarray, name: str) -> np.ndarray:
