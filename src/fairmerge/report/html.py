@@ -27,6 +27,7 @@ from fairmerge.report.tables import (
     fmt_cell,
     fmt_lambda,
     fmt_number,
+    fmt_plain,
     format_metric_table,
     group_size_table,
     headline_table,
@@ -179,7 +180,7 @@ def _section(section_id: str, title: str, body: str) -> str:
 
 
 def _facts(items: Sequence[tuple[str, Any]]) -> str:
-    rows = "".join(f"<dt>{_esc(k)}</dt><dd>{_esc(fmt_cell(v))}</dd>" for k, v in items)
+    rows = "".join(f"<dt>{_esc(k)}</dt><dd>{_esc(fmt_plain(v))}</dd>" for k, v in items)
     return f'<dl class="facts">{rows}</dl>'
 
 
@@ -282,23 +283,27 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
+def _is_scalar(value: Any) -> bool:
+    return not isinstance(value, Mapping | list | tuple)
+
+
+def _provenance_item(key: str, value: Any) -> str:
+    """Multi-line text and nested values (the config) as a pre block, flat mappings as a table."""
+    if isinstance(value, str) and "\n" in value:
+        return f"<pre>{_esc(value)}</pre>"
+    children = list(value.values()) if isinstance(value, Mapping) else value
+    nested = isinstance(value, Mapping | list | tuple) and not all(_is_scalar(v) for v in children)
+    if key == "config" or nested:
+        text = yaml.safe_dump(_jsonable(value), sort_keys=False, allow_unicode=True)
+        return f"<pre>{_esc(text)}</pre>"
+    if isinstance(value, Mapping):
+        names = [str(k) for k in value]
+        return _table(pd.DataFrame({"name": names, "value": [fmt_plain(v) for v in value.values()]}))
+    return f"<p>{_esc(fmt_plain(value))}</p>"
+
+
 def _provenance_section(provenance: Mapping[str, Any]) -> str:
-    parts = []
-    for key, value in provenance.items():
-        parts.append(f"<h3>{_esc(key)}</h3>")
-        flat = isinstance(value, Mapping) and all(
-            not isinstance(v, Mapping | list | tuple) for v in value.values()
-        )
-        if isinstance(value, str) and "\n" in value:
-            parts.append(f"<pre>{_esc(value)}</pre>")
-        elif flat and key != "config":
-            frame = pd.DataFrame({"name": list(value.keys()), "value": [fmt_cell(v) for v in value.values()]})
-            parts.append(_table(frame))
-        elif isinstance(value, Mapping | list | tuple):
-            text = yaml.safe_dump(_jsonable(value), sort_keys=False, allow_unicode=True)
-            parts.append(f"<pre>{_esc(text)}</pre>")
-        else:
-            parts.append(f"<p>{_esc(fmt_cell(value))}</p>")
+    parts = [f"<h3>{_esc(key)}</h3>{_provenance_item(str(key), value)}" for key, value in provenance.items()]
     return _section("provenance", "Provenance", "".join(parts) or f"<p>{NA}</p>")
 
 

@@ -89,6 +89,16 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
+def _palette(n: int) -> Any:
+    """A qualitative colour map with enough distinct colours for ``n`` lines."""
+    return matplotlib.colormaps["tab10" if n <= 10 else "tab20"]
+
+
+def _legend_below(ax: Axes, handles: list[Any], labels: list[str]) -> None:
+    """A legend under the axes, so it never hides a curve."""
+    ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=2)
+
+
 def _prefer_argmax(labels: Sequence[ModelLabel]) -> list[ModelLabel]:
     """The argmax-decision labels, or the calibrated ones when no argmax label exists."""
     argmax = [lab for lab in labels if not lab.calibrated]
@@ -138,7 +148,7 @@ def plot_lambda_curves(metrics: pd.DataFrame, summary: Mapping[str, Any], path: 
     attrs = attributes_of(metrics)
     colors = matplotlib.colormaps["tab10"]
     with _style():
-        fig, axes = _new_figure(1, 3, width=15.0, height=4.6)
+        fig, axes = _new_figure(1, 3, width=15.0, height=6.2)
         panels = [("accuracy", "accuracy (overall)"), ("dpd", "DPD (lower is fairer)"),
                   ("eod", "EOD (lower is fairer)")]
         for ax, (metric, title) in zip(axes[0], panels, strict=True):
@@ -149,8 +159,8 @@ def plot_lambda_curves(metrics: pd.DataFrame, summary: Mapping[str, Any], path: 
             for attribute, color in series:
                 for lab in merges:
                     frame = curve(metrics, model=lab.label, metric=metric, attribute=attribute)
-                    if frame.empty:
-                        continue
+                    if frame["value"].isna().all():
+                        continue  # e.g. a gap over fewer than two qualifying groups: undefined
                     name = lab.label if attribute == "all" else f"{attribute} · {lab.label}"
                     ax.plot(frame["lambda"], frame["value"], color=color, label=name, markersize=3.5,
                             **_merge_variant_style(lab))
@@ -168,7 +178,7 @@ def plot_lambda_curves(metrics: pd.DataFrame, summary: Mapping[str, Any], path: 
                 if metrics["model"].eq(ref).any():
                     handles.append(Line2D([], [], color="dimgrey", linestyle=dash))
                     labels.append(f"{ref_name} (val, reference)")
-            ax.legend(handles, labels, loc="best")
+            _legend_below(ax, handles, labels)
             ax.set_title(f"{title} vs λ — validation")
             ax.set_xlabel("λ (merge coefficient)")
             ax.set_ylabel(metric.upper() if metric != "accuracy" else "accuracy")
@@ -186,7 +196,7 @@ def plot_group_accuracy(metrics: pd.DataFrame, summary: Mapping[str, Any], path:
     lab = merges[0]
     ncols = min(2, len(attrs))
     nrows = math.ceil(len(attrs) / ncols)
-    colors = matplotlib.colormaps["tab20"]
+    colors = _palette(max(len(groups_of(metrics, a)) for a in attrs))
     with _style():
         fig, axes = _new_figure(nrows, ncols, width=7.0 * ncols, height=4.2 * nrows)
         for ax in axes.flat[len(attrs):]:
@@ -197,7 +207,7 @@ def plot_group_accuracy(metrics: pd.DataFrame, summary: Mapping[str, Any], path:
                 sizes = curve(metrics, model=lab.label, metric="n", attribute=attribute, group=group)
                 n = sizes["value"].dropna()
                 size = f"n={int(n.iloc[0])}" if len(n) else "n=n/a"
-                ax.plot(frame["lambda"], frame["value"], marker="o", markersize=3, color=colors(i % 20),
+                ax.plot(frame["lambda"], frame["value"], marker="o", markersize=3, color=colors(i % colors.N),
                         label=f"{group} ({size})")
             overall = curve(metrics, model=lab.label, metric="accuracy")
             ax.plot(overall["lambda"], overall["value"], color="black", linewidth=2.0, label="overall")
@@ -228,17 +238,24 @@ def plot_pareto(metrics: pd.DataFrame, summary: Mapping[str, Any], path: Path) -
     All swept merge / injection points, the non-dominated front highlighted, baselines marked and the
     selected points starred.
     """
-    attrs = attributes_of(metrics)
-    swept = models_present(metrics, family="merge") + models_present(metrics, family="inject")
-    if not attrs or not swept:
+    points = {
+        (attribute, gap): _swept_points(metrics, attribute, gap).dropna(subset=["accuracy", "gap"])
+        for attribute in attributes_of(metrics) for gap in ("dpd", "eod")
+    }
+    # an attribute with fewer than two qualifying groups has no gap to trade off against
+    attrs = list(dict.fromkeys(a for (a, _), pts in points.items() if len(pts)))
+    if not attrs:
         return None
     selected = summary.get("selected") or {}
     with _style():
-        fig, axes = _new_figure(len(attrs), 2, width=13.0, height=4.3 * len(attrs))
+        fig, axes = _new_figure(len(attrs), 2, width=13.0, height=4.0 * len(attrs) + 0.6)
         for row, attribute in enumerate(attrs):
             for col, gap in enumerate(("dpd", "eod")):
                 ax = axes[row, col]
-                pts = _swept_points(metrics, attribute, gap)
+                pts = points[(attribute, gap)]
+                if pts.empty:
+                    ax.text(0.5, 0.5, f"{attribute} {gap.upper()} undefined at every point",
+                            transform=ax.transAxes, ha="center", va="center", color="dimgrey")
                 for (family, calibrated), part in pts.groupby(
                     [pts["model"].map(lambda m: parse_model(m).family),
                      pts["model"].map(lambda m: parse_model(m).calibrated)], sort=True,
@@ -275,7 +292,11 @@ def plot_pareto(metrics: pd.DataFrame, summary: Mapping[str, Any], path: Path) -
                 ax.set_xlabel(f"{attribute} {gap.upper()} (validation, lower is fairer)")
                 ax.set_ylabel("accuracy (validation)")
                 ax.set_title(f"accuracy vs {attribute} {gap.upper()}")
-                ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5))
+        legend: dict[str, Any] = {}
+        for ax in axes.flat:
+            for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+                legend.setdefault(label, handle)
+        fig.legend(list(legend.values()), list(legend.keys()), loc="outside right center")
         fig.suptitle("Pareto view on validation: up and to the left is better")
         return _save(fig, path)
 
@@ -290,7 +311,7 @@ def plot_injection_effects(metrics: pd.DataFrame, summary: Mapping[str, Any], pa
     if not injections:
         return None
     worst = summary.get("worst_group") or {}
-    colors = matplotlib.colormaps["tab20"]
+    colors = _palette(len(injections))
     with _style():
         fig, axes = _new_figure(1, 3, width=16.0, height=4.6)
         titles = ("Δ overall accuracy", "Δ accuracy of the injected group",
@@ -300,7 +321,7 @@ def plot_injection_effects(metrics: pd.DataFrame, summary: Mapping[str, Any], pa
             attribute = attribute_of_group(metrics, group)
             reference = with_decision("fft", lab.calibrated)
             is_worst = group == worst.get("group")
-            style = {"color": colors(i % 20), "marker": "o", "markersize": 3.5,
+            style = {"color": colors(i % colors.N), "marker": "o", "markersize": 3.5,
                      "linewidth": 2.6 if is_worst else 1.3}
             name = f"{group}" + (" (worst group)" if is_worst else "")
             specs = [("accuracy", "all", "all"), ("accuracy", attribute, group), ("eod", attribute, "all")]
@@ -359,6 +380,9 @@ def plot_bound(bound: pd.DataFrame | None, path: Path) -> Path | None:
         fig, axes = _new_figure(1, 1, width=8.0, height=4.6)
         ax = axes[0, 0]
         top = 1.05
+        if (bound["bound"] > 1.0).any():
+            ax.text(0.01, 0.98, "bound > 1 is vacuous (DPD ≤ 1): drawn at the top edge",
+                    transform=ax.transAxes, va="top", fontsize=8, color="dimgrey")
         for i, (attribute, part) in enumerate(bound.groupby("attribute", sort=False)):
             part = part.sort_values("lambda")
             color = colors(i % 10)
@@ -366,9 +390,6 @@ def plot_bound(bound: pd.DataFrame | None, path: Path) -> Path | None:
                     label=f"{attribute}: observed DPD")
             ax.plot(part["lambda"], part["bound"].clip(upper=top), color=color, linestyle="--",
                     label=f"{attribute}: bound")
-            if (part["bound"] > 1.0).any():
-                ax.text(0.01, 0.98, "bound > 1 is vacuous (DPD ≤ 1)", transform=ax.transAxes, va="top",
-                        fontsize=8, color="dimgrey")
         ax.set_ylim(0.0, top)
         ax.set_xlabel("λ (merge coefficient)")
         ax.set_ylabel("DPD (validation)")

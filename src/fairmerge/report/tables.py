@@ -58,15 +58,16 @@ def fmt_number(value: Any, digits: int = 3) -> str:
 
 
 def fmt_lambda(value: Any) -> str:
-    """λ as a short number (0.3, 0.125), a per-group mapping as ``g=λ`` pairs, missing as n/a."""
+    """λ with at most 3 decimals (0.3, 0.125, 1.0), a per-group mapping as ``g=λ`` pairs, missing as n/a."""
     if isinstance(value, Mapping):
         return ", ".join(f"{k}={fmt_lambda(v)}" for k, v in value.items()) or NA
     if is_missing(value):
         return NA
     try:
-        return f"{float(value):.3g}"
+        text = f"{float(value):.3f}".rstrip("0")
     except (TypeError, ValueError):
         return str(value)
+    return text + "0" if text.endswith(".") else text
 
 
 def fmt_with_ci(value: Any, low: Any, high: Any) -> str:
@@ -123,6 +124,21 @@ def fmt_cell(value: Any) -> str:
     if isinstance(value, list | tuple):
         return ", ".join(fmt_cell(v) for v in value)
     return fmt_number(value)
+
+
+def fmt_plain(value: Any) -> str:
+    """A setting or identifier for display: full precision (``1e-05`` stays readable), lists joined."""
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}: {fmt_plain(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(fmt_plain(v) for v in value)
+    if is_missing(value):
+        return NA
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
 
 
 def headline_table(summary: Mapping[str, Any], attributes: Sequence[str]) -> pd.DataFrame:
