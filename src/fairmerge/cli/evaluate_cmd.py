@@ -60,10 +60,8 @@ def evaluate(
     Writes OUT/metrics.csv (model, lambda, split, attribute, group, metric, value, ci_low, ci_high)
     and OUT/predictions.csv (id, label, prediction, score, groups).
 
-    Example:
-
-        fairmerge evaluate ./ckpt --data posts.csv --text-col text --label-col hate
-        --group-col race=target_race --group-sep "|" --out eval
+    Example: fairmerge evaluate ./ckpt --data posts.csv --text-col text --label-col label
+    --positive hate --group-col race=target_race --group-sep "|" --out eval
     """
     from fairmerge.data.table import read_table_split
     from fairmerge.evaluation import METRICS_FILE, PREDICTIONS_FILE, evaluate_checkpoint

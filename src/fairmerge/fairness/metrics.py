@@ -79,6 +79,9 @@ def group_metrics(
     with n >= min_group_size), ``dpd`` (max - min selection rate), ``tpr_gap``, ``fpr_gap``, ``eod``
     (max of the two gaps; NaN when either is) and ``worst_group_accuracy``. Undefined values are NaN
     and raise an :class:`UndefinedMetricWarning`, never 0. Counts (n, n_groups) have no interval.
+
+    Gaps are a max minus a min over noisy group rates, so their bootstrap distribution sits above
+    the point estimate when the true gap is small: a gap's interval may not contain its value.
     """
     y, yhat = _check_binary(labels, "labels"), _check_binary(predictions, "predictions")
     if y.shape != yhat.shape:
