@@ -76,7 +76,7 @@ def search_group_coefficients(
     def objective(trial: optuna.Trial) -> float:
         lambdas = [trial.suggest_float(name, low, high) for name in names]
         metrics = pd.DataFrame([point_metrics(evaluate(lambdas))])
-        if not rows:
+        if not rows and rule in ("constrained", "fairest"):
             attributes.extend(_defined_attributes(metrics))
         score = float(
             rule_scores(
@@ -86,7 +86,7 @@ def search_group_coefficients(
                 delta=delta,
                 reference_accuracy=reference_accuracy,
                 penalty=penalty,
-                attributes=attributes,
+                attributes=attributes or None,
             ).iloc[0]
         )
         rows.append(
