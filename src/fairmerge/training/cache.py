@@ -1,0 +1,207 @@
+"""Content-addressed store of trained checkpoints: the same inputs never train twice.
+
+An entry is ``ROOT/<kind>/<key>/`` (kinds: ``base``, ``fft``, ``lora``, ``subgroup``) holding a
+Hugging Face checkpoint plus ``meta.json``. ``key`` is the sha256 of a canonical JSON of everything
+that determines the result (base weights, exact training and validation examples, hyper-parameters,
+seed, device type and precision, library versions). Entries are written through
+``fairmerge.atomic.atomic_directory``: an interrupted run leaves no entry, only a hidden temporary
+directory that ``clear`` removes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fairmerge.atomic import atomic_directory, atomic_write_text
+from fairmerge.data.types import TextSplit
+from fairmerge.paths import default_cache_dir
+
+logger = logging.getLogger("fairmerge.training")
+
+META_FILE = "meta.json"
+CODE_VERSION = 1
+"""Bumped whenever the training code changes numerics, so stale entries are not reused."""
+
+_IGNORED_IN_HASH = {META_FILE, "README.md"}
+_hash_memo: dict[tuple[str, tuple[tuple[str, int, int], ...]], str] = {}
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """One stored result, as listed by ``TrainingCache.entries``."""
+
+    kind: str
+    key: str
+    path: Path
+    meta: dict[str, Any]
+    size_bytes: int
+
+
+class TrainingCache:
+    """Where fine-tunes are stored; ``enabled=False`` ignores existing entries and retrains.
+
+    With the cache disabled a fresh result still has to live somewhere (the functions return a
+    checkpoint directory), so it replaces the entry of the same key.
+    """
+
+    def __init__(self, root: str | os.PathLike[str] | None = None, *, enabled: bool = True) -> None:
+        self.root = Path(root).expanduser() if root is not None else default_cache_dir()
+        self.enabled = enabled
+
+    def __repr__(self) -> str:
+        return f"TrainingCache({str(self.root)!r}, enabled={self.enabled})"
+
+    def path(self, kind: str, key: str) -> Path:
+        """Directory of the entry ``kind``/``key`` (which may not exist)."""
+        return self.root / kind / key
+
+    def lookup(self, kind: str, key: str) -> Path | None:
+        """The entry's directory if it is complete and the cache is enabled, else None."""
+        path = self.path(kind, key)
+        if self.enabled and (path / META_FILE).is_file():
+            return path
+        return None
+
+    def store(self, kind: str, key: str, build: Callable[[Path], Mapping[str, Any]]) -> Path:
+        """Run ``build(tmp_dir)`` (writes the checkpoint, returns its metadata) and publish atomically.
+
+        ``meta.json`` is written last; the directory is renamed into place only if ``build``
+        succeeded. If another process published the same key meanwhile, its entry is kept (the
+        inputs were identical).
+        """
+        target = self.path(kind, key)
+        corrupt = target.exists() and not (target / META_FILE).is_file()
+        built = False
+        try:
+            with atomic_directory(target, overwrite=corrupt or not self.enabled) as tmp:
+                meta = {"kind": kind, "key": key, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), **build(tmp)}
+                atomic_write_text(tmp / META_FILE, json.dumps(_jsonable(meta), indent=2, sort_keys=True))
+                built = True
+        except FileExistsError:
+            if not built or not (target / META_FILE).is_file():
+                raise
+            logger.info("another process stored %s/%s first; keeping its entry", kind, key[:12])
+        return target
+
+    def entries(self, kind: str | None = None) -> list[CacheEntry]:
+        """Complete entries, optionally of one kind, sorted by kind and creation time."""
+        found: list[CacheEntry] = []
+        for kind_dir in self._kind_dirs(kind):
+            for path in sorted(kind_dir.iterdir()):
+                meta_path = path / META_FILE
+                if path.name.startswith(".") or not meta_path.is_file():
+                    continue
+                try:
+                    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+                except (OSError, json.JSONDecodeError):
+                    meta = {}
+                found.append(CacheEntry(kind_dir.name, path.name, path, meta, _tree_size(path)))
+        return sorted(found, key=lambda e: (e.kind, str(e.meta.get("created", "")), e.key))
+
+    def clear(self, kind: str | None = None) -> int:
+        """Remove all entries (or those of one kind) and leftovers of interrupted writes.
+
+        Returns the number of complete entries removed.
+        """
+        removed = 0
+        for kind_dir in self._kind_dirs(kind):
+            for path in list(kind_dir.iterdir()):
+                if not path.is_dir():
+                    continue
+                removed += (path / META_FILE).is_file() and not path.name.startswith(".")
+                shutil.rmtree(path, ignore_errors=True)
+            if not any(kind_dir.iterdir()):
+                kind_dir.rmdir()
+        return removed
+
+    def _kind_dirs(self, kind: str | None) -> list[Path]:
+        if not self.root.is_dir():
+            return []
+        if kind is not None:
+            path = self.root / kind
+            return [path] if path.is_dir() else []
+        return sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def cache_key(parts: Mapping[str, Any]) -> str:
+    """sha256 of the canonical JSON (sorted keys, no whitespace) of ``parts``."""
+    canonical = json.dumps(_jsonable(parts), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def hash_checkpoint(path: str | os.PathLike[str]) -> str:
+    """sha256 over the top-level files of a checkpoint directory (weights, config, tokenizer).
+
+    ``meta.json`` and sub-directories (e.g. a LoRA entry's ``adapter/``) are left out. Memoised per
+    process on (path, file names, sizes, mtimes), so a multi-GB base is read once.
+    """
+    root = Path(path).resolve()
+    if not root.is_dir():
+        raise FileNotFoundError(f"checkpoint directory {root} does not exist")
+    files = sorted(
+        p
+        for p in root.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.name not in _IGNORED_IN_HASH
+    )
+    stats = tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+    memo_key = (str(root), stats)
+    if memo_key not in _hash_memo:
+        digest = hashlib.sha256()
+        for file in files:
+            digest.update(file.name.encode("utf-8") + b"\0")
+            with file.open("rb") as handle:
+                digest.update(hashlib.file_digest(handle, "sha256").digest())
+        _hash_memo[memo_key] = digest.hexdigest()
+    return _hash_memo[memo_key]
+
+
+def split_digest(split: TextSplit, weights: np.ndarray | None = None) -> str:
+    """sha256 of the exact examples (ids, texts, labels, optional loss weights) of a split."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps([split.ids, split.texts], ensure_ascii=True).encode("utf-8"))
+    digest.update(np.ascontiguousarray(split.labels, dtype=np.int64).tobytes())
+    if weights is not None:
+        digest.update(b"weights" + np.ascontiguousarray(weights, dtype=np.float64).tobytes())
+    return digest.hexdigest()
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries whose changes alter training numerics, plus our code version."""
+    import peft
+    import torch
+    import transformers
+
+    return {
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "peft": peft.__version__,
+        "fairmerge_training": str(CODE_VERSION),
+    }
+
+
+def _tree_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _jsonable(value: Any) -> Any:
+    """Recursively convert tuples, paths and numpy scalars into plain JSON values."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

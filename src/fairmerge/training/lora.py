@@ -1,0 +1,149 @@
+"""LoRA through ``peft``: target modules per architecture, a trained head, and merging into a checkpoint.
+
+The attention query/value projections are adapted (peft's own per-architecture table, completed
+for encoders it lacks); the classification head (``classifier`` / ``score`` / DistilBERT's
+``pre_classifier``) is trained in full through ``modules_to_save``, because θ_base's head is
+freshly initialised and a frozen random head would leave the adapter little to work with.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from peft import LoraConfig, PeftModel, TaskType, get_peft_model
+from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
+from transformers import PreTrainedModel
+from transformers.pytorch_utils import Conv1D
+from transformers.tokenization_utils_base import PreTrainedTokenizerBase
+
+from fairmerge.atomic import atomic_directory
+from fairmerge.errors import ModelError
+from fairmerge.models import load_classifier, load_tokenizer
+from fairmerge.training.config import TrainConfig
+
+ADAPTER_DIR = "adapter"
+"""Sub-directory of a LoRA cache entry that holds the peft adapter next to the merged checkpoint."""
+
+_EXTRA_TARGETS: dict[str, list[str]] = {
+    # model types peft's table lacks (peft 0.21): their attention projection names.
+    "distilbert": ["q_lin", "v_lin"],
+    "albert": ["query", "value"],
+    "mpnet": ["q", "v"],
+    "modernbert": ["Wqkv"],
+    "phi3": ["qkv_proj"],
+}
+
+
+def linear_layer_names(model: torch.nn.Module) -> list[str]:
+    """Distinct last name components of the model's linear layers (what LoRA can target)."""
+    names = {
+        name.rsplit(".", 1)[-1]
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear | Conv1D) and name
+    }
+    return sorted(names)
+
+
+def lora_target_modules(model: PreTrainedModel) -> list[str]:
+    """The LoRA target modules for the model's architecture (``config.model_type``)."""
+    model_type = getattr(model.config, "model_type", None)
+    targets = _EXTRA_TARGETS.get(str(model_type)) or TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING.get(
+        str(model_type)
+    )
+    if targets is None:
+        raise ModelError(
+            f"no LoRA target modules are known for model type {model_type!r}; set lora_target_modules in the "
+            f"training config to some of this model's linear layers: {linear_layer_names(model)}"
+        )
+    return list(targets)
+
+
+def head_modules(model: PreTrainedModel) -> list[str]:
+    """Top-level modules outside the backbone that hold parameters: the classification head."""
+    backbone = getattr(model, "base_model_prefix", "")
+    heads = [
+        name
+        for name, module in model.named_children()
+        if name != backbone and any(True for _ in module.parameters())
+    ]
+    if not heads:
+        raise ModelError(
+            f"cannot find the classification head of {type(model).__name__}: no parameterised module "
+            f"besides the backbone {backbone!r}"
+        )
+    return heads
+
+
+def apply_lora(model: PreTrainedModel, config: TrainConfig) -> PeftModel:
+    """Wrap ``model`` with fresh LoRA adapters (initialised from ``config.seed``) and a trainable head."""
+    targets = list(config.lora_target_modules) if config.lora_target_modules else lora_target_modules(model)
+    present = set(linear_layer_names(model))
+    missing = [t for t in targets if t not in present]
+    if missing:
+        raise ModelError(
+            f"LoRA target module(s) {missing} are not linear layers of this {model.config.model_type} model; "
+            f"its linear layers are: {sorted(present)}"
+        )
+    lora_config = LoraConfig(
+        task_type=TaskType.SEQ_CLS,
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=targets,
+        modules_to_save=head_modules(model),
+    )
+    torch.manual_seed(config.seed)  # LoRA's A matrices are drawn at random
+    return get_peft_model(model, lora_config)  # type: ignore[return-value]
+
+
+def save_merged(
+    peft_model: PeftModel, out_dir: str | os.PathLike[str], tokenizer: PreTrainedTokenizerBase | None
+) -> PreTrainedModel:
+    """Merge the adapters into the weights (W + s·B·A) and save a plain checkpoint into ``out_dir``.
+
+    ``peft_model`` is consumed: peft unloads its adapters in place.
+    """
+    merged = peft_model.merge_and_unload()
+    merged.save_pretrained(out_dir)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(out_dir)
+    return merged  # type: ignore[no-any-return]
+
+
+def merge_lora(
+    adapter: str | os.PathLike[str] | PeftModel,
+    out_dir: str | os.PathLike[str],
+    *,
+    base_dir: str | os.PathLike[str] | None = None,
+) -> Path:
+    """Write a full checkpoint (base + merged adapter) that ``load_classifier`` loads as is.
+
+    ``adapter`` is a peft adapter directory (its base is ``base_dir`` or the adapter config's
+    ``base_model_name_or_path``) or an in-memory ``PeftModel`` (which is consumed). The output is
+    written atomically.
+    """
+    out = Path(out_dir)
+    if isinstance(adapter, PeftModel):
+        peft_model = adapter
+        base = base_dir or getattr(
+            peft_model.peft_config[peft_model.active_adapter], "base_model_name_or_path", None
+        )
+    else:
+        adapter_path = Path(adapter)
+        if not (adapter_path / "adapter_config.json").is_file():
+            raise ModelError(f"{adapter_path} is not a peft adapter directory (no adapter_config.json)")
+        base = base_dir or LoraConfig.from_pretrained(str(adapter_path)).base_model_name_or_path
+        if base is None:
+            raise ModelError(f"adapter {adapter_path} does not name its base model; pass base_dir")
+        try:
+            peft_model = PeftModel.from_pretrained(
+                load_classifier(str(base), device="cpu"), str(adapter_path)
+            )
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise ModelError(f"cannot load adapter {adapter_path} onto base {base}: {exc}") from exc
+    tokenizer = load_tokenizer(str(base)) if base is not None and Path(base).is_dir() else None
+    with atomic_directory(out) as tmp:
+        save_merged(peft_model, tmp, tokenizer)
+    return out
