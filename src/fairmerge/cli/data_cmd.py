@@ -96,8 +96,14 @@ def print_summary(dataset: GroupedTextDataset, min_group_size: int, console: Con
             + ("  [groups WEAK]" if weak else "")
         )
         table = Table(title=title, title_justify="left")
-        for column, justify in (("attribute", "left"), ("group", "left"), ("n", "right"),
-                                ("positives", "right"), ("positive rate", "right"), ("small", "left")):
+        for column, justify in (
+            ("attribute", "left"),
+            ("group", "left"),
+            ("n", "right"),
+            ("positives", "right"),
+            ("positive rate", "right"),
+            ("small", "left"),
+        ):
             table.add_column(column, justify=justify)  # type: ignore[arg-type]
         for row in rows[rows["attribute"] != "all"].to_dict(orient="records"):
             table.add_row(

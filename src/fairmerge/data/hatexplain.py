@@ -223,9 +223,7 @@ class WeakJoin:
     quality: pd.DataFrame
 
 
-def _weak_groups_for(
-    texts: pd.Series, weak: WeakTargets
-) -> tuple[list[Groups | None], int, int]:
+def _weak_groups_for(texts: pd.Series, weak: WeakTargets) -> tuple[list[Groups | None], int, int]:
     """Per post: weak groups, or None when unmatched/ambiguous; plus counts (ambiguous, naive hits)."""
     found: list[Groups | None] = []
     ambiguous = 0
@@ -272,9 +270,7 @@ def _labels(categories: pd.Series, label_scheme: str) -> np.ndarray:
     return categories.isin([HATE, OFFENSIVE]).to_numpy(dtype=np.int64)
 
 
-def _build(
-    data_dir: str | os.PathLike[str] | None, label_scheme: str
-) -> tuple[GroupedTextDataset, WeakJoin]:
+def _build(data_dir: str | os.PathLike[str] | None, label_scheme: str) -> tuple[GroupedTextDataset, WeakJoin]:
     if label_scheme not in ("hate", "toxic"):
         raise ConfigError(f"label_scheme must be 'hate' or 'toxic', got {label_scheme!r}")
     root = resolve_data_dir(data_dir)
@@ -348,8 +344,10 @@ def _build(
     names = Counter[str]()
     for s in gold.values():
         names.update(s.names)
-    mapped = {a: sorted(n for n in names if n != NO_TARGET and TARGET_ATTRIBUTES.get(n, "other") == a)
-              for a in ATTRIBUTES}
+    mapped = {
+        a: sorted(n for n in names if n != NO_TARGET and TARGET_ATTRIBUTES.get(n, "other") == a)
+        for a in ATTRIBUTES
+    }
     unknown = sorted(n for n in names if n != NO_TARGET and n not in TARGET_ATTRIBUTES)
     notes.append(
         "target names found in the annotator files: "

@@ -147,9 +147,7 @@ def load_mhs(
     share = {c: (comments[c] > min_target_share).to_numpy() for c in targets}
     for attribute in attributes:
         columns = [(c, g) for c, (a, g) in targets.items() if a == attribute]
-        groups[attribute] = [
-            frozenset(g for c, g in columns if share[c][i]) for i in range(len(comments))
-        ]
+        groups[attribute] = [frozenset(g for c, g in columns if share[c][i]) for i in range(len(comments))]
     full = TextSplit(
         ids=comments.index.tolist(),
         texts=comments["text"].astype(str).tolist(),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -15,10 +16,10 @@ import numpy as np
 import pandas as pd
 
 from fairmerge.data.hashing import provenance
+from fairmerge.data.sources import optional_data_dir
 from fairmerge.data.splits import DEFAULT_FRACTIONS, canonical_split, hash_split
 from fairmerge.data.types import SPLITS, GroupedTextDataset, TextSplit
 from fairmerge.errors import DataError
-from fairmerge.paths import resolve_data_dir
 
 PathLike = str | os.PathLike[str]
 GroupColumns = Mapping[str, str] | Sequence[str] | str
@@ -101,9 +102,10 @@ def binary_labels(values: pd.Series, column: str, positive: object = None) -> np
             with contextlib.suppress(ValueError):
                 hits = numeric == float(wanted)
         if not hits.any():
-            raise DataError(
-                f"label column {column!r} never equals positive={positive!r}; values found: "
-                f"{sorted(text.unique().tolist())[:20]}"
+            warnings.warn(
+                f"label column {column!r} never equals positive={positive!r} here; values found: "
+                f"{sorted(text.unique().tolist())[:20]}",
+                stacklevel=2,
             )
         return hits.to_numpy(dtype=np.int64)
     lowered = text.str.lower()
@@ -222,9 +224,11 @@ def load_table_dataset(
     """A dataset from ``train``/``val``/``test`` files, or from one ``path`` with a ``split_col``.
 
     With one file and ``split_col=None`` the rows are split 70/15/15 by a hash of the id (or text).
-    Relative paths are resolved against ``data_dir`` when one is given or set in the environment.
+    Relative paths are resolved against ``data_dir`` (or ``$FAIRMERGE_DATA_DIR``) when one is set,
+    else against the working directory.
     """
     mapping = parse_group_columns(group_cols)
+    root = optional_data_dir(data_dir)
     per_split = {s: f for s, f in (("train", train), ("val", val), ("test", test)) if f is not None}
     if path is not None and per_split:
         raise DataError("give either one file (path=) or per-split files (train=/val=/test=), not both")
@@ -233,16 +237,24 @@ def load_table_dataset(
     columns = [text_col, label_col, *mapping.values(), *([id_col] if id_col else [])]
 
     def build(frame: pd.DataFrame, source: str) -> TextSplit:
-        return frame_to_split(
-            frame, text_col=text_col, label_col=label_col, group_cols=mapping, positive=positive,
-            group_sep=group_sep, id_col=id_col, source=source,
-        )
+        with warnings.catch_warnings():  # a split without positives is checked for the whole dataset
+            warnings.simplefilter("ignore", UserWarning)
+            return frame_to_split(
+                frame,
+                text_col=text_col,
+                label_col=label_col,
+                group_cols=mapping,
+                positive=positive,
+                group_sep=group_sep,
+                id_col=id_col,
+                source=source,
+            )
 
     splits: dict[str, TextSplit] = {}
     notes: list[str] = []
     used: list[Path] = []
     if path is not None:
-        file = _resolve(path, data_dir)
+        file = _resolve(path, root)
         used.append(file)
         try:
             frame = read_table(file, [*columns, *([split_col] if split_col else [])], text_columns=columns)
@@ -263,19 +275,23 @@ def load_table_dataset(
                 splits[split] = build(rows, f"{file} [{split}]")
     else:
         for split, file_name in per_split.items():
-            file = _resolve(file_name, data_dir)
+            file = _resolve(file_name, root)
             used.append(file)
             splits[split] = build(read_table(file, columns, text_columns=columns), str(file))
+    if positive is not None and not any(split.labels.any() for split in splits.values()):
+        raise DataError(f"label column {label_col!r} never equals positive={positive!r} in any split")
+    notes.extend(
+        f"split {name!r} has no positive example" for name, sp in splits.items() if not sp.labels.any()
+    )
     label_scheme = f"{label_col} == {positive!r}" if positive is not None else f"{label_col} (binary)"
     return GroupedTextDataset(
-        name=name, splits=splits, label_scheme=label_scheme, notes=notes, provenance=provenance(used)
+        name=name, splits=splits, label_scheme=label_scheme, notes=notes, provenance=provenance(used, root)
     )
 
 
-def _resolve(path: PathLike, data_dir: PathLike | None) -> Path:
+def _resolve(path: PathLike, root: Path | None) -> Path:
+    """Absolute paths as given; relative ones under the data directory when there is one."""
     candidate = Path(path).expanduser()
-    if candidate.is_absolute() or candidate.is_file():
+    if candidate.is_absolute() or root is None:
         return candidate
-    if data_dir is not None or os.environ.get("FAIRMERGE_DATA_DIR"):
-        return resolve_data_dir(data_dir) / candidate
-    return candidate
+    return root / candidate
