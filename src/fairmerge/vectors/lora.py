@@ -1,0 +1,138 @@
+"""Exact task vectors from peft LoRA adapters: ΔW = scaling · B @ A per adapted weight.
+
+peft's ``add_weighted_adapter(combination_type="linear")`` mixes A and B matrices separately,
+which is not Σ w·ΔW, so we never go through it: each adapted weight's ΔW is formed here in fp32
+and named after the base model's parameter. Weights the adapter saves whole (``modules_to_save``
+such as the classification head, trained biases) become deltas against the base checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from pathlib import Path
+
+import torch
+
+from fairmerge.errors import VectorError
+from fairmerge.vectors.checkpoint_io import CheckpointReader
+
+_PREFIX = "base_model.model."
+_LORA_PART = re.compile(
+    r"^(?P<module>.+)\.(?P<part>lora_A|lora_B|lora_embedding_A|lora_embedding_B)(?:\.(?P<kind>weight|bias))?$"
+)
+_UNSUPPORTED_PARTS = ("lora_magnitude_vector", "trainable_tokens", "lora_E", "lora_T")
+
+
+def _load_config(adapter_dir: Path):  # -> peft.LoraConfig (typed loosely: peft's classes are untyped)
+    from peft import LoraConfig, PeftConfig
+
+    if not (adapter_dir / "adapter_config.json").is_file():
+        raise VectorError(f"{adapter_dir} is not a peft adapter directory (no adapter_config.json)")
+    try:
+        config = PeftConfig.from_pretrained(str(adapter_dir))
+    except Exception as exc:  # peft raises ValueError/TypeError/JSONDecodeError for bad configs
+        raise VectorError(f"cannot read adapter config in {adapter_dir}: {exc}") from exc
+    if not isinstance(config, LoraConfig):
+        raise VectorError(f"{adapter_dir} holds a {type(config).__name__}, only LoRA adapters are supported")
+    if config.use_dora:
+        raise VectorError(f"{adapter_dir} is a DoRA adapter: its update is not a fixed ΔW = s·B·A")
+    return config
+
+
+def _strip(key: str) -> str:
+    key = key.removeprefix(_PREFIX)
+    return key.replace(".modules_to_save.", ".")
+
+
+def lora_deltas(
+    adapter_dir: str | os.PathLike[str], base: CheckpointReader, *, dtype: torch.dtype | None = None
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Deltas (base parameter name → ΔW) of a LoRA adapter, and metadata describing it.
+
+    Each ΔW is computed in fp32 and stored in the base parameter's dtype (or ``dtype``).
+    """
+    from peft.utils import load_peft_weights
+    from peft.utils.other import get_pattern_key
+
+    adapter_dir = Path(adapter_dir)
+    config = _load_config(adapter_dir)
+    try:
+        weights = load_peft_weights(str(adapter_dir), device="cpu")
+    except Exception as exc:  # missing or corrupt adapter_model.safetensors / .bin
+        raise VectorError(f"cannot read adapter weights in {adapter_dir}: {exc}") from exc
+
+    factors: dict[str, dict[str, torch.Tensor]] = {}
+    full: dict[str, torch.Tensor] = {}
+    for raw_key, tensor in weights.items():
+        key = _strip(raw_key)
+        if any(part in key for part in _UNSUPPORTED_PARTS):
+            raise VectorError(f"adapter tensor {raw_key!r} is of a kind fairmerge cannot turn into ΔW")
+        match = _LORA_PART.match(key)
+        if match:
+            part = match["part"] + (".bias" if match["kind"] == "bias" else "")
+            factors.setdefault(match["module"], {})[part] = tensor
+        else:
+            full[key] = tensor
+
+    deltas: dict[str, torch.Tensor] = {}
+    for module, parts in factors.items():
+        for target, delta in _module_deltas(module, parts, config, get_pattern_key).items():
+            deltas[target] = delta
+    for key, tensor in full.items():
+        _check_target(key, tuple(tensor.shape), base, adapter_dir)
+        deltas[key] = torch.sub(tensor.float(), base.get(key).float())
+
+    ordered = [k for k in base.specs if k in deltas]
+    result = {}
+    for key in ordered:
+        _check_target(key, tuple(deltas[key].shape), base, adapter_dir)
+        result[key] = deltas[key].to(dtype or base.specs[key].dtype)
+    info = {
+        "peft_type": "LORA",
+        "lora_r": str(config.r),
+        "lora_alpha": str(config.lora_alpha),
+        "use_rslora": str(bool(config.use_rslora)).lower(),
+        "adapter": str(adapter_dir),
+    }
+    return result, info
+
+
+def _module_deltas(
+    module: str, parts: dict[str, torch.Tensor], config, get_pattern_key
+) -> dict[str, torch.Tensor]:
+    """ΔW (and Δbias with ``lora_bias``) of one adapted module."""
+    embedding = "lora_embedding_A" in parts or "lora_embedding_B" in parts
+    a_name, b_name = ("lora_embedding_A", "lora_embedding_B") if embedding else ("lora_A", "lora_B")
+    if a_name not in parts or b_name not in parts:
+        raise VectorError(f"adapter module {module!r} has only one of {a_name}/{b_name}")
+    a, b = parts[a_name].float(), parts[b_name].float()
+    if a.dim() != 2 or b.dim() != 2:
+        raise VectorError(f"adapter module {module!r} is not a linear or embedding LoRA (A is {a.dim()}-D)")
+    rank = config.rank_pattern.get(get_pattern_key(config.rank_pattern.keys(), module), config.r)
+    alpha = config.alpha_pattern.get(get_pattern_key(config.alpha_pattern.keys(), module), config.lora_alpha)
+    if a.shape[0] != rank or b.shape[1] != rank:
+        raise VectorError(f"adapter module {module!r} has rank {a.shape[0]} but its config says r={rank}")
+    scaling = alpha / math.sqrt(rank) if config.use_rslora else alpha / rank
+    delta = (b @ a) * scaling
+    if embedding or config.fan_in_fan_out:
+        delta = delta.T
+    out = {f"{module}.weight": delta.contiguous()}
+    if f"{b_name}.bias" in parts:
+        out[f"{module}.bias"] = parts[f"{b_name}.bias"].float() * scaling
+    return out
+
+
+def _check_target(key: str, shape: tuple[int, ...], base: CheckpointReader, adapter_dir: Path) -> None:
+    if key not in base.specs:
+        raise VectorError(
+            f"adapter {adapter_dir} changes {key!r}, which the base checkpoint {base.path} lacks"
+        )
+    if base.specs[key].shape != shape:
+        raise VectorError(
+            f"adapter {adapter_dir} gives {key!r} shape {list(shape)}, "
+            f"the base has {list(base.specs[key].shape)}"
+        )
+    if not base.specs[key].dtype.is_floating_point:
+        raise VectorError(f"adapter {adapter_dir} changes {key!r}, an integer buffer in the base")

@@ -1,0 +1,121 @@
+"""Out-of-core merging: read each tensor of the base and the vectors, merge it, write it, drop it.
+
+Inputs are read lazily (``safe_open`` per shard, one tensor at a time), outputs are streamed into
+safetensors shards whose headers are planned from the base's shapes, so peak memory is a few
+tensors whatever the size of the model. The output directory appears only when complete.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from fairmerge.atomic import atomic_directory
+from fairmerge.errors import VectorError
+from fairmerge.vectors.checkpoint_io import (
+    DEFAULT_MAX_SHARD_BYTES,
+    CheckpointReader,
+    TensorSpec,
+    copy_non_weight_files,
+    write_checkpoint_tensors,
+)
+from fairmerge.vectors.kernels import Term
+from fairmerge.vectors.task_vector import TaskVector
+
+MergeKey = Callable[[str, torch.Tensor, list[Term]], torch.Tensor]
+"""Merges one tensor: (key, base tensor, one term per vector) → merged tensor in the base dtype."""
+
+
+def check_vectors_against(
+    specs: dict[str, TensorSpec], vectors: Sequence[TaskVector], what: str
+) -> list[str]:
+    """Check every vector against the target's shapes; return the keys the vectors change.
+
+    All vectors must hold the same keys (a vector without the head and one with it are not
+    silently mixed), each present in the target with the same shape and a float dtype.
+    """
+    if not vectors:
+        raise VectorError("no task vectors given")
+    keys = list(vectors[0].specs)
+    key_set = set(keys)
+    for i, vector in enumerate(vectors[1:], start=2):
+        other = set(vector.specs)
+        if other != key_set:
+            odd = sorted(other ^ key_set)[0]
+            side = "vector 1" if odd in key_set else f"vector {i}"
+            raise VectorError(f"task vectors hold different keys: {odd!r} is only in {side}")
+    for i, vector in enumerate(vectors, start=1):
+        for key, spec in vector.specs.items():
+            if key not in specs:
+                raise VectorError(f"key {key!r} of vector {i} is missing from {what}")
+            if specs[key].shape != spec.shape:
+                raise VectorError(
+                    f"key {key!r} has shape {list(spec.shape)} in vector {i} "
+                    f"but {list(specs[key].shape)} in {what}"
+                )
+            if not specs[key].dtype.is_floating_point:
+                raise VectorError(f"key {key!r} is an integer buffer ({specs[key].dtype}) in {what}")
+    return [k for k in specs if k in key_set]
+
+
+def _same_checkpoint(a: CheckpointReader, b: CheckpointReader) -> bool:
+    try:
+        return a.path.resolve() == b.path.resolve()
+    except OSError:
+        return False
+
+
+def vector_term(vector: TaskVector, key: str, weight: float, base: CheckpointReader) -> Term:
+    """The term a vector contributes for ``key``.
+
+    A vector made from checkpoints against this same base contributes its fine-tuned tensor
+    (δ = θ_ft − θ_base formed inside the merge kernel), so the base is read once, not twice.
+    """
+    source = vector.source
+    if source is not None and source.dtype is None and _same_checkpoint(source.base, base):
+        return Term(source.finetuned.get(key), weight, finetuned=True)
+    return Term(vector[key], weight)
+
+
+def stream_merge(
+    base: CheckpointReader,
+    vectors: Sequence[TaskVector],
+    weights: Sequence[float],
+    merge_key: MergeKey,
+    out_dir: str | os.PathLike[str],
+    *,
+    max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> Path:
+    """Write ``merge_key(base[k], terms)`` for every tensor of ``base`` into a new HF checkpoint dir.
+
+    Tensors the vectors do not hold (integer buffers, an excluded head) are copied from the base;
+    config, tokenizer and other non-weight files of the base directory are copied as they are.
+    """
+    if len(weights) != len(vectors):
+        raise VectorError(f"{len(weights)} weights for {len(vectors)} vectors")
+    changed = set(check_vectors_against(base.specs, vectors, f"base {base.path}"))
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not overwrite:
+        raise VectorError(f"output {out_dir} already exists (pass overwrite to replace it)")
+    # Tied copies in ``.bin`` files share storage; safetensors stores them once and
+    # transformers re-ties them from the config on load.
+    specs = {k: s for k, s in base.specs.items() if k not in base.aliases}
+
+    def tensors() -> Iterator[tuple[str, torch.Tensor]]:
+        for key in tqdm(specs, desc="merging", unit="tensor", disable=not progress):
+            tensor = base.get(key)
+            if key in changed:
+                terms = [vector_term(v, key, w, base) for v, w in zip(vectors, weights, strict=True)]
+                tensor = merge_key(key, tensor, terms)
+            yield key, tensor
+
+    with atomic_directory(out_dir, overwrite=overwrite) as tmp:
+        copy_non_weight_files(base.directory, tmp)
+        write_checkpoint_tensors(tmp, specs, tensors(), max_shard_bytes=max_shard_bytes)
+    return out_dir
