@@ -115,17 +115,19 @@ def _summary() -> dict[str, Any]:
         "seeds": [0, 1],
         "selection": {"rule": "constrained", "epsilon": 0.1, "delta": 0.02},
         "selected": {
-            "merge": {"lambda": 0.5, "lambdas": None, "rule": "constrained", "feasible": True, "reason": "ok"},
+            "merge": {"lambda": 0.5, "lambdas": None, "rule": "constrained", "feasible": True,
+                      "reason": "ok"},
             "merge@calibrated": {"lambda": 0.25, "lambdas": None, "rule": "constrained", "feasible": False,
                                  "reason": "no λ meets ε; fell back to <fairest>"},
             "inject:African": {"lambda": 0.5, "lambdas": None, "rule": "constrained", "feasible": True,
                                "reason": "ok"},
-            "merge_pergroup": {"lambda": None, "lambdas": {"African": 0.3, "Arab": 0.7}, "rule": "constrained",
-                               "feasible": True, "reason": "ok"},
+            "merge_pergroup": {"lambda": None, "lambdas": {"African": 0.3, "Arab": 0.7},
+                               "rule": "constrained", "feasible": True, "reason": "ok"},
         },
         "worst_group": {"attribute": "race", "group": "African", "criterion": "accuracy"},
         "headline": [
-            _headline_row("base", None, rng), _headline_row("fft", None, rng), _headline_row("lora", None, rng),
+            _headline_row("base", None, rng), _headline_row("fft", None, rng),
+            _headline_row("lora", None, rng),
             _headline_row("fft@calibrated", None, rng), _headline_row("merge", 0.5, rng),
             _headline_row("merge_pergroup", None, rng), _headline_row("inject:African", 0.5, rng),
             _headline_row("threshold_optimizer", None, rng),
@@ -305,8 +307,8 @@ def test_optional_inputs_omit_their_sections(tmp_path: Path) -> None:
 
 def test_bad_input_leaves_no_output(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="ci_high"):
-        write_report(tmp_path, metrics=_metrics().drop(columns="ci_high"), summary=_summary(), similarity=None,
-                     bound=None, strategies=None, provenance={})
+        write_report(tmp_path, metrics=_metrics().drop(columns="ci_high"), summary=_summary(),
+                     similarity=None, bound=None, strategies=None, provenance={})
     with pytest.raises(DataError, match="observed_dpd"):
         write_report(tmp_path, metrics=_metrics(), summary=_summary(), similarity=None,
                      bound=_bound().drop(columns="observed_dpd"), strategies=None, provenance={})

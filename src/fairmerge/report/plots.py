@@ -99,6 +99,16 @@ def _legend_below(ax: Axes, handles: list[Any], labels: list[str]) -> None:
     ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=2)
 
 
+def _figure_legend(fig: Figure, axes: np.ndarray, **kwargs: Any) -> None:
+    """One legend for the whole figure: every distinct entry of every panel, once."""
+    entries: dict[str, Any] = {}
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            entries.setdefault(label, handle)
+    if entries:
+        fig.legend(list(entries.values()), list(entries.keys()), **kwargs)
+
+
 def _prefer_argmax(labels: Sequence[ModelLabel]) -> list[ModelLabel]:
     """The argmax-decision labels, or the calibrated ones when no argmax label exists."""
     argmax = [lab for lab in labels if not lab.calibrated]
@@ -292,11 +302,7 @@ def plot_pareto(metrics: pd.DataFrame, summary: Mapping[str, Any], path: Path) -
                 ax.set_xlabel(f"{attribute} {gap.upper()} (validation, lower is fairer)")
                 ax.set_ylabel("accuracy (validation)")
                 ax.set_title(f"accuracy vs {attribute} {gap.upper()}")
-        legend: dict[str, Any] = {}
-        for ax in axes.flat:
-            for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
-                legend.setdefault(label, handle)
-        fig.legend(list(legend.values()), list(legend.keys()), loc="outside right center")
+        _figure_legend(fig, axes, loc="outside right center")
         fig.suptitle("Pareto view on validation: up and to the left is better")
         return _save(fig, path)
 
@@ -338,8 +344,7 @@ def plot_injection_effects(metrics: pd.DataFrame, summary: Mapping[str, Any], pa
             ax.set_title(f"{title} vs FFT — validation")
             ax.set_xlabel("λ (injection coefficient, θ_FFT + λ·τ_g)")
             ax.set_ylabel("difference to FFT")
-            if ax.get_legend_handles_labels()[0]:
-                ax.legend(loc="best", ncols=2)
+        _figure_legend(fig, axes, loc="outside lower center", ncols=6, title="injected group g")
         fig.suptitle("Injecting one subgroup vector into FFT: above 0 helps accuracy, below 0 narrows EOD")
         return _save(fig, path)
 
