@@ -93,7 +93,7 @@ def print_summary(dataset: GroupedTextDataset, min_group_size: int, console: Con
         weak = bool(rows["weak_groups"].any())
         title = (
             f"{split}: n={overall['n']}, positives={overall['positives']} ({overall['positive_rate']:.1%})"
-            + ("  [groups WEAK]" if weak else "")
+            + ("  (groups: WEAK)" if weak else "")
         )
         table = Table(title=title, title_justify="left")
         for column, justify in (
