@@ -281,7 +281,6 @@ def _build(data_dir: str | os.PathLike[str] | None, label_scheme: str) -> tuple[
     gold = {s: read_gold_targets(files[rel]) for s, rel in ANNOTATORS.items()}
     weak = read_weak_targets(files[WEAK])
 
-    notes: list[str] = []
     splits: dict[str, TextSplit] = {}
     coverage: dict[str, tuple[int, int]] = {}
     naive_coverage: dict[str, float] = {}
@@ -320,6 +319,33 @@ def _build(data_dir: str | os.PathLike[str] | None, label_scheme: str) -> tuple[
     quality = _quality(gold_groups, weak_by_post)
     report = WeakJoin(coverage, naive_coverage, ambiguous, quality)
 
+    notes = _notes(label_scheme, posts, divisions, dropped, gold, report)
+    dataset = GroupedTextDataset(
+        name="hatexplain",
+        splits=splits,
+        label_scheme=label_scheme,
+        notes=notes,
+        provenance=provenance(files.values(), root),
+    )
+    return dataset, report
+
+
+def _notes(
+    label_scheme: str,
+    posts: pd.DataFrame,
+    divisions: dict[str, list[str]],
+    dropped: dict[str, int],
+    gold: dict[str, GoldTargets],
+    report: WeakJoin,
+) -> list[str]:
+    """Human-readable facts about how the dataset was built: labels, dropped posts, groups, the join."""
+    coverage, naive_coverage, ambiguous, quality = (
+        report.coverage,
+        report.naive_coverage,
+        report.ambiguous,
+        report.quality,
+    )
+    notes: list[str] = []
     notes.append(
         f"label scheme {label_scheme!r}: 1 = "
         + ("hatespeech" if label_scheme == "hate" else "hatespeech or offensive")
@@ -377,14 +403,7 @@ def _build(data_dir: str | os.PathLike[str] | None, label_scheme: str) -> tuple[
         "weak file limits: one target per category (a post naming Women and Men keeps one), "
         "'Nonreligious' there means no religious target, and its labels are not used"
     )
-    dataset = GroupedTextDataset(
-        name="hatexplain",
-        splits=splits,
-        label_scheme=label_scheme,
-        notes=notes,
-        provenance=provenance(files.values(), root),
-    )
-    return dataset, report
+    return notes
 
 
 def load_hatexplain(
@@ -393,7 +412,8 @@ def load_hatexplain(
     """HateXplain with official splits; gold val/test groups, weak train groups (``weak_groups``).
 
     ``label_scheme`` ``"hate"``: 1 when the majority category is hatespeech; ``"toxic"``: hatespeech
-    or offensive vs normal. Posts without a majority category (919, all in train) are dropped.
+    or offensive vs normal. Posts without a majority category are dropped (the official divisions
+    already leave out all 919 of them; the notes say so).
     """
     return _build(data_dir, label_scheme)[0]
 

@@ -58,7 +58,7 @@ def read_table(
     if _is_parquet(path):
         return pd.read_parquet(path, columns=usecols)
     dtype = {c: "string" for c in text_columns if usecols is None or c in usecols}
-    return pd.read_csv(path, sep=_separator(path), usecols=usecols, dtype=dtype)  # type: ignore[arg-type]
+    return pd.read_csv(path, sep=_separator(path), usecols=usecols, dtype=dtype)
 
 
 def _is_parquet(path: Path) -> bool:
