@@ -399,7 +399,9 @@ class TaskVector(Mapping[str, torch.Tensor]):
                 raise VectorError(
                     f"{path}: tensor {key!r} has dtype {spec.dtype}; a task vector holds float deltas"
                 )
-        metadata = {k: v for k, v in file.metadata.items() if k not in ("format", "fairmerge_format")}
+        # Keys that save() derives from the tensors are dropped; the rest describes the origin.
+        derived = ("format", "fairmerge_format", "dtype", "num_parameters")
+        metadata = {k: v for k, v in file.metadata.items() if k not in derived}
 
         def read(key: str) -> torch.Tensor:
             tensor = file.get(key)
