@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from html.parser import HTMLParser
@@ -14,6 +15,11 @@ import pytest
 
 from fairmerge.errors import DataError
 from fairmerge.report import write_report
+from fairmerge.report.frames import validate_metrics
+from fairmerge.report.html import render_html
+from fairmerge.study.multiseed import aggregate_seeds
+from fairmerge.study.outputs import headline_row, headline_table
+from fairmerge.sweep import dpd_bound_table
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 ALL_SECTIONS = (
@@ -73,75 +79,79 @@ def _model_rows(model: str, lam: float, split: str, rng: np.random.Generator, *,
     return rows
 
 
-def _metrics() -> pd.DataFrame:
-    rng = np.random.default_rng(0)
+STRATEGIES = ("targeted", "targeted+background", "balanced")
+# label -> λ selected on validation (the study evaluates test only at these points)
+SELECTED = {"merge": 0.5, "merge@calibrated": 0.25, "merge[targeted+background]": 0.75,
+            "merge[targeted+background]@calibrated": 0.5, "merge[balanced]": 1.0,
+            "merge[balanced]@calibrated": 0.0, "inject:African": 0.5}
+
+
+def _metrics(seed: int = 0) -> pd.DataFrame:
+    """The tidy metrics.csv of a study: baselines on both splits, val sweeps, test at selected λ."""
+    return _cached_metrics(seed).copy()
+
+
+@functools.cache
+def _cached_metrics(seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
     rows: list[dict] = []
     for model in ("base", "fft", "lora", "fft@calibrated", "threshold_optimizer", "merge_pergroup"):
         for split in ("val", "test"):
             rows += _model_rows(model, math.nan, split, rng, ci=True)
-    for model in ("merge", "merge@calibrated"):
-        for lam in LAMBDAS:
-            rows += _model_rows(model, lam, "val", rng, ci=model == "merge")
+    for family in ("merge", "merge[targeted+background]", "merge[balanced]"):
+        for model in (family, f"{family}@calibrated"):
+            for lam in LAMBDAS:
+                rows += _model_rows(model, lam, "val", rng, ci=False)  # fast sweeps: no bootstrap
     for group in ("African", "Arab", "Women"):
         for lam in (0.0, 0.5, 1.0):
             rows += _model_rows(f"inject:{group}", lam, "val", rng, ci=False)
-    rows += _model_rows("merge", 0.5, "test", rng, ci=True)
-    rows += _model_rows("inject:African", 0.5, "test", rng, ci=True)
+    for model, lam in SELECTED.items():
+        rows += _model_rows(model, lam, "test", rng, ci=True)
     return pd.DataFrame(rows)
 
 
-def _headline_row(model: str, lam: float | None, rng: np.random.Generator) -> dict[str, Any]:
-    acc = float(rng.uniform(0.5, 0.85))
-    row: dict[str, Any] = {"model": model, "lambda": lam, "accuracy": acc, "accuracy_ci_low": acc - 0.02,
-                           "accuracy_ci_high": acc + 0.02, "worst_group_accuracy": acc - 0.2}
-    for attr in GROUPS:
-        for gap in ("dpd", "eod"):
-            # gender has one qualifying group: its gaps are undefined
-            value = math.nan if attr == "gender" else float(rng.uniform(0.1, 0.7))
-            row[f"{attr}_{gap}"] = value
-            row[f"{attr}_{gap}_ci_low"] = value - 0.05
-            row[f"{attr}_{gap}_ci_high"] = value + 0.05
-        row[f"{attr}_n_groups"] = 4 if attr == "race" else 1
-    return row
+def _gap_test(delta: float) -> dict[str, float]:
+    return {"delta": delta, "ci_low": delta - 0.1, "ci_high": delta + 0.1, "p_value": 0.04}
 
 
 def _summary() -> dict[str, Any]:
-    rng = np.random.default_rng(1)
+    """summary.json as ``fairmerge.study.run`` builds it, from the real headline / multi-seed code."""
+    attributes = list(GROUPS)
+    headlines = [headline_table(_metrics(seed), attributes) for seed in (0, 1)]
+    stats = aggregate_seeds(headlines)
+    tests = {
+        "merge": {"race": {"dpd": _gap_test(-0.12), "eod": _gap_test(-0.05)},
+                  "gender": {"dpd": dict.fromkeys(("delta", "ci_low", "ci_high", "p_value"), math.nan),
+                             "eod": dict.fromkeys(("delta", "ci_low", "ci_high", "p_value"), math.nan)}},
+        "inject:African": {"race": {"dpd": _gap_test(0.02), "eod": _gap_test(0.3)}},
+    }
+    gap_rows = [{"model": m, "metric": f"{a}_{k}_minus_fft", "mean": r["delta"], "ci_low": r["ci_low"],
+                 "ci_high": r["ci_high"], "p_value": r["p_value"], "n_seeds": 2}
+                for m, per_attr in tests.items() for a, per_metric in per_attr.items()
+                for k, r in per_metric.items()]
+    selected: dict[str, dict[str, Any]] = {
+        label: {"lambda": lam, "lambdas": None, "rule": "constrained", "feasible": True, "reason": "ok"}
+        for label, lam in SELECTED.items()
+    }
+    selected["merge@calibrated"].update(feasible=False, reason="no λ meets ε; fell back to <fairest>")
+    selected["merge_pergroup"] = {"lambda": None, "lambdas": {"African": 0.3, "Arab": 0.7},
+                                  "rule": "per-group TPE search (constrained)", "feasible": True,
+                                  "reason": "16 trials on validation"}
     return {
         "dataset": "hatexplain",
         "model": "all-MiniLM-L6-v2",
         "label_scheme": "hate",
-        "attributes": list(GROUPS),
+        "attributes": attributes,
         "seeds": [0, 1],
-        "selection": {"rule": "constrained", "epsilon": 0.1, "delta": 0.02},
-        "selected": {
-            "merge": {"lambda": 0.5, "lambdas": None, "rule": "constrained", "feasible": True,
-                      "reason": "ok"},
-            "merge@calibrated": {"lambda": 0.25, "lambdas": None, "rule": "constrained", "feasible": False,
-                                 "reason": "no λ meets ε; fell back to <fairest>"},
-            "inject:African": {"lambda": 0.5, "lambdas": None, "rule": "constrained", "feasible": True,
-                               "reason": "ok"},
-            "merge_pergroup": {"lambda": None, "lambdas": {"African": 0.3, "Arab": 0.7},
-                               "rule": "constrained", "feasible": True, "reason": "ok"},
-        },
+        "selection": {"rule": "constrained", "epsilon": 0.1, "delta": 0.02, "split": "val"},
+        "selected": selected,
         "worst_group": {"attribute": "race", "group": "African", "criterion": "accuracy"},
-        "headline": [
-            _headline_row("base", None, rng), _headline_row("fft", None, rng),
-            _headline_row("lora", None, rng),
-            _headline_row("fft@calibrated", None, rng), _headline_row("merge", 0.5, rng),
-            _headline_row("merge_pergroup", None, rng), _headline_row("inject:African", 0.5, rng),
-            _headline_row("threshold_optimizer", None, rng),
-        ],
-        "timings_s": {"data": 3.2, "fft": 281.0, "subgroups": 400.5, "sweep": 120.25},
+        "headline": headlines[0],
+        "gap_tests_vs_fft": tests,
+        "timings_s": {"data": 3.2, "fft": 281.0, "subgroups": 400.5, "sweep": 120.25, "total": 812.4},
         "verdict": "No strategy keeps accuracy within 2 points of FFT with a lower EOD.\n\n"
                    "Differences are inside the CIs <script>alert(1)</script>.",
-        "multi_seed": [
-            {"model": "fft", "accuracy_mean": 0.83, "accuracy_std": 0.01, "race_eod_mean": 0.6,
-             "race_eod_std": math.nan},
-            {"model": "merge", "accuracy_mean": 0.71, "accuracy_std": 0.03, "race_eod_mean": 0.5,
-             "race_eod_std": 0.04, "delta_race_eod": -0.1, "delta_race_eod_ci_low": -0.2,
-             "delta_race_eod_ci_high": 0.01, "p_value": 0.07},
-        ],
+        "multi_seed": pd.concat([stats, pd.DataFrame(gap_rows)], ignore_index=True).to_dict(orient="records"),
     }
 
 
@@ -153,22 +163,22 @@ def _similarity() -> pd.DataFrame:
 
 
 def _bound() -> pd.DataFrame:
-    rows = []
-    for attr in ("race", "gender"):
-        for lam in LAMBDAS:
-            rows.append({"lambda": lam, "attribute": attr, "observed_dpd": 0.2 + 0.2 * lam,
-                         "bound": 0.2 + 1.5 * lam, "lipschitz_max": 0.8})
-    return pd.DataFrame(rows)
+    """The real bound table on the fixture's merge path; λ 0.25 and 0.75 are held out."""
+    metrics = _metrics()
+    val = metrics[(metrics["model"] == "merge") & (metrics["split"] == "val")]
+    return pd.concat([dpd_bound_table(val, 2.0, a, estimate_on=[0.0, 0.5, 1.0]) for a in GROUPS],
+                     ignore_index=True)
 
 
 def _strategies() -> pd.DataFrame:
-    rng = np.random.default_rng(2)
+    """One row per (strategy, decision), as the study's runner builds it."""
+    metrics = _metrics()
     rows = []
-    for strategy in ("targeted", "targeted+background", "balanced"):
-        for decision in ("argmax", "calibrated"):
-            row = _headline_row("x", float(rng.choice(LAMBDAS)), rng)
-            del row["model"]
-            rows.append({"strategy": strategy, "decision": decision, **row})
+    for strategy in STRATEGIES:
+        family = "merge" if strategy == "targeted" else f"merge[{strategy}]"
+        for decision, label in (("argmax", family), ("calibrated", f"{family}@calibrated")):
+            rows.append({"strategy": strategy, "decision": decision,
+                         **headline_row(metrics, label, list(GROUPS))})
     return pd.DataFrame(rows)
 
 
@@ -269,9 +279,21 @@ def test_missing_values_render_as_na(full_report: tuple[Path, str]) -> None:
     sizes = {(r["attribute"], r["group"]): r for r in _table_rows(document, "headline", 1)}
     assert sizes[("race", "African")]["n (test)"] == "315"
     assert sizes[("gender", "Men")]["n (val)"] == "6"
+    assert headline["merge[balanced]@calibrated"]["λ"] == "0.0"
+    tests = {row["model"]: row for row in _table_rows(document, "headline", 2)}
+    assert tests["merge"]["race ΔDPD vs FFT"] == "-0.120 [-0.220, -0.020]"
+    assert tests["merge"]["race ΔDPD p-value"] == "0.040"
+    assert tests["merge"]["gender ΔEOD vs FFT"] == "n/a"
+    assert tests["inject:African"]["gender ΔEOD vs FFT"] == "n/a"  # absent, not 0
     seeds = {row["model"]: row for row in _table_rows(document, "multi-seed")}
-    assert seeds["fft"]["race EOD (mean ± std)"] == "0.600"
-    assert seeds["merge"]["race EOD (mean ± std)"] == "0.500 ± 0.040"
+    assert re.fullmatch(r"0\.\d{3} ± 0\.\d{3}", seeds["fft"]["race EOD (mean ± std)"])
+    assert seeds["base"]["λ (mean ± std)"] == "n/a"
+    assert 'href="#gap-tests"' in document  # the paired tests are shown once, in the headline
+    bound = {row["attribute"]: row for row in _table_rows(document, "bound")}
+    assert re.fullmatch(r"[0-2] of 2", bound["race"]["held-out λ: observed ≤ bound"])
+    assert bound["gender"]["max observed DPD"] == "n/a"
+    timings = {row["stage"]: row["seconds"] for row in _table_rows(document, "timings")}
+    assert timings["total"] == "812.4" and len(timings) == 5  # the study's total, not a second sum
 
 
 def test_strategy_table_lists_every_strategy_next_to_references(full_report: tuple[Path, str]) -> None:
@@ -283,6 +305,17 @@ def test_strategy_table_lists_every_strategy_next_to_references(full_report: tup
     assert {("fft (reference)", "argmax"), ("fft (reference)", "calibrated"), ("lora (reference)", "argmax"),
             ("threshold_optimizer (reference)", "argmax")} <= pairs
     assert all(re.fullmatch(r"0\.\d{3} \[0\.\d{3}, 0\.\d{3}\]", r["accuracy"]) for r in rows)
+
+
+def test_paired_tests_move_to_multi_seed_when_the_headline_has_none() -> None:
+    summary = _summary()
+    del summary["gap_tests_vs_fft"]
+    document = render_html(metrics=validate_metrics(_metrics()), summary=summary, bound=None, strategies=None,
+                           provenance={}, images={})
+    assert 'id="gap-tests"' not in document
+    tests = {(r["model"], r["metric"]): r for r in _table_rows(document, "multi-seed", 1)}
+    assert tests[("merge", "race DPD − FFT")]["Δ"] == "-0.120 [-0.220, -0.020]"
+    assert tests[("merge", "gender EOD − FFT")]["Δ"] == "n/a"
 
 
 def test_optional_inputs_omit_their_sections(tmp_path: Path) -> None:

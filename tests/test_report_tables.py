@@ -11,9 +11,9 @@ import pytest
 from fairmerge.errors import DataError
 from fairmerge.report.frames import parse_model, validate_metrics
 from fairmerge.report.tables import (
+    fmt_estimate,
     fmt_lambda,
     fmt_number,
-    fmt_with_ci,
     format_metric_table,
     strategy_table,
 )
@@ -22,13 +22,14 @@ from fairmerge.report.tables import (
 @pytest.mark.parametrize("missing", [None, math.nan, np.float64("nan"), pd.NA])
 def test_missing_values_are_na_not_zero(missing: object) -> None:
     assert fmt_number(missing) == "n/a"
-    assert fmt_with_ci(missing, 0.1, 0.2) == "n/a"
+    assert fmt_estimate(missing, std=0.1, low=0.1, high=0.2) == "n/a"
     assert fmt_lambda(missing) == "n/a"
 
 
 def test_values_with_and_without_ci() -> None:
-    assert fmt_with_ci(0.8321, 0.81, 0.849) == "0.832 [0.810, 0.849]"
-    assert fmt_with_ci(0.0, math.nan, math.nan) == "0.000"
+    assert fmt_estimate(0.8321, low=0.81, high=0.849) == "0.832 [0.810, 0.849]"
+    assert fmt_estimate(0.0, low=math.nan, high=math.nan) == "0.000"
+    assert fmt_estimate(0.5, std=0.01, low=0.4, high=math.nan) == "0.500 ± 0.010"
     assert fmt_number(np.int64(315)) == "315"
     assert [fmt_lambda(v) for v in (0.3, 0.30000000000000004, 1.0, 0.125)] == ["0.3", "0.3", "1.0", "0.125"]
     assert fmt_lambda({"African": 0.3, "Arab": 0.7}) == "African=0.3, Arab=0.7"

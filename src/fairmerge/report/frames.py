@@ -34,7 +34,8 @@ BASELINE_FAMILIES: tuple[str, ...] = ("base", "fft", "lora", "threshold_optimize
 
 @dataclass(frozen=True)
 class ModelLabel:
-    """A model label split into family (``merge``, ``inject``…), target (the injected group) and decision."""
+    """A model label split into family (``merge``, ``merge[balanced]``, ``inject``…), target (the
+    injected group) and decision (argmax or a threshold re-chosen on validation)."""
 
     label: str
     family: str
@@ -45,9 +46,17 @@ class ModelLabel:
     def decision(self) -> str:
         return "calibrated" if self.calibrated else "argmax"
 
+    @property
+    def kind(self) -> str:
+        """The family without its training-set strategy: ``merge[balanced]`` → ``merge``."""
+        return self.family.split("[", 1)[0]
+
 
 def parse_model(label: str) -> ModelLabel:
-    """Split e.g. ``inject:African@calibrated`` into family ``inject``, target ``African``, calibrated."""
+    """Split e.g. ``inject:African@calibrated`` into family ``inject``, target ``African``, calibrated.
+
+    A strategy variant such as ``merge[balanced]@calibrated`` keeps its bracket in the family.
+    """
     calibrated = label.endswith(CALIBRATED_SUFFIX)
     core = label[: -len(CALIBRATED_SUFFIX)] if calibrated else label
     family, sep, target = core.partition(":")

@@ -232,8 +232,8 @@ def plot_group_accuracy(metrics: pd.DataFrame, summary: Mapping[str, Any], path:
 def _swept_points(metrics: pd.DataFrame, attribute: str, gap: str) -> pd.DataFrame:
     """Validation (model, λ, accuracy, gap) for every swept merge / injection point."""
     val = metrics[(metrics["split"] == "val") & metrics["lambda"].notna()]
-    families = val["model"].map(lambda m: parse_model(m).family)
-    val = val[families.isin(["merge", "inject"])]
+    kinds = val["model"].map(lambda m: parse_model(m).kind)
+    val = val[kinds.isin(["merge", "inject"])]
     acc = val[(val["metric"] == "accuracy") & (val["attribute"] == "all") & (val["group"] == "all")]
     gp = val[(val["metric"] == gap) & (val["attribute"] == attribute) & (val["group"] == "all")]
     keys = ["model", "lambda"]
@@ -257,6 +257,9 @@ def plot_pareto(metrics: pd.DataFrame, summary: Mapping[str, Any], path: Path) -
     if not attrs:
         return None
     selected = summary.get("selected") or {}
+    families = sorted({parse_model(str(m)).family for pts in points.values() for m in pts["model"]})
+    extra = _palette(len(families) + 3)
+    colors = {f: FAMILY_COLORS.get(f, extra((i + 2) % extra.N)) for i, f in enumerate(families)}
     with _style():
         fig, axes = _new_figure(len(attrs), 2, width=13.0, height=4.0 * len(attrs) + 0.6)
         for row, attribute in enumerate(attrs):
@@ -270,7 +273,7 @@ def plot_pareto(metrics: pd.DataFrame, summary: Mapping[str, Any], path: Path) -
                     [pts["model"].map(lambda m: parse_model(m).family),
                      pts["model"].map(lambda m: parse_model(m).calibrated)], sort=True,
                 ):
-                    color = FAMILY_COLORS.get(str(family), "tab:green")
+                    color = colors[str(family)]
                     ax.scatter(part["gap"], part["accuracy"], s=22, alpha=0.75,
                                facecolors="none" if calibrated else color, edgecolors=color,
                                label=f"{family} points" + (" (calibrated)" if calibrated else ""))
@@ -391,8 +394,13 @@ def plot_bound(bound: pd.DataFrame | None, path: Path) -> Path | None:
         for i, (attribute, part) in enumerate(bound.groupby("attribute", sort=False)):
             part = part.sort_values("lambda")
             color = colors(i % 10)
-            ax.plot(part["lambda"], part["observed_dpd"], color=color, marker="o", markersize=3.5,
+            ax.plot(part["lambda"], part["observed_dpd"], color=color, marker="o", markersize=4,
                     label=f"{attribute}: observed DPD")
+            if "in_estimation" in part.columns:
+                held = part[~part["in_estimation"].astype(bool)]
+                if len(held):
+                    ax.scatter(held["lambda"], held["observed_dpd"], s=45, facecolors="white",
+                               edgecolors=color, zorder=4, label=f"{attribute}: held-out λ (a real check)")
             ax.plot(part["lambda"], part["bound"].clip(upper=top), color=color, linestyle="--",
                     label=f"{attribute}: bound")
         ax.set_ylim(0.0, top)

@@ -17,6 +17,10 @@ from fairmerge.report.frames import parse_model
 NA = "n/a"
 CI_LOW, CI_HIGH = "_ci_low", "_ci_high"
 MEAN, STD = "_mean", "_std"
+# identifying and overall columns, shown first in every metrics table
+LEAD_COLUMNS: tuple[str, ...] = (
+    "strategy", "decision", "model", "lambda", "accuracy", "worst_group_accuracy",
+)
 METRIC_NAMES: dict[str, str] = {
     "lambda": "λ",
     "accuracy": "accuracy",
@@ -28,6 +32,11 @@ METRIC_NAMES: dict[str, str] = {
     "fpr": "FPR",
     "n_groups": "groups in gaps",
     "n": "n",
+    "n_seeds": "seeds",
+    "p_value": "p-value",
+    "delta": "Δ",
+    "fft": "FFT",
+    "lora": "LoRA",
 }
 
 
@@ -57,6 +66,16 @@ def fmt_number(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
+def fmt_significant(value: Any, digits: int = 3) -> str:
+    """A number of any scale with ``digits`` significant digits (Lipschitz constants, norms)."""
+    if is_missing(value):
+        return NA
+    try:
+        return f"{float(value):.{digits}g}"
+    except (TypeError, ValueError):
+        return str(value)
+
+
 def fmt_lambda(value: Any) -> str:
     """λ with at most 3 decimals (0.3, 0.125, 1.0), a per-group mapping as ``g=λ`` pairs, missing as n/a."""
     if isinstance(value, Mapping):
@@ -70,12 +89,16 @@ def fmt_lambda(value: Any) -> str:
     return text + "0" if text.endswith(".") else text
 
 
-def fmt_with_ci(value: Any, low: Any, high: Any) -> str:
-    """``0.832 [0.815, 0.849]``; the bracket is dropped when the CI is missing."""
+def fmt_estimate(value: Any, *, std: Any = None, low: Any = None, high: Any = None) -> str:
+    """``0.832 ± 0.010 [0.815, 0.849]``; a missing spread or CI is dropped, a missing value is n/a."""
     text = fmt_number(value)
-    if text == NA or is_missing(low) or is_missing(high):
+    if text == NA:
         return text
-    return f"{text} [{fmt_number(low)}, {fmt_number(high)}]"
+    if not is_missing(std):
+        text += f" ± {fmt_number(std)}"
+    if not (is_missing(low) or is_missing(high)):
+        text += f" [{fmt_number(low)}, {fmt_number(high)}]"
+    return text
 
 
 def column_title(name: str, attributes: Sequence[str] = ()) -> str:
@@ -87,33 +110,87 @@ def column_title(name: str, attributes: Sequence[str] = ()) -> str:
     return METRIC_NAMES.get(name, name.replace("_", " "))
 
 
+def _is_count(column: str) -> bool:
+    return column in {"n", "n_seeds", "n_groups"} or column.endswith(("_n_groups", "_n"))
+
+
+def fmt_count(value: Any) -> str:
+    """A count stored as a float (``1924.0``) shown as ``1924``; missing as n/a."""
+    if is_missing(value):
+        return NA
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return str(int(number)) if number.is_integer() else fmt_number(number)
+
+
+def metric_title(name: str, attributes: Sequence[str] = ()) -> str:
+    """A metric name from a long table: ``race_dpd_minus_fft`` → ``race DPD − FFT``."""
+    head, sep, tail = str(name).partition("_minus_")
+    title = column_title(head, attributes)
+    return f"{title} − {METRIC_NAMES.get(tail, tail.upper())}" if sep else title
+
+
+def _companions(column: str, columns: Sequence[str]) -> tuple[str | None, str | None, str | None]:
+    """The (std, ci_low, ci_high) columns that belong to ``column``, if any.
+
+    Wide tables name them after the metric (``race_dpd_ci_low``, ``accuracy_std`` next to
+    ``accuracy_mean``); long tables (one ``metric`` column) have bare ``std``/``ci_low``/``ci_high``
+    that belong to their single value column (``mean``, ``value`` or ``delta``).
+    """
+    owner = next((c for c in ("mean", "value", "delta") if c in columns), None)
+    bare = column == owner
+    base = column[: -len(MEAN)] if column.endswith(MEAN) else None
+    std = f"{base}{STD}" if base and f"{base}{STD}" in columns else None
+    if std is None and bare and "std" in columns:
+        std = "std"
+    if f"{column}{CI_LOW}" in columns and f"{column}{CI_HIGH}" in columns:
+        return std, f"{column}{CI_LOW}", f"{column}{CI_HIGH}"
+    if bare and "ci_low" in columns and "ci_high" in columns:
+        return std, "ci_low", "ci_high"
+    return std, None, None
+
+
+def order_columns(columns: Sequence[str], attributes: Sequence[str]) -> list[str]:
+    """Identifiers, λ, accuracy and worst-group accuracy first, then each attribute's gaps together."""
+    metrics = ("dpd", "eod", "worst_group_accuracy", "n_groups")
+    per_attribute = [f"{a}_{m}" for a in attributes for m in metrics]
+    first = [c for c in [*LEAD_COLUMNS, *per_attribute] if c in columns]
+    return first + [c for c in columns if c not in first]
+
+
 def format_metric_table(frame: pd.DataFrame, attributes: Sequence[str] = ()) -> pd.DataFrame:
-    """Display strings for a table whose metric columns may come with ``_ci_low``/``_ci_high`` and
-    ``_mean``/``_std`` companions: each family is merged into one cell (``v [lo, hi]``, ``m ± s``)."""
-    columns = list(frame.columns)
-    merged = {c for c in columns if c.endswith((CI_LOW, CI_HIGH))
-              and c.rsplit("_ci_", 1)[0] in columns}
-    merged |= {c for c in columns if c.endswith(STD) and c[: -len(STD)] + MEAN in columns}
+    """Display strings for a metrics table, wide (``race_dpd`` + ``race_dpd_ci_low``…) or long
+    (``metric, mean, std, ci_low, ci_high``): each value and its spread / CI share one cell
+    (``m ± s [lo, hi]``); counts are integers; missing values are n/a."""
+    columns = order_columns([str(c) for c in frame.columns], attributes)
+    frame = frame.set_axis([str(c) for c in frame.columns], axis=1)
+    owned = {c for col in columns for c in _companions(col, columns) if c}
     out: dict[str, list[str]] = {}
     for col in columns:
-        if col in merged:
+        if col in owned:
             continue
+        std, low, high = _companions(col, columns)
         values = frame[col].tolist()
+        title = column_title(col[: -len(MEAN)] if col.endswith(MEAN) else col, attributes)
         if col == "lambda" or col.endswith("_lambda"):
             cells = [fmt_lambda(v) for v in values]
-        elif f"{col}{CI_LOW}" in columns and f"{col}{CI_HIGH}" in columns:
-            cells = [fmt_with_ci(v, lo, hi) for v, lo, hi in
-                     zip(values, frame[f"{col}{CI_LOW}"], frame[f"{col}{CI_HIGH}"], strict=True)]
-        elif col.endswith(MEAN) and f"{col[: -len(MEAN)]}{STD}" in columns:
-            std = frame[f"{col[: -len(MEAN)]}{STD}"]
-            cells = [NA if is_missing(m) else fmt_number(m) + ("" if is_missing(s) else f" ± {fmt_number(s)}")
-                     for m, s in zip(values, std, strict=True)]
-            col_title = column_title(col[: -len(MEAN)], attributes) + " (mean ± std)"
-            out[col_title] = cells
-            continue
+        elif col == "metric":
+            cells = [metric_title(v, attributes) for v in values]
+        elif _is_count(col):
+            cells = [fmt_count(v) for v in values]
+        elif std or low:
+            spread = frame[std] if std else [None] * len(values)
+            lows = frame[low] if low and high else [None] * len(values)
+            highs = frame[high] if low and high else [None] * len(values)
+            cells = [fmt_estimate(v, std=sd, low=lo, high=hi)
+                     for v, sd, lo, hi in zip(values, spread, lows, highs, strict=True)]
+            if std:
+                title = "mean ± std" if col == "mean" else f"{title} (mean ± std)"
         else:
             cells = [fmt_cell(v) for v in values]
-        out[column_title(col, attributes)] = cells
+        out[title] = cells
     return pd.DataFrame(out, index=range(len(frame)))
 
 
@@ -141,15 +218,27 @@ def fmt_plain(value: Any) -> str:
     return str(value)
 
 
+def select_columns(
+    frame: pd.DataFrame, attributes: Sequence[str], per_attribute: Sequence[str]
+) -> pd.DataFrame:
+    """Keep the identifying and overall columns and ``{attribute}_{metric}`` for ``per_attribute``,
+    each with its CI companions: the report's tables stay readable, the CSV/JSON keep everything."""
+    keep = [*LEAD_COLUMNS, *(f"{a}_{m}" for a in attributes for m in per_attribute)]
+    wanted = {c for k in keep for c in (k, f"{k}{CI_LOW}", f"{k}{CI_HIGH}")}
+    return frame[[c for c in frame.columns if c in wanted]]
+
+
 def headline_table(summary: Mapping[str, Any], attributes: Sequence[str]) -> pd.DataFrame:
-    """The headline test table; a model without a single λ shows its per-group λ from ``selected``."""
+    """The headline test table: model, λ, accuracy, worst-group accuracy, DPD / EOD and the number of
+    groups in the gaps per attribute. A model without a single λ shows its per-group λ from ``selected``."""
     rows = [dict(r) for r in summary.get("headline") or []]
     selected = summary.get("selected") or {}
     for row in rows:
         entry = selected.get(str(row.get("model")))
         if is_missing(row.get("lambda")) and isinstance(entry, Mapping) and entry.get("lambdas"):
             row["lambda"] = dict(entry["lambdas"])
-    return format_metric_table(pd.DataFrame(rows), attributes)
+    frame = select_columns(pd.DataFrame(rows), attributes, ("dpd", "eod", "n_groups"))
+    return format_metric_table(frame, attributes)
 
 
 def group_size_table(sizes: Mapping[str, pd.Series]) -> pd.DataFrame:
@@ -182,11 +271,60 @@ def strategy_table(
             references.append(ref)
     if references:
         frame = pd.concat([frame, pd.DataFrame(references)], ignore_index=True)
-    first = [c for c in ("strategy", "decision", "lambda") if c in frame.columns]
-    frame = frame[first + [c for c in frame.columns if c not in first]]
-    return format_metric_table(frame, attributes)
+    return format_metric_table(select_columns(frame, attributes, ("dpd", "eod")), attributes)
 
 
 def records_table(rows: Sequence[Mapping[str, Any]], attributes: Sequence[str] = ()) -> pd.DataFrame:
-    """A list of dict rows (multi-seed statistics, selections) as a display table."""
+    """A list of dict rows (selections, wide multi-seed rows) as a display table."""
     return format_metric_table(pd.DataFrame([dict(r) for r in rows]), attributes)
+
+
+def multi_seed_tables(rows: Sequence[Mapping[str, Any]], attributes: Sequence[str]) -> list[pd.DataFrame]:
+    """The multi-seed rows as display tables.
+
+    Long rows (``model, metric, mean, std`` and, for paired tests, ``ci_low, ci_high, p_value``) give
+    two tables: mean ± std per model of the headline metrics, and the paired tests. Wide rows are
+    shown as they are.
+    """
+    frame = pd.DataFrame([dict(r) for r in rows])
+    if not {"model", "metric", "mean"} <= set(frame.columns):
+        return [format_metric_table(frame, attributes)]
+    is_test = pd.Series(False, index=frame.index)
+    for column in ("p_value", "ci_low"):
+        if column in frame.columns:
+            is_test |= frame[column].notna()
+    is_test |= frame["metric"].astype(str).str.contains("_minus_")
+    tables = []
+    spread = frame[~is_test]
+    if len(spread):
+        metrics = [m for m in ("lambda", "accuracy", "worst_group_accuracy",
+                               *(f"{a}_{g}" for a in attributes for g in ("dpd", "eod")))
+                   if m in set(spread["metric"])]
+        std = spread["std"] if "std" in spread.columns else pd.Series(math.nan, index=spread.index)
+        cells = spread.assign(cell=[fmt_estimate(m, std=s) for m, s in zip(spread["mean"], std, strict=True)])
+        wide = cells.pivot_table(index="model", columns="metric", values="cell", aggfunc="first", sort=False)
+        wide = wide.reindex(columns=metrics).fillna(NA)
+        wide.columns = [f"{column_title(m, attributes)} (mean ± std)" for m in metrics]
+        tables.append(wide.reset_index())
+    tests = frame[is_test]
+    if len(tests):
+        tables.append(format_metric_table(tests.drop(columns=["std"], errors="ignore")
+                                          .rename(columns={"mean": "delta"}), attributes))
+    return tables
+
+
+def gap_test_table(tests: Mapping[str, Any], attributes: Sequence[str]) -> pd.DataFrame:
+    """Paired-bootstrap differences of DPD / EOD to FFT on test, ``{model: {attribute: {metric:
+    {delta, ci_low, ci_high, p_value}}}}``, as one row per model."""
+    rows = []
+    for model, per_attribute in tests.items():
+        row = {"model": str(model)}
+        for attribute in [a for a in attributes if a in per_attribute] or list(per_attribute):
+            for metric, result in (per_attribute.get(attribute) or {}).items():
+                result = result or {}
+                name = f"{attribute} Δ{METRIC_NAMES.get(metric, metric)}"
+                row[f"{name} vs FFT"] = fmt_estimate(result.get("delta"), low=result.get("ci_low"),
+                                                     high=result.get("ci_high"))
+                row[f"{name} p-value"] = fmt_number(result.get("p_value"))
+        rows.append(row)
+    return pd.DataFrame(rows).fillna(NA)
