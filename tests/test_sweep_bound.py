@@ -80,6 +80,12 @@ def test_lipschitz_constants_skip_nan_pairs() -> None:
     assert np.isnan(constants["B"])
 
 
+def test_attribute_without_two_qualifying_groups_gives_nan_not_an_error() -> None:
+    with pytest.warns(UserWarning, match="fewer than two groups"):
+        table = dpd_bound_table(tidy(GRID), 1.0, "race", min_group_size=90)  # only A has >= 90 posts
+    assert table["bound"].isna().all() and table["holds"].isna().all()
+
+
 def test_bad_inputs_raise() -> None:
     frame = tidy(GRID)
     with pytest.raises(DataError, match="anchor"):

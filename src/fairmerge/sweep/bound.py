@@ -11,13 +11,14 @@ not a guarantee: selection rates are step functions of the weights.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 from fairmerge.errors import ConfigError, DataError
-from fairmerge.fairness import OVERALL
+from fairmerge.fairness import OVERALL, UndefinedMetricWarning
 
 BOUND_COLUMNS = [
     "lambda",
@@ -99,7 +100,7 @@ def dpd_bound_table(
     constants = lipschitz_constants(rates, tau_norm, grid).dropna().sort_values(ascending=False)
     first = float(constants.iloc[0]) if len(constants) else float("nan")
     if method == "groups":
-        second = float(constants.iloc[1]) if len(constants) > 1 else 0.0
+        second = float(constants.iloc[1]) if len(constants) > 1 else float("nan")  # a gap needs two groups
         pair = first + second
     else:  # the DPD curve's own constant already covers both extreme groups
         second, pair = float("nan"), first
@@ -138,8 +139,13 @@ def _group_curves(tidy: pd.DataFrame, attribute: str, min_group_size: int) -> tu
     sizes = groups[groups["metric"] == "n"].groupby("group")["value"].max()
     if len(sizes):
         rates = rates[[g for g in rates.columns if sizes.get(g, 0) >= min_group_size]]
-    if rates.shape[1] == 0:
-        raise DataError(f"attribute {attribute!r} has no group with at least {min_group_size} examples")
+    if rates.shape[1] < 2:
+        warnings.warn(
+            f"attribute {attribute!r} has fewer than two groups with at least {min_group_size} examples: "
+            "its DPD and the bound are undefined (NaN)",
+            UndefinedMetricWarning,
+            stacklevel=3,
+        )
     dpd_rows = rows[(rows["group"] == OVERALL) & (rows["metric"] == "dpd")]
     if len(dpd_rows):
         observed = dpd_rows.groupby("lambda")["value"].first().astype(float)
