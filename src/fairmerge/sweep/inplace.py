@@ -29,7 +29,8 @@ class InPlaceMerger:
 
     ``base`` is copied once onto the model's device and dtype (so ``restore()`` is bit-exact and the
     caller may mutate or free its mapping); vectors are moved to the model's device. For fp16 /
-    bf16 models the sum is accumulated in fp32 and rounded once.
+    bf16 models the sum is accumulated in fp32 and rounded once. Construction writes the base into
+    the touched tensors (all coefficients 0).
     """
 
     def __init__(
