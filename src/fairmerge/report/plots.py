@@ -256,7 +256,8 @@ def plot_pareto(metrics: pd.DataFrame, summary: Mapping[str, Any], path: Path) -
     attrs = list(dict.fromkeys(a for (a, _), pts in points.items() if len(pts)))
     if not attrs:
         return None
-    selected = summary.get("selected") or {}
+    picks = [(str(label), lam) for label in summary.get("selected") or {}
+             if (lam := selected_lambda(summary, str(label))) is not None]
     families = sorted({parse_model(str(m)).family for pts in points.values() for m in pts["model"]})
     extra = _palette(len(families) + 3)
     colors = {f: FAMILY_COLORS.get(f, extra((i + 2) % extra.N)) for i, f in enumerate(families)}
@@ -293,15 +294,15 @@ def plot_pareto(metrics: pd.DataFrame, summary: Mapping[str, Any], path: Path) -
                         ax.scatter([x], [y], marker=marker, s=60, color="tab:red" if not parsed.calibrated
                                    else "tab:purple", edgecolors="black", linewidths=0.5, zorder=5,
                                    label=parsed.label)
-                for label in selected:
-                    lam = selected_lambda(summary, str(label))
-                    if lam is None:
-                        continue
+                for number, (label, lam) in enumerate(picks, start=1):
                     hit = pts[(pts["model"] == label) & np.isclose(pts["lambda"], lam, atol=1e-9)]
                     if len(hit):
-                        ax.scatter(hit["gap"], hit["accuracy"], marker="*", s=180, color="gold",
-                                   edgecolors="black", linewidths=0.7, zorder=6,
-                                   label=f"selected {label} (λ={lam:g})")
+                        # numbered stars keep long labels out of the plot; the legend says which is which
+                        x, y = float(hit["gap"].iloc[0]), float(hit["accuracy"].iloc[0])
+                        ax.scatter([x], [y], marker="*", s=180, color="gold", edgecolors="black",
+                                   linewidths=0.7, zorder=6, label=f"{number}: selected {label} (λ={lam:g})")
+                        ax.annotate(str(number), (x, y), xytext=(5, 5), textcoords="offset points",
+                                    fontsize=8, fontweight="bold", zorder=7)
                 ax.set_xlabel(f"{attribute} {gap.upper()} (validation, lower is fairer)")
                 ax.set_ylabel("accuracy (validation)")
                 ax.set_title(f"accuracy vs {attribute} {gap.upper()}")
@@ -381,7 +382,7 @@ def plot_bound(bound: pd.DataFrame | None, path: Path) -> Path | None:
 
     DPD never exceeds 1, so the axis stops just above 1 and a bound above it is drawn at the edge.
     """
-    if bound is None or bound.empty:
+    if bound is None or bound["observed_dpd"].isna().all():
         return None
     colors = matplotlib.colormaps["tab10"]
     with _style():
@@ -389,10 +390,12 @@ def plot_bound(bound: pd.DataFrame | None, path: Path) -> Path | None:
         ax = axes[0, 0]
         top = 1.05
         if (bound["bound"] > 1.0).any():
-            ax.text(0.01, 0.98, "bound > 1 is vacuous (DPD ≤ 1): drawn at the top edge",
-                    transform=ax.transAxes, va="top", fontsize=8, color="dimgrey")
+            ax.text(0.99, 0.02, "bound > 1 is vacuous (DPD ≤ 1): drawn at the top edge",
+                    transform=ax.transAxes, ha="right", va="bottom", fontsize=8, color="dimgrey")
         for i, (attribute, part) in enumerate(bound.groupby("attribute", sort=False)):
             part = part.sort_values("lambda")
+            if part["observed_dpd"].isna().all():
+                continue  # fewer than two qualifying groups: no DPD to bound
             color = colors(i % 10)
             ax.plot(part["lambda"], part["observed_dpd"], color=color, marker="o", markersize=4,
                     label=f"{attribute}: observed DPD")
