@@ -35,7 +35,9 @@ class EncodedTexts:
         return EncodedTexts([self.input_ids[i] for i in np.asarray(indices)], self.pad_token_id)
 
 
-def encode_texts(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], *, max_length: int) -> EncodedTexts:
+def encode_texts(
+    tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], *, max_length: int
+) -> EncodedTexts:
     """Tokenize ``texts`` once, truncated to ``max_length`` tokens, without padding."""
     encoded = tokenizer(list(texts), truncation=True, max_length=max_length, padding=False)
     pad_id = tokenizer.pad_token_id
@@ -101,7 +103,7 @@ def predict_logits(
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    num_labels = int(model.config.num_labels)
+    num_labels = int(model.config.num_labels or 2)
     out = np.empty((len(encoded), num_labels), dtype=np.float32)
     batches = length_bucketed_batches(encoded.lengths, batch_size)
     autocast = device.type == "cuda" and torch.cuda.is_bf16_supported()

@@ -29,7 +29,7 @@ def resolve_model_name(name: str | None) -> str:
     return str(name)
 
 
-def pick_device(device: str | None = None) -> torch.device:
+def pick_device(device: str | torch.device | None = None) -> torch.device:
     """``device`` if given, else CUDA when available, else CPU."""
     if device:
         return torch.device(device)

@@ -11,24 +11,37 @@ from fairmerge.paths import DATA_DIR_ENV
 
 def run(
     config: str = typer.Argument(
-        None, help="Study config (YAML path or built-in name: default, sbic, mhs-distilbert, …). "
-        "Omit for the embedded default (HateXplain + bundled MiniLM, offline)."
+        None,
+        help="Study config (YAML path or built-in name: default, sbic, mhs-distilbert, …). "
+        "Omit for the embedded default (HateXplain + bundled MiniLM, offline).",
     ),
-    data_dir: Path = typer.Option(None, "--data-dir", envvar=DATA_DIR_ENV, help="Directory with the data files."),
+    data_dir: Path = typer.Option(
+        None, "--data-dir", envvar=DATA_DIR_ENV, help="Directory with the data files."
+    ),
     out: Path = typer.Option(Path("runs/study"), "--out", "-o", help="Output folder (written atomically)."),
     fast: bool = typer.Option(False, "--fast", help="Small-budget profile of the same study (every stage)."),
-    seeds: list[int] = typer.Option(None, "--seeds", help="Seeds to repeat the study with (mean ± std, paired tests)."),
-    cache_dir: Path = typer.Option(None, "--cache-dir", envvar="FAIRMERGE_CACHE_DIR", help="Training and score cache."),
+    seeds: list[int] = typer.Option(
+        None, "--seeds", help="Seeds to repeat the study with (mean ± std, paired tests)."
+    ),
+    cache_dir: Path = typer.Option(
+        None, "--cache-dir", envvar="FAIRMERGE_CACHE_DIR", help="Training and score cache."
+    ),
     no_cache: bool = typer.Option(False, "--no-cache", help="Recompute everything; store nothing."),
 ) -> None:
     """Run the fairness study of task arithmetic and write metrics.csv, summary.json and report.html.
 
     Example: fairmerge run --data-dir ../shared/data --out runs/default
     """
-    from fairmerge.study import run_study
+    from fairmerge.study.run import run_study
 
     run_study(
-        config, data_dir=data_dir, out_dir=out, fast=fast, seeds=seeds, cache_dir=cache_dir, use_cache=not no_cache
+        config,
+        data_dir=data_dir,
+        out_dir=out,
+        fast=fast,
+        seeds=seeds,
+        cache_dir=cache_dir,
+        use_cache=not no_cache,
     )
 
 

@@ -129,7 +129,9 @@ class GroupedTextDataset:
         """
         rows: list[dict[str, object]] = []
         for split_name, split in self.splits.items():
-            rows.append(_summary_row(split_name, "all", "all", split.labels, min_group_size, split.weak_groups))
+            rows.append(
+                _summary_row(split_name, "all", "all", split.labels, min_group_size, split.weak_groups)
+            )
             for attribute in split.attributes:
                 for group in split.group_names(attribute):
                     labels = split.labels[split.in_group(attribute, group)]

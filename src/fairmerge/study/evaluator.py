@@ -6,6 +6,8 @@ same encoded inputs, and scores are cached per point so a resumed run does no fo
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,17 +21,16 @@ from fairmerge.inference import EncodedTexts, encode_texts
 from fairmerge.study.score_cache import ScoreCache
 
 
-def stratified_sample(split: TextSplit, max_samples: int | None, seed: int) -> TextSplit:
-    """A deterministic class-stratified subsample (the whole split when ``max_samples`` is None)."""
+def random_subset(split: TextSplit, max_samples: int | None, seed: int) -> TextSplit:
+    """A seeded uniform subsample (the whole split when ``max_samples`` is None).
+
+    Uniform rather than label-stratified on purpose: which posts are evaluated must not depend on
+    the labels, so changing test labels can never change which test posts are scored.
+    """
     if max_samples is None or max_samples >= len(split):
         return split
     rng = np.random.default_rng(seed)
-    keep: list[np.ndarray] = []
-    for label in (0, 1):
-        idx = np.flatnonzero(split.labels == label)
-        take = round(max_samples * len(idx) / len(split))
-        keep.append(rng.choice(idx, size=min(take, len(idx)), replace=False))
-    return split.subset(np.sort(np.concatenate(keep)))
+    return split.subset(np.sort(rng.choice(len(split), size=max_samples, replace=False)))
 
 
 @dataclass
@@ -60,11 +61,25 @@ class SplitEvaluator:
         encoded = encode_texts(tokenizer, split.texts, max_length=max_length)
         return cls(name, split, encoded, attributes, min_group_size, batch_size, cache)
 
-    def scores(self, model: PreTrainedModel, key: str) -> np.ndarray:
-        """P(y=1) of every example under ``model``; cached under ``key``."""
-        return self.cache.get_or_compute(
-            f"{key}|{self.name}", lambda: score_split(model, self.encoded, batch_size=self.batch_size)
-        )
+    def scores(
+        self, model: PreTrainedModel, key: str, prepare: Callable[[], object] = lambda: None
+    ) -> np.ndarray:
+        """P(y=1) of every example under ``model``, cached under ``key``.
+
+        ``prepare`` (e.g. writing a λ's weights into ``model``) runs only when the scores are not
+        cached yet.
+        """
+
+        def compute() -> np.ndarray:
+            prepare()
+            return score_split(model, self.encoded, batch_size=self.batch_size)
+
+        return self.cache.get_or_compute(f"{key}|{self.name}-{self.ids_digest}", compute)
+
+    @property
+    def ids_digest(self) -> str:
+        """Short hash of the evaluated posts' ids: cached scores are only reused for the same posts."""
+        return hashlib.sha256("\n".join(self.split.ids).encode()).hexdigest()[:12]
 
     def metrics(
         self, scores: np.ndarray, *, threshold: float = 0.5, n_resamples: int = 0, seed: int = 0

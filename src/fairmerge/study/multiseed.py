@@ -20,16 +20,16 @@ def aggregate_seeds(headlines: Sequence[Sequence[Mapping[str, object]]]) -> pd.D
     frame = pd.concat(
         [pd.DataFrame(list(rows)).assign(seed_index=i) for i, rows in enumerate(headlines)], ignore_index=True
     )
-    numeric = [c for c in frame.columns if c not in ("model", "seed_index") and not c.endswith(("_low", "_high"))]
+    numeric = [
+        c for c in frame.columns if c not in ("model", "seed_index") and not c.endswith(("_low", "_high"))
+    ]
     long = frame.melt(id_vars=["model"], value_vars=numeric, var_name="metric").dropna(subset=["value"])
     long["value"] = long["value"].astype(float)
     grouped = long.groupby(["model", "metric"], sort=False)["value"]
     return grouped.agg(mean="mean", std="std", n_seeds="count").reset_index()
 
 
-def _gap_samples(
-    sums: np.ndarray, n_groups: int, qualifying: np.ndarray
-) -> dict[str, np.ndarray]:
+def _gap_samples(sums: np.ndarray, n_groups: int, qualifying: np.ndarray) -> dict[str, np.ndarray]:
     """DPD and EOD per resample from per-group count sums (columns laid out by ``_columns``)."""
     counts = sums.reshape(sums.shape[0], n_groups, 6)
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -23,7 +23,9 @@ def _cell(frame: pd.DataFrame, attribute: str, group: str, metric: str) -> tuple
     return float(row.value), float(row.ci_low), float(row.ci_high)
 
 
-def headline_row(metrics: pd.DataFrame, model: str, attributes: list[str], split: str = "test") -> dict[str, Any]:
+def headline_row(
+    metrics: pd.DataFrame, model: str, attributes: list[str], split: str = "test"
+) -> dict[str, Any]:
     """Flat headline metrics of one model on one split: accuracy, worst-group accuracy, gaps, CIs."""
     frame = metrics[(metrics.model == model) & (metrics.split == split)]
     lam = frame["lambda"].iloc[0] if not frame.empty else math.nan

@@ -48,7 +48,9 @@ COMPARED_WITH_FFT = ("merge", "merge@calibrated", "merge_pergroup", "lora", "thr
 def _check_attributes(config: StudyConfig, dataset: GroupedTextDataset) -> None:
     unknown = [a for a in config.attributes if a not in dataset.attributes]
     if unknown:
-        raise ConfigError(f"attributes {unknown} not in dataset {dataset.name!r}; it has {dataset.attributes}")
+        raise ConfigError(
+            f"attributes {unknown} not in dataset {dataset.name!r}; it has {dataset.attributes}"
+        )
 
 
 def _print_dataset(dataset: GroupedTextDataset, config: StudyConfig, console: Console) -> None:
@@ -60,8 +62,13 @@ def _print_dataset(dataset: GroupedTextDataset, config: StudyConfig, console: Co
     for row in rows.itertuples():
         note = ("small " if row.small else "") + ("weak" if row.weak_groups else "")
         table.add_row(
-            str(row.split), str(row.attribute), str(row.group), str(row.n), str(row.positives),
-            f"{row.positive_rate:.2f}", note.strip(),
+            str(row.split),
+            str(row.attribute),
+            str(row.group),
+            str(row.n),
+            str(row.positives),
+            f"{row.positive_rate:.2f}",
+            note.strip(),
         )
     console.print(table)
     for note in dataset.notes:
@@ -109,12 +116,20 @@ def _gap_tests(outcomes: Sequence[SeedOutcome], config: StudyConfig) -> dict[str
     return tests
 
 
-def _multiseed_table(outcomes: Sequence[SeedOutcome], tests: dict[str, dict[str, Any]], config: StudyConfig) -> pd.DataFrame:
+def _multiseed_table(
+    outcomes: Sequence[SeedOutcome], tests: dict[str, dict[str, Any]], config: StudyConfig
+) -> pd.DataFrame:
     stats = aggregate_seeds([headline_table(o.metrics, config.attributes) for o in outcomes])
     rows = [
-        {"model": model, "metric": f"{attribute}_{metric}_minus_fft", "mean": result["delta"],
-         "ci_low": result["ci_low"], "ci_high": result["ci_high"], "p_value": result["p_value"],
-         "n_seeds": len(outcomes)}
+        {
+            "model": model,
+            "metric": f"{attribute}_{metric}_minus_fft",
+            "mean": result["delta"],
+            "ci_low": result["ci_low"],
+            "ci_high": result["ci_high"],
+            "p_value": result["p_value"],
+            "n_seeds": len(outcomes),
+        }
         for model, per_attribute in tests.items()
         for attribute, per_metric in per_attribute.items()
         for metric, result in per_metric.items()
@@ -152,7 +167,9 @@ def run_study(
     for seed in seeds:
         console.rule(f"seed {seed}")
         outcomes.append(
-            SeedRun(config, dataset, seed, training_cache=training_cache, score_cache=score_cache, console=console).run()
+            SeedRun(
+                config, dataset, seed, training_cache=training_cache, score_cache=score_cache, console=console
+            ).run()
         )
     primary = outcomes[0]
     headline = headline_table(primary.metrics, config.attributes)
@@ -168,8 +185,12 @@ def run_study(
         "label_scheme": dataset.label_scheme,
         "attributes": config.attributes,
         "seeds": seeds,
-        "selection": {"rule": config.selection.rule, "epsilon": config.selection.epsilon,
-                      "delta": config.selection.delta, "split": "val"},
+        "selection": {
+            "rule": config.selection.rule,
+            "epsilon": config.selection.epsilon,
+            "delta": config.selection.delta,
+            "split": "val",
+        },
         "selected": primary.selected,
         "worst_group": primary.worst_group,
         "headline": headline,
@@ -206,8 +227,12 @@ def run_study(
 
 
 def _print_headline(
-    headline: list[dict[str, Any]], config: StudyConfig, timings: dict[str, float], verdict: str,
-    out_dir: Path, console: Console,
+    headline: list[dict[str, Any]],
+    config: StudyConfig,
+    timings: dict[str, float],
+    verdict: str,
+    out_dir: Path,
+    console: Console,
 ) -> None:
     table = Table(title="test (reported once; every choice made on validation)")
     columns = ["model", "lambda", "accuracy", "worst_group_accuracy"]
@@ -215,10 +240,14 @@ def _print_headline(
     for column in columns:
         table.add_column(column)
     for row in headline:
-        table.add_row(*[
-            str(row[c]) if isinstance(row[c], str) else ("-" if row[c] is None or row[c] != row[c] else f"{row[c]:.3f}")
-            for c in columns
-        ])
+        table.add_row(
+            *[
+                str(row[c])
+                if isinstance(row[c], str)
+                else ("-" if row[c] is None or row[c] != row[c] else f"{row[c]:.3f}")
+                for c in columns
+            ]
+        )
     console.print(table)
     console.print("time per stage (s): " + ", ".join(f"{k} {v}" for k, v in timings.items()))
     console.print(f"verdict: {verdict}")

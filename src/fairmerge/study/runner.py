@@ -29,15 +29,22 @@ from fairmerge.fairness.calibration import (
 )
 from fairmerge.models import load_classifier, load_tokenizer
 from fairmerge.study.config import StudyConfig
-from fairmerge.study.evaluator import SplitEvaluator, stratified_sample
+from fairmerge.study.evaluator import SplitEvaluator, random_subset
 from fairmerge.study.score_cache import ScoreCache
 from fairmerge.study.timing import StageTimer
 from fairmerge.sweep.bound import dpd_bound_table
+from fairmerge.sweep.grid import sweep
 from fairmerge.sweep.inplace import InPlaceMerger
 from fairmerge.sweep.pergroup import search_group_coefficients
 from fairmerge.sweep.selection import Selection, points_from_metrics, select_point
-from fairmerge.training import TrainConfig, TrainingCache, make_base_checkpoint, train_fft, train_lora
-from fairmerge.training import train_subgroups
+from fairmerge.training import (
+    TrainConfig,
+    TrainingCache,
+    make_base_checkpoint,
+    train_fft,
+    train_lora,
+    train_subgroups,
+)
 from fairmerge.vectors import TaskVector
 
 ARGMAX, CALIBRATED = "argmax", "calibrated"
@@ -121,11 +128,17 @@ class SeedRun:
             base_dir = make_base_checkpoint(config.model, seed=seed, cache=self.training_cache)
         with self.timer("train: fft"):
             fft_dir = train_fft(
-                self.dataset, base_dir=base_dir, config=_train_config(config.fft, seed), cache=self.training_cache
+                self.dataset,
+                base_dir=base_dir,
+                config=_train_config(config.fft, seed),
+                cache=self.training_cache,
             )
         with self.timer("train: lora"):
             lora_dir = train_lora(
-                self.dataset, base_dir=base_dir, config=_train_config(config.lora, seed), cache=self.training_cache
+                self.dataset,
+                base_dir=base_dir,
+                config=_train_config(config.lora, seed),
+                cache=self.training_cache,
             )
         subgroup_dirs: dict[str, dict[str, Path]] = {}
         for strategy in [config.subgroups.strategy, *config.subgroups.compare]:
@@ -146,14 +159,21 @@ class SeedRun:
     def _point_key(self, point: Point) -> str:
         return f"seed{self.seed}|{point.key}"
 
-    def _record_val(self, point: Point, scores: np.ndarray, n_resamples: int) -> None:
-        """Val metrics of a point under both decisions (argmax and a val-calibrated threshold)."""
+    def _record_val(self, point: Point, scores: np.ndarray, n_resamples: int) -> pd.DataFrame:
+        """Val metrics of a point under both decisions (argmax and a val-calibrated threshold).
+
+        Returns the argmax frame.
+        """
         self.val_scores[point.key] = scores
-        self._append(point, self.val.metrics(scores, n_resamples=n_resamples, seed=self.seed), ARGMAX)
+        frame = self.val.metrics(scores, n_resamples=n_resamples, seed=self.seed)
+        self._append(point, frame, ARGMAX)
         if self.config.evaluation.calibrate:
             threshold = self._threshold(scores)
-            frame = self.val.metrics(scores, threshold=threshold, n_resamples=n_resamples, seed=self.seed)
-            self._append(point, frame, CALIBRATED)
+            calibrated = self.val.metrics(
+                scores, threshold=threshold, n_resamples=n_resamples, seed=self.seed
+            )
+            self._append(point, calibrated, CALIBRATED)
+        return frame
 
     def _threshold(self, val_scores: np.ndarray) -> float:
         return choose_threshold(
@@ -166,26 +186,18 @@ class SeedRun:
         frame.insert(1, "lambda", np.nan if point.lam is None else point.lam)
         self.frames.append(frame)
 
-    def _evaluate_point(self, point: Point, set_weights: Callable[[], None], n_resamples: int) -> np.ndarray:
-        """Val scores of a point (from the score cache when possible) and their metrics."""
+    def _evaluate_point(
+        self, point: Point, set_weights: Callable[[], None], n_resamples: int
+    ) -> pd.DataFrame:
+        """Val scores of a point (from the score cache when possible); records and returns metrics."""
         key = self._point_key(point)
-        scores = self.score_cache.get_or_compute(
-            f"{key}|val", lambda: (set_weights(), self._score(self.val))[1]
-        )
-        self._record_val(point, scores, n_resamples)
-        return scores
-
-    def _score(self, evaluator: SplitEvaluator) -> np.ndarray:
-        from fairmerge.evaluation import score_split
-
-        return score_split(self.model, evaluator.encoded, batch_size=evaluator.batch_size)
+        scores = self.val.scores(self.model, key, set_weights)
+        return self._record_val(point, scores, n_resamples)
 
     def _test_once(self, point: Point, decision: str, set_weights: Callable[[], None]) -> np.ndarray:
         """Test metrics of a selected point, with bootstrap CIs; returns the test predictions."""
         key = self._point_key(point)
-        scores = self.score_cache.get_or_compute(
-            f"{key}|test", lambda: (set_weights(), self._score(self.test))[1]
-        )
+        scores = self.test.scores(self.model, key, set_weights)
         self.test_scores[point.key] = scores
         threshold = 0.5 if decision == ARGMAX else self._threshold(self.val_scores[point.key])
         frame = self.test.metrics(
@@ -224,9 +236,7 @@ class SeedRun:
             inject_points = self._injection_sweeps(worst)
 
         with self.timer("sweep: strategies (val)"):
-            strategy_points = {
-                s: self._merge_sweep(s, f"merge[{s}]") for s in config.subgroups.compare
-            }
+            strategy_points = {s: self._merge_sweep(s, f"merge[{s}]") for s in config.subgroups.compare}
 
         with self.timer("select + test"):
             selected, predictions = self._select_and_test(
@@ -268,12 +278,16 @@ class SeedRun:
             "batch_size": evaluation.batch_size,
             "cache": self.score_cache,
         }
-        val_split = stratified_sample(self.dataset["val"], evaluation.max_val_samples, seed=0)
-        test_split = stratified_sample(self.dataset["test"], evaluation.max_test_samples, seed=0)
+        val_split = random_subset(self.dataset["val"], evaluation.max_val_samples, seed=0)
+        test_split = random_subset(self.dataset["test"], evaluation.max_test_samples, seed=0)
         self.val = SplitEvaluator.build("val", val_split, tokenizer, **common)  # type: ignore[arg-type]
         self.test = SplitEvaluator.build("test", test_split, tokenizer, **common)  # type: ignore[arg-type]
         self.model = load_classifier(str(base_dir))
-        self.states = {"base": _load_state(base_dir), "fft": _load_state(fft_dir), "lora": _load_state(lora_dir)}
+        self.states = {
+            "base": _load_state(base_dir),
+            "fft": _load_state(fft_dir),
+            "lora": _load_state(lora_dir),
+        }
         self.vectors = {
             strategy: {label: TaskVector.from_checkpoints(base_dir, path) for label, path in dirs.items()}
             for strategy, dirs in subgroup_dirs.items()
@@ -286,40 +300,39 @@ class SeedRun:
         return load
 
     def _merge_sweep(self, strategy: str, family: str) -> list[Point]:
-        """θ_base + λ·Σ τ_g over the λ grid (plus refinement around the best point) on val."""
+        """θ_base + λ·Σ τ_g over the λ grid (plus refinement around the selected point) on val."""
         vectors = list(self.vectors[strategy].values())
         merger = InPlaceMerger(self.model, self.states["base"], vectors)
         points: list[Point] = []
 
-        def evaluate(lam: float) -> None:
-            point = Point(family, lam, [lam] * len(vectors), f"{family}|lam={lam:.4f}")
-            self._evaluate_point(point, lambda: merger.set_coefficients(lam), self._val_resamples)
+        def evaluate(_model: torch.nn.Module) -> pd.DataFrame:
+            lam = float(merger.coefficients[0])
+            key = "base" if lam == 0 else f"{family}|lam={lam:.4f}"
+            point = Point(family, lam, [lam] * len(vectors), key)
             points.append(point)
+            return self._evaluate_point(point, lambda: None, self._val_resamples)
 
-        for lam in self.config.sweep.lambdas:
-            evaluate(float(lam))
-        for _ in range(self.config.sweep.refine_rounds if family == "merge" else 0):
-            best = self._select(family, points, ARGMAX).lam or 0.0
-            grid = sorted(p.lam or 0.0 for p in points)
-            i = grid.index(best)
-            for neighbour in (grid[i - 1] if i > 0 else None, grid[i + 1] if i + 1 < len(grid) else None):
-                if neighbour is not None:
-                    evaluate(round((best + neighbour) / 2, 4))
-        merger.restore()
+        sweep(
+            merger,
+            self.config.sweep.lambdas,
+            evaluate,
+            refine_rounds=self.config.sweep.refine_rounds if family == "merge" else 0,
+            selector=lambda table: self._select_rule(table),
+            progress=False,
+        )
         return points
 
     def _pergroup_search(self, strategy: str, merge_points: list[Point]) -> tuple[Point, pd.DataFrame]:
         """One λ_g per subgroup vector, searched on val with a seeded, budgeted TPE."""
         labels = list(self.vectors[strategy])
         merger = InPlaceMerger(self.model, self.states["base"], list(self.vectors[strategy].values()))
-        uniform = self._select("merge", merge_points, ARGMAX).lam or 0.0
+        uniform = self._selection("merge", ARGMAX).lam
 
         def objective(lambdas: Sequence[float]) -> pd.DataFrame:
             key = "merge_pergroup|" + ",".join(f"{x:.4f}" for x in lambdas)
             point = Point("merge_pergroup", None, list(lambdas), key)
-            scores = self.score_cache.get_or_compute(
-                f"{self._point_key(point)}|val",
-                lambda: (merger.set_coefficients(list(lambdas)), self._score(self.val))[1],
+            scores = self.val.scores(
+                self.model, self._point_key(point), lambda: merger.set_coefficients(list(lambdas))
             )
             return self.val.metrics(scores, seed=self.seed)
 
@@ -342,19 +355,18 @@ class SeedRun:
         return point, result.trials
 
     def _reference_accuracy(self) -> float:
-        frame = pd.concat(self.frames, ignore_index=True)
-        row = frame[
-            (frame.model == "fft") & (frame.split == "val") & (frame.attribute == "all") & (frame.metric == "accuracy")
-        ]
-        return float(row.value.iloc[0])
+        """FFT's val accuracy: the reference of the ``fairest`` rule."""
+        frame = self.frames_of("fft", "val")
+        return float(frame[(frame.attribute == "all") & (frame.metric == "accuracy")].value.iloc[0])
 
     def _worst_group(self) -> dict[str, str]:
         """The group with a vector that FFT serves worst on val (accuracy, or EOD contribution)."""
-        frame = pd.concat(self.frames, ignore_index=True)
-        fft = frame[(frame.model == "fft") & (frame.split == "val")]
+        fft = self.frames_of("fft", "val")
         candidates = []
         for attribute in self.config.attributes:
-            rows = fft[fft.attribute == attribute].pivot_table(index="group", columns="metric", values="value")
+            rows = fft[fft.attribute == attribute].pivot_table(
+                index="group", columns="metric", values="value"
+            )
             rows = rows[(rows.get("n", 0) >= self.config.evaluation.min_group_size) & (rows.index != "all")]
             for group, row in rows.iterrows():
                 label = _vector_label(attribute, str(group))
@@ -363,9 +375,7 @@ class SeedRun:
                 if self.config.sweep.worst_group_criterion == "accuracy":
                     badness = -float(row["accuracy"])
                 else:  # distance of the group's TPR/FPR from the other groups' median: its share of EOD
-                    badness = max(
-                        abs(float(row[m]) - float(np.nanmedian(rows[m]))) for m in ("tpr", "fpr")
-                    )
+                    badness = max(abs(float(row[m]) - float(np.nanmedian(rows[m]))) for m in ("tpr", "fpr"))
                 if not np.isnan(badness):
                     candidates.append((badness, attribute, str(group), label))
         if not candidates:
@@ -390,25 +400,24 @@ class SeedRun:
             merger = InPlaceMerger(self.model, self.states["fft"], [self.vectors[strategy][label]])
             points = []
             for lam in self.config.sweep.injection_lambdas:
-                point = Point(family, float(lam), [float(lam)], f"{family}|lam={lam:.4f}")
+                key = "fft" if lam == 0 else f"{family}|lam={lam:.4f}"
+                point = Point(family, float(lam), [float(lam)], key)
                 self._evaluate_point(
-                    point, lambda lam=lam: merger.set_coefficients(float(lam)), self._val_resamples
+                    point,
+                    lambda lam=lam, merger=merger: merger.set_coefficients(float(lam)),
+                    self._val_resamples,
                 )
                 points.append(point)
             merger.restore()
             sweeps[label] = points
         return sweeps
 
-    def _select(self, family: str, points: list[Point], decision: str) -> Point:
-        """The point of a family chosen by the configured rule on val metrics."""
-        selection = self._selection(family, points, decision)
-        return next(p for p in points if p.lam is not None and np.isclose(p.lam, selection.lam))
-
-    def _selection(self, family: str, points: list[Point], decision: str) -> Selection:
+    def _selection(self, family: str, decision: str) -> Selection:
+        """The configured rule applied to a family's val points (one decision variant)."""
         label = family if decision == ARGMAX else f"{family}@{CALIBRATED}"
-        frame = pd.concat(self.frames, ignore_index=True)
-        val = frame[(frame.model == label) & (frame.split == "val")]
-        table = points_from_metrics(val)
+        return self._select_rule(points_from_metrics(self.frames_of(label, "val")))
+
+    def _select_rule(self, table: pd.DataFrame) -> Selection:
         sel = self.config.selection
         return select_point(
             table,
@@ -416,7 +425,24 @@ class SeedRun:
             epsilon=sel.epsilon,
             delta=sel.delta,
             reference_accuracy=self._reference_accuracy(),
+            attributes=self._gap_attributes(),
         )
+
+    def _gap_attributes(self) -> list[str]:
+        """Attributes whose DPD and EOD are defined for FFT on val (>= 2 qualifying groups).
+
+        An attribute with a single qualifying group (e.g. gender on HateXplain: 6 posts target men)
+        has no gap to constrain; it is reported but left out of selection.
+        """
+        frame = self.frames_of("fft", "val")
+        gaps = frame[(frame.group == "all") & frame.metric.isin(["dpd", "eod"])]
+        defined = gaps.groupby("attribute")["value"].apply(lambda v: v.notna().all())
+        return [a for a in self.config.attributes if bool(defined.get(a, False))]
+
+    def frames_of(self, model: str, split: str) -> pd.DataFrame:
+        """All recorded metric rows of one model label on one split."""
+        frame = pd.concat(self.frames, ignore_index=True)
+        return frame[(frame.model == model) & (frame.split == split)]
 
     def _select_and_test(
         self,
@@ -446,11 +472,13 @@ class SeedRun:
             family = points[0].family
             merger = InPlaceMerger(self.model, self.states[start], vectors)
             for decision in decisions:
-                selection = self._selection(family, points, decision)
+                selection = self._selection(family, decision)
                 point = next(p for p in points if p.lam is not None and np.isclose(p.lam, selection.lam))
                 label = family if decision == ARGMAX else f"{family}@{CALIBRATED}"
                 predictions[label] = self._test_once(
-                    point, decision, lambda point=point: merger.set_coefficients(point.lam or 0.0)
+                    point,
+                    decision,
+                    lambda point=point, merger=merger: merger.set_coefficients(point.lam or 0.0),
                 )
                 selected[label] = {
                     "lambda": point.lam,
@@ -462,11 +490,10 @@ class SeedRun:
             merger.restore()
         for decision in decisions:
             label = "merge_pergroup" if decision == ARGMAX else f"merge_pergroup@{CALIBRATED}"
-            coefficients = pergroup_point.coefficients or []
             predictions[label] = self._test_once(
                 pergroup_point,
                 decision,
-                lambda: self._pergroup_merger.set_coefficients(coefficients),
+                lambda: self._pergroup_merger.set_coefficients(pergroup_point.coefficients or []),
             )
             selected[label] = {
                 "lambda": None,
@@ -504,7 +531,8 @@ class SeedRun:
         tau_norm = float(total.norm())
         val = metrics[(metrics.model == "merge") & (metrics.split == "val")]
         return pd.concat(
-            [dpd_bound_table(val, tau_norm, attribute) for attribute in self.config.attributes], ignore_index=True
+            [dpd_bound_table(val, tau_norm, attribute) for attribute in self.config.attributes],
+            ignore_index=True,
         )
 
     def _similarity(self, strategy: str) -> pd.DataFrame:
@@ -521,7 +549,7 @@ class SeedRun:
         strategies = [self.config.subgroups.strategy, *self.config.subgroups.compare]
         for strategy in strategies:
             family = "merge" if strategy == self.config.subgroups.strategy else f"merge[{strategy}]"
-            for decision in ([ARGMAX, CALIBRATED] if self.config.evaluation.calibrate else [ARGMAX]):
+            for decision in [ARGMAX, CALIBRATED] if self.config.evaluation.calibrate else [ARGMAX]:
                 label = family if decision == ARGMAX else f"{family}@{CALIBRATED}"
                 row = headline_row(metrics, label, self.config.attributes)
                 rows.append({"strategy": strategy, "decision": decision, **row})

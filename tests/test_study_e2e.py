@@ -1,0 +1,127 @@
+"""End to end: `fairmerge run --fast` on real HateXplain and the embedded MiniLM.
+
+Checks the output contracts, that every choice is made on validation (changing only the test
+labels changes test metrics but not one selection), and that the report has every section.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from fairmerge.cli import app
+from fairmerge.data.types import GroupedTextDataset, TextSplit
+from fairmerge.study import run as study_run
+
+pytestmark = pytest.mark.slow
+
+CONTRACT_COLUMNS = ["model", "lambda", "split", "attribute", "group", "metric", "value", "ci_low", "ci_high"]
+REPORT_SECTIONS = [
+    "summary",
+    "headline",
+    "strategies",
+    "curves",
+    "per-group",
+    "pareto",
+    "injection",
+    "similarity",
+    "bound",
+    "timings",
+    "provenance",
+]
+
+
+@pytest.fixture(scope="module")
+def fast_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("study")
+    out, cache = root / "out", root / "cache"
+    result = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "--fast",
+            "--data-dir",
+            os.environ["FAIRMERGE_DATA_DIR"],
+            "--out",
+            str(out),
+            "--cache-dir",
+            str(cache),
+        ],
+    )
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return out, cache
+
+
+def test_outputs_follow_the_contract(fast_run: tuple[Path, Path]) -> None:
+    out, _ = fast_run
+    metrics = pd.read_csv(out / "metrics.csv")
+    assert list(metrics.columns) == CONTRACT_COLUMNS
+    models = set(metrics.model)
+    assert {"base", "fft", "lora", "merge", "merge_pergroup", "threshold_optimizer"} <= models
+    assert any(m.startswith("inject:") for m in models)
+    assert set(metrics.split) == {"val", "test"}
+    assert {"race", "gender", "all"} <= set(metrics.attribute)
+    assert {"n", "accuracy", "selection_rate", "tpr", "fpr", "dpd", "eod", "worst_group_accuracy"} <= set(
+        metrics.metric
+    )
+    test_acc = metrics[
+        (metrics.split == "test") & (metrics.metric == "accuracy") & (metrics.attribute == "all")
+    ]
+    assert test_acc.ci_low.notna().all() and (test_acc.ci_low <= test_acc.value).all()
+    # test is evaluated once per model: one λ per model on test
+    assert (metrics[metrics.split == "test"].groupby("model")["lambda"].nunique(dropna=False) == 1).all()
+    summary = json.loads((out / "summary.json").read_text())
+    for key in ("selected", "headline", "worst_group", "timings_s", "verdict", "provenance"):
+        assert key in summary
+    assert summary["selected"]["merge"]["lambda"] in set(metrics[(metrics.model == "merge")]["lambda"])
+    for name in ("similarity.csv", "bound.csv", "strategies.csv"):
+        assert (out / name).is_file()
+
+
+def test_report_has_every_section(fast_run: tuple[Path, Path]) -> None:
+    out, _ = fast_run
+    html = (out / "report.html").read_text()
+    for section in REPORT_SECTIONS:
+        assert f'id="{section}"' in html, section
+    assert "data:image/png;base64," in html
+    pngs = list((out / "plots").glob("*.png"))
+    assert len(pngs) >= 5 and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+
+
+def test_selection_ignores_test_labels(fast_run: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    out, cache = fast_run
+    load = study_run.load_dataset
+
+    def flipped_test_labels(*args: object, **kwargs: object) -> GroupedTextDataset:
+        dataset = load(*args, **kwargs)  # type: ignore[arg-type]
+        test = dataset.splits["test"]
+        dataset.splits["test"] = TextSplit(
+            test.ids, test.texts, 1 - test.labels, test.groups, test.weak_groups
+        )
+        return dataset
+
+    monkeypatch.setattr(study_run, "load_dataset", flipped_test_labels)
+    second = out.parent / "flipped"
+    summary = study_run.run_study(
+        None, data_dir=os.environ["FAIRMERGE_DATA_DIR"], out_dir=second, fast=True, cache_dir=cache
+    )
+    first = json.loads((out / "summary.json").read_text())
+    assert summary["selected"] == first["selected"]
+    before = {r["model"]: r["accuracy"] for r in first["headline"]}
+    after = {r["model"]: r["accuracy"] for r in summary["headline"]}
+    assert np.isclose(after["fft"], 1 - before["fft"])
+
+
+def test_missing_data_dir_fails_cleanly(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        app, ["run", "--fast", "--data-dir", str(tmp_path / "nope"), "--out", str(out)]
+    )
+    assert result.exit_code != 0
+    assert not out.exists()
