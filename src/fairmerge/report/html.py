@@ -11,7 +11,7 @@ import base64
 import html
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -343,20 +343,22 @@ def _provenance_section(provenance: Mapping[str, Any]) -> str:
     return _section("provenance", "Provenance", "".join(parts) or f"<p>{NA}</p>")
 
 
-FIGURE_SECTIONS: tuple[tuple[str, str, str], ...] = (
-    ("curves", "Accuracy, DPD and EOD vs λ (validation)",
+# (id, navigation label, section title, caption) of the sections that are one figure each
+FIGURE_SECTIONS: tuple[tuple[str, str, str, str], ...] = (
+    ("curves", "λ curves", "Accuracy, DPD and EOD vs λ (validation)",
      "Merge sweep on validation. Solid lines: argmax decision; dashed: threshold re-chosen on validation "
      "(when present). Horizontal lines: θ_base, FFT and LoRA on validation. Vertical line: the selected λ."),
-    ("per-group", "Per-group accuracy vs λ (validation)",
+    ("per-group", "Per group", "Per-group accuracy vs λ (validation)",
      "Accuracy of each group along the merge sweep; the legend gives each group's validation size. "
      "A line with gaps means the accuracy is undefined (empty group) at those points."),
-    ("pareto", "Accuracy–fairness trade-off (validation)",
-     "Every swept merge and injection point on validation; black: the non-dominated front; coloured "
-     "symbols: baselines; stars: the selected points."),
-    ("injection", "Worst-group and per-group injection (validation)",
+    ("pareto", "Pareto", "Accuracy–fairness trade-off (validation)",
+     "Every swept merge and injection point on validation (one colour per family and training-set "
+     "strategy; hollow: calibrated threshold); black: the non-dominated front; red and purple symbols: "
+     "baselines; numbered stars: the points selected on validation."),
+    ("injection", "Injection", "Worst-group and per-group injection (validation)",
      "θ_FFT + λ·τ_g for each subgroup vector g, as a difference to FFT on validation. Some injections "
      "help a group or narrow the gap, others hurt; the thick line is the worst group."),
-    ("similarity", "Similarity between subgroup task vectors",
+    ("similarity", "Similarity", "Similarity between subgroup task vectors",
      "Cosine similarity between the subgroup task vectors τ_g = θ_g − θ_base."),
 )
 
@@ -372,37 +374,32 @@ def render_html(
 ) -> str:
     """The report as one HTML string; sections whose input is absent are left out."""
     attributes = [str(a) for a in summary.get("attributes") or attributes_of(metrics)]
-    sections: list[tuple[str, str, Callable[[], str]]] = [
-        ("summary", "Summary", lambda: _summary_section(summary)),
+    sections: list[tuple[str, str, str]] = [  # (id, navigation label, html)
+        ("summary", "Summary", _summary_section(summary)),
         ("how-to-read", "How to read this",
-         lambda: _section("how-to-read", "How to read this", f'<div class="note">{HOW_TO_READ}</div>')),
-        ("headline", "Headline", lambda: _headline_section(summary, metrics, attributes)),
+         _section("how-to-read", "How to read this", f'<div class="note">{HOW_TO_READ}</div>')),
+        ("headline", "Headline", _headline_section(summary, metrics, attributes)),
     ]
     if strategies is not None and not strategies.empty:
-        sections.append(("strategies", "Strategies",
-                         lambda: _strategies_section(strategies, summary, attributes)))
-    for key, title, caption in FIGURE_SECTIONS:
+        sections.append(("strategies", "Strategies", _strategies_section(strategies, summary, attributes)))
+    for key, label, title, caption in FIGURE_SECTIONS:
         if key in images:
-            sections.append((key, title, _figure_section(key, title, caption, images)))
-    if bound is not None and not bound.empty and "bound" in images:
-        sections.append(("bound", "Bound", lambda: _bound_section(bound, images)))
+            sections.append((key, label, _section(key, title, _figure(images, key, title, _esc(caption)))))
+    if bound is not None and "bound" in images:
+        sections.append(("bound", "Bound", _bound_section(bound, images)))
     if summary.get("multi_seed"):
-        rows, shown = summary["multi_seed"], bool(summary.get("gap_tests_vs_fft"))
+        shown = bool(summary.get("gap_tests_vs_fft"))
         sections.append(("multi-seed", "Seeds",
-                         lambda: _multi_seed_section(rows, attributes, tests_shown=shown)))
+                         _multi_seed_section(summary["multi_seed"], attributes, tests_shown=shown)))
     if summary.get("timings_s"):
-        sections.append(("timings", "Timings", lambda: _timings_section(summary["timings_s"])))
-    sections.append(("provenance", "Provenance", lambda: _provenance_section(provenance)))
+        sections.append(("timings", "Timings", _timings_section(summary["timings_s"])))
+    sections.append(("provenance", "Provenance", _provenance_section(provenance)))
 
     title = f"fairmerge report — {summary.get('dataset', NA)} · {summary.get('model', NA)}"
-    nav = " ".join(f'<a href="#{sid}">{_esc(name)}</a>' for sid, name, _ in sections)
-    body = "\n".join(render() for _, _, render in sections)
+    nav = " ".join(f'<a href="#{sid}">{_esc(label)}</a>' for sid, label, _ in sections)
+    body = "\n".join(section for _, _, section in sections)
     return (
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
         f"<title>{_esc(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
         f"<h1>{_esc(title)}</h1>\n<nav>{nav}</nav>\n{body}\n</body>\n</html>\n"
     )
-
-
-def _figure_section(key: str, title: str, caption: str, images: Mapping[str, str]) -> Callable[[], str]:
-    return lambda: _section(key, title, _figure(images, key, title, _esc(caption)))
