@@ -28,9 +28,8 @@ def test_save_load_round_trip_is_bit_exact(tmp_path_factory, dtype, shapes, seed
     tensors = {f"m{i}.weight": torch.randn(s, generator=generator).to(dtype) for i, s in enumerate(shapes)}
     first = next(iter(tensors.values()))
     if first.numel():  # edge values survive too: signed zero, subnormal, extremes
-        special = torch.tensor(
-            [-0.0, torch.finfo(dtype).tiny / 2, torch.finfo(dtype).max, -torch.finfo(dtype).min]
-        )
+        info = torch.finfo(dtype)
+        special = torch.tensor([-0.0, info.tiny / 2, info.max, info.min], dtype=torch.float64)
         flat = first.view(-1)
         flat[: min(4, flat.numel())] = special[: min(4, flat.numel())].to(dtype)
     tau = TaskVector(tensors, metadata={"created_by": "test", "base": "tiny"})

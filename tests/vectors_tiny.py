@@ -41,10 +41,8 @@ def finetuned_from(base: torch.nn.Module, seed: int, scale: float = 0.05) -> Ber
 
 
 def save_tokenizer(directory: Path) -> None:
-    vocab = directory / "vocab.txt"
-    directory.mkdir(parents=True, exist_ok=True)
-    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
-    BertTokenizer(vocab_file=str(vocab)).save_pretrained(str(directory))
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
+    BertTokenizer(vocab={t: i for i, t in enumerate(tokens)}).save_pretrained(str(directory))
 
 
 def save(

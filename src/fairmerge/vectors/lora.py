@@ -42,8 +42,9 @@ def _load_config(adapter_dir: Path):  # -> peft.LoraConfig (typed loosely: peft'
 
 
 def _strip(key: str) -> str:
+    """peft's saved name → the base model's (``base_model.model.`` prefix, wrapper segments gone)."""
     key = key.removeprefix(_PREFIX)
-    return key.replace(".modules_to_save.", ".")
+    return key.replace(".modules_to_save.", ".").replace(".base_layer.", ".")
 
 
 def lora_deltas(
