@@ -1,9 +1,73 @@
-"""CLI commands: cache (filled in by the issue that owns them)."""
+"""CLI commands: ``fairmerge cache list|clear`` — inspect or empty the training cache."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from fairmerge.paths import CACHE_DIR_ENV
+
+cache_app = typer.Typer(help="Inspect or empty the training cache.", no_args_is_help=True)
+
+_CACHE_DIR = typer.Option(
+    None, "--cache-dir", envvar=CACHE_DIR_ENV, help="Cache directory (default ~/.cache/fairmerge)."
+)
+_KIND = typer.Option(None, "--kind", help="Only entries of this kind: base, fft, lora or subgroup.")
+
+
+@cache_app.command("list")
+def list_entries(cache_dir: Path = _CACHE_DIR, kind: str = _KIND) -> None:
+    """List cached checkpoints: kind, key, size, creation time and what each one is.
+
+    Example: fairmerge cache list --kind subgroup
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from fairmerge.training import TrainingCache
+
+    cache = TrainingCache(cache_dir)
+    entries = cache.entries(kind)
+    if not entries:
+        typer.echo(f"no cached entries in {cache.root}")
+        return
+    table = Table(title=f"training cache {cache.root}")
+    for column in ("kind", "key", "size", "created", "description"):
+        table.add_column(column)
+    for entry in entries:
+        table.add_row(
+            entry.kind,
+            entry.key[:12],
+            f"{entry.size_bytes / 1e6:.1f} MB",
+            str(entry.meta.get("created", "?")),
+            str(entry.meta.get("description", "")),
+        )
+    Console(width=160).print(table)
+    typer.echo(f"{len(entries)} entries, {sum(e.size_bytes for e in entries) / 1e6:.1f} MB")
+
+
+@cache_app.command("clear")
+def clear(
+    cache_dir: Path = _CACHE_DIR,
+    kind: str = _KIND,
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Delete cached checkpoints (all, or one kind) and leftovers of interrupted runs.
+
+    Example: fairmerge cache clear --kind fft --yes
+    """
+    from fairmerge.training import TrainingCache
+
+    cache = TrainingCache(cache_dir)
+    entries = cache.entries(kind)
+    what = f"{len(entries)} {kind or 'cached'} entries in {cache.root}"
+    if not yes and not typer.confirm(f"delete {what}?"):
+        raise typer.Abort()
+    removed = cache.clear(kind)
+    typer.echo(f"deleted {removed} entries from {cache.root}")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    """Add the ``cache`` command group to the root app."""
+    app.add_typer(cache_app, name="cache")

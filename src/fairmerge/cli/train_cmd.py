@@ -1,9 +1,253 @@
-"""CLI commands: train (filled in by the issue that owns them)."""
+"""CLI commands: ``fairmerge train fft|lora|subgroups`` — thin wrappers over ``fairmerge.training``."""
 
 from __future__ import annotations
 
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
 import typer
+
+from fairmerge.errors import ConfigError
+from fairmerge.paths import CACHE_DIR_ENV, DATA_DIR_ENV
+
+train_app = typer.Typer(
+    help="Fine-tune θ_base (full, LoRA, or one per subgroup); results are cached and copied to --out.",
+    no_args_is_help=True,
+)
+
+_CONFIG = typer.Argument(None, help="YAML with TrainConfig fields (top level or under 'train:').")
+_DATA_DIR = typer.Option(None, "--data-dir", envvar=DATA_DIR_ENV, help="Directory with the data files.")
+_OUT = typer.Option(..., "--out", "-o", help="Output directory (written atomically; replaced if ours).")
+_DATASET = typer.Option("hatexplain", "--dataset", help="Registered dataset name.")
+_LABEL_SCHEME = typer.Option(None, "--label-scheme", help="Dataset label scheme, e.g. hate or toxic.")
+_MODEL = typer.Option("default", "--model", help="HF id or local dir ('default' = the bundled MiniLM).")
+_CACHE_DIR = typer.Option(None, "--cache-dir", envvar=CACHE_DIR_ENV, help="Training cache directory.")
+_NO_CACHE = typer.Option(False, "--no-cache", help="Ignore cached results and train again.")
+_SEED = typer.Option(None, "--seed", help="Override the config's seed (also seeds θ_base's head).")
+_EPOCHS = typer.Option(None, "--epochs", help="Override the config's number of epochs.")
+_LR = typer.Option(None, "--learning-rate", help="Override the config's learning rate.")
+_MAX_TRAIN = typer.Option(None, "--max-train-samples", help="Stratified cap on training examples.")
+_DEVICE = typer.Option(None, "--device", help="cpu or cuda (default: CUDA if available).")
+_QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars.")
+
+
+def _prepare(
+    config_path: Path | None,
+    overrides: dict[str, Any],
+    data_dir: Path | None,
+    dataset_name: str,
+    label_scheme: str | None,
+    model: str,
+    cache_dir: Path | None,
+    no_cache: bool,
+) -> tuple[Any, Any, Any, Path]:
+    """Load config, dataset and cache, and make θ_base."""
+    from fairmerge.data import load_dataset
+    from fairmerge.training import TrainConfig, TrainingCache, make_base_checkpoint
+
+    config = TrainConfig.from_yaml(config_path) if config_path is not None else TrainConfig()
+    config = config.replace(**{k: v for k, v in overrides.items() if v is not None})
+    options = {"label_scheme": label_scheme} if label_scheme is not None else {}
+    dataset = load_dataset(dataset_name, data_dir, **options)
+    cache = TrainingCache(cache_dir, enabled=not no_cache)
+    base = make_base_checkpoint(model, seed=config.seed, cache=cache)
+    return config, dataset, cache, base
+
+
+def _check_out(out: Path) -> None:
+    """Refuse to replace a non-empty directory that this command did not write."""
+    if out.exists() and (
+        not out.is_dir()
+        or (any(out.iterdir()) and not ((out / "meta.json").is_file() or (out / "subgroups.json").is_file()))
+    ):
+        raise ConfigError(
+            f"--out {out} exists and is not an earlier training output; choose another directory"
+        )
+
+
+def _publish(entries: dict[str, Path], out: Path, index: dict[str, Any] | None) -> None:
+    """Copy cache entries into ``out`` (``""`` = out itself) atomically, plus an optional index file."""
+    from fairmerge.atomic import atomic_directory
+
+    with atomic_directory(out, overwrite=True) as tmp:
+        for relative, entry in entries.items():
+            shutil.copytree(entry, tmp / relative if relative else tmp, dirs_exist_ok=True)
+        if index is not None:
+            (tmp / "subgroups.json").write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
+
+
+def _single(method: str, **kwargs: Any) -> None:
+    from fairmerge.training import train_fft, train_lora
+
+    out: Path = kwargs.pop("out")
+    quiet: bool = kwargs.pop("quiet")
+    _check_out(out)
+    config, dataset, cache, base = _prepare(**kwargs)
+    train = train_fft if method == "fft" else train_lora
+    entry = train(dataset, base_dir=base, config=config, cache=cache, progress=not quiet)
+    _publish({"": entry}, out, None)
+    typer.echo(f"{method} checkpoint: {out} (cache entry {entry})")
+
+
+@train_app.command("fft")
+def fft(
+    config: Path = _CONFIG,
+    data_dir: Path = _DATA_DIR,
+    out: Path = _OUT,
+    dataset: str = _DATASET,
+    label_scheme: str = _LABEL_SCHEME,
+    model: str = _MODEL,
+    cache_dir: Path = _CACHE_DIR,
+    no_cache: bool = _NO_CACHE,
+    seed: int = _SEED,
+    epochs: int = _EPOCHS,
+    learning_rate: float = _LR,
+    max_train_samples: int = _MAX_TRAIN,
+    device: str = _DEVICE,
+    quiet: bool = _QUIET,
+) -> None:
+    """Full fine-tuning of θ_base on the train split; best epoch chosen on val.
+
+    Example: fairmerge train fft --data-dir ../shared/data --out runs/fft --epochs 1 --max-train-samples 4000
+    """
+    _single(
+        "fft",
+        config_path=config,
+        overrides=_overrides(seed, epochs, learning_rate, max_train_samples, device),
+        data_dir=data_dir,
+        dataset_name=dataset,
+        label_scheme=label_scheme,
+        model=model,
+        cache_dir=cache_dir,
+        no_cache=no_cache,
+        out=out,
+        quiet=quiet,
+    )
+
+
+@train_app.command("lora")
+def lora(
+    config: Path = _CONFIG,
+    data_dir: Path = _DATA_DIR,
+    out: Path = _OUT,
+    dataset: str = _DATASET,
+    label_scheme: str = _LABEL_SCHEME,
+    model: str = _MODEL,
+    cache_dir: Path = _CACHE_DIR,
+    no_cache: bool = _NO_CACHE,
+    seed: int = _SEED,
+    epochs: int = _EPOCHS,
+    learning_rate: float = _LR,
+    max_train_samples: int = _MAX_TRAIN,
+    device: str = _DEVICE,
+    quiet: bool = _QUIET,
+) -> None:
+    """LoRA fine-tune of θ_base; OUT holds the merged checkpoint and the adapter under OUT/adapter.
+
+    Example: fairmerge train lora lora.yaml --data-dir ../shared/data --out runs/lora
+    """
+    _single(
+        "lora",
+        config_path=config,
+        overrides=_overrides(seed, epochs, learning_rate, max_train_samples, device),
+        data_dir=data_dir,
+        dataset_name=dataset,
+        label_scheme=label_scheme,
+        model=model,
+        cache_dir=cache_dir,
+        no_cache=no_cache,
+        out=out,
+        quiet=quiet,
+    )
+
+
+@train_app.command("subgroups")
+def subgroups(
+    config: Path = _CONFIG,
+    data_dir: Path = _DATA_DIR,
+    out: Path = _OUT,
+    attribute: list[str] = typer.Option(
+        ["race", "gender"], "--attribute", "-a", help="Attribute whose groups get a fine-tune; repeatable."
+    ),
+    strategy: str = typer.Option(
+        "targeted", "--strategy", help="targeted, targeted+background, balanced or leave-one-in."
+    ),
+    min_train_size: int = typer.Option(50, "--min-train-size", help="Skip groups with fewer train posts."),
+    dataset: str = _DATASET,
+    label_scheme: str = _LABEL_SCHEME,
+    model: str = _MODEL,
+    cache_dir: Path = _CACHE_DIR,
+    no_cache: bool = _NO_CACHE,
+    seed: int = _SEED,
+    epochs: int = _EPOCHS,
+    learning_rate: float = _LR,
+    max_train_samples: int = _MAX_TRAIN,
+    device: str = _DEVICE,
+    quiet: bool = _QUIET,
+) -> None:
+    """One fine-tune of θ_base per group; writes OUT/<attribute>/<group>/ and OUT/subgroups.json.
+
+    Example: fairmerge train subgroups --data-dir ../shared/data --out runs/sub -a race --strategy balanced
+    """
+    from fairmerge.training import train_subgroups
+
+    _check_out(out)
+    train_config, data, cache, base = _prepare(
+        config,
+        _overrides(seed, epochs, learning_rate, max_train_samples, device),
+        data_dir,
+        dataset,
+        label_scheme,
+        model,
+        cache_dir,
+        no_cache,
+    )
+    paths = train_subgroups(
+        data,
+        attribute,
+        base_dir=base,
+        config=train_config,
+        strategy=strategy,
+        min_train_size=min_train_size,
+        cache=cache,
+        progress=not quiet,
+    )
+    entries = {f"{_safe(a)}/{_safe(g)}": path for (a, g), path in paths.items()}
+    index = {
+        "base": str(base),
+        "strategy": strategy,
+        "checkpoints": [
+            {"attribute": a, "group": g, "dir": f"{_safe(a)}/{_safe(g)}", "cache_entry": str(path)}
+            for (a, g), path in paths.items()
+        ],
+    }
+    _publish(entries, out, index)
+    typer.echo(f"{len(paths)} subgroup checkpoint(s) in {out} (index: {out / 'subgroups.json'})")
+
+
+def _overrides(
+    seed: int | None,
+    epochs: int | None,
+    learning_rate: float | None,
+    max_train: int | None,
+    device: str | None,
+) -> dict[str, Any]:
+    return {
+        "seed": seed,
+        "epochs": epochs,
+        "learning_rate": learning_rate,
+        "max_train_samples": max_train,
+        "device": device,
+    }
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.+-]", "_", name)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    """Add the ``train`` command group to the root app."""
+    app.add_typer(train_app, name="train")

@@ -9,6 +9,7 @@ freshly initialised and a frozen random head would leave the adapter little to w
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -95,7 +96,9 @@ def apply_lora(model: PreTrainedModel, config: TrainConfig) -> PeftModel:
         modules_to_save=head_modules(model),
     )
     torch.manual_seed(config.seed)  # LoRA's A matrices are drawn at random
-    return get_peft_model(model, lora_config)  # type: ignore[return-value]
+    with warnings.catch_warnings():  # peft 0.21 calls an API transformers 5 deprecates; not ours to fix
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        return get_peft_model(model, lora_config)  # type: ignore[return-value]
 
 
 def save_merged(
