@@ -117,14 +117,15 @@ def fit(
     lengths = train_enc.lengths
     labels = torch.as_tensor(train.labels, dtype=torch.long)
 
-    def epoch_batches(epoch: int) -> list[np.ndarray]:
-        seed = int(np.random.SeedSequence([config.seed, epoch]).generate_state(1)[0])
-        batches = length_bucketed_batches(lengths, config.batch_size, shuffle=True, seed=seed)
-        if len(batches) < world:
-            raise DataError(f"{description}: {len(train)} examples give fewer batches than {world} processes")
-        return batches[rank : len(batches) - len(batches) % world : world]
+    if -(-len(train) // config.batch_size) < world:
+        raise DataError(f"{description}: {len(train)} examples give fewer batches than {world} processes")
 
-    first = epoch_batches(0)
+    def batches_of(epoch: int) -> list[np.ndarray]:
+        return epoch_batches(
+            lengths, config.batch_size, seed=config.seed, epoch=epoch, rank=rank, world=world
+        )
+
+    first = batches_of(0)
     total_steps = len(first) * config.epochs
     optimizer = torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=config.learning_rate)
     # Stepped once per optimizer step ourselves (accelerate's scheduler wrapper would step it once
@@ -153,7 +154,7 @@ def fit(
             start = time.perf_counter()
             running = torch.zeros((), device=device)
             epoch_loss, steps = torch.zeros((), device=device), 0
-            for idx in epoch_batches(epoch - 1):
+            for idx in batches_of(epoch - 1):
                 batch = {k: v.to(device, non_blocking=True) for k, v in collate(train_enc, idx).items()}
                 target = labels[idx].to(device, non_blocking=True)
                 logits = wrapped(**batch).logits.float()
@@ -219,6 +220,19 @@ def fit(
     if progress and main:
         tqdm.write(summary, file=sys.stderr)
     return result
+
+
+def epoch_batches(
+    lengths: np.ndarray, batch_size: int, *, seed: int, epoch: int, rank: int = 0, world: int = 1
+) -> list[np.ndarray]:
+    """This process's batches for one epoch: length-bucketed, shuffled by a (seed, epoch) generator.
+
+    All ranks draw the same list and take every ``world``-th batch of it, cut to a multiple of
+    ``world`` so that every rank makes the same number of steps.
+    """
+    state = int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+    batches = length_bucketed_batches(lengths, batch_size, shuffle=True, seed=state)
+    return batches[rank : len(batches) - len(batches) % world : world]
 
 
 def _accelerator(runtime: dict[str, Any]) -> Accelerator:
