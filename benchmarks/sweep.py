@@ -1,8 +1,8 @@
 """Time per λ point: fairmerge's in-place sweep vs the study's own checkpoint round-trip procedure.
 
 Setting: the embedded all-MiniLM-L6-v2 classifier (random head, fixed seed) and real HateXplain
-texts: a fixed random subset of the official validation and test splits (``--n-per-split`` posts
-each, 512 by default, so 1,024 posts are scored at every point). Two task vectors are synthetic but
+texts: the official validation and test splits, 3,846 posts scored at every point (``--n-per-split N``
+takes a fixed random subset of N posts per split instead). Two task vectors are synthetic but
 shaped like real ones: τ_i = θ after ``--sgd-steps`` AdamW steps (lr 1e-4, batch 32) on 32 random
 training posts (seed i) minus θ_base. Every point is θ_base + λ·(τ_1 + τ_2).
 
@@ -14,7 +14,8 @@ training posts (seed i) minus θ_base. Every point is θ_base + λ·(τ_1 + τ_2
   ``padding='max_length'`` (``--max-length``) in the original order, batches of ``--batch-size``,
   softmax, and the same ``evaluate_scores``.
 
-The two are interleaved point by point (after one untimed warm-up point each), so load from other
+The two are interleaved point by point (after one untimed warm-up point each, on 64 posts per
+split: it pays one-time costs such as the summed vector and thread start-up), so load from other
 processes on the machine hits both alike. Forward-pass time is measured with hooks on the model;
 ``overhead_fraction`` = (point time − forward time) / point time for fairmerge. Scores of the two
 procedures are compared at every point (they must agree up to float noise from padding).
@@ -70,7 +71,7 @@ class ForwardTimer:
 
 
 def subset(split: TextSplit, n: int, seed: int) -> TextSplit:
-    if n >= len(split):
+    if n <= 0 or n >= len(split):
         return split
     return split.subset(np.sort(np.random.default_rng(seed).choice(len(split), size=n, replace=False)))
 
@@ -129,7 +130,7 @@ def reference_scores(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=None, help="data directory (default: $FAIRMERGE_DATA_DIR)")
-    parser.add_argument("--n-per-split", type=int, default=512)
+    parser.add_argument("--n-per-split", type=int, default=0, help="posts per split (0: all)")
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--sgd-steps", type=int, default=3)
@@ -163,17 +164,22 @@ def main() -> None:
     fm_forward = ForwardTimer()
     fm_forward.attach(model)
 
-    def fairmerge_point(lam: float) -> list[np.ndarray]:
+    def fairmerge_point(lam: float, parts: Sequence[TextSplit] = splits) -> list[np.ndarray]:
+        inputs = (
+            encoded
+            if parts is splits
+            else [encode_texts(tokenizer, s.texts, max_length=args.max_length) for s in parts]
+        )
         merger.set_coefficients(lam)
-        scores = [score_split(model, e, batch_size=args.batch_size) for e in encoded]
-        metrics_for(splits, scores)
+        scores = [score_split(model, e, batch_size=args.batch_size) for e in inputs]
+        metrics_for(parts, scores)
         return scores
 
     # reference: a working model whose state dict is replaced, saved and re-read at every point.
     work = load_classifier(None)
     ref_forward = ForwardTimer()
 
-    def reference_point(lam: float) -> list[np.ndarray]:
+    def reference_point(lam: float, parts: Sequence[TextSplit] = splits) -> list[np.ndarray]:
         state = {
             k: (v + lam * (vectors[0][k] + vectors[1][k]) if k in vectors[0] else v) for k, v in base.items()
         }
@@ -183,9 +189,9 @@ def main() -> None:
             loaded = AutoModelForSequenceClassification.from_pretrained(tmp).eval()
         ref_forward.attach(loaded)
         scores = [
-            reference_scores(loaded, tokenizer, s.texts, args.max_length, args.batch_size) for s in splits
+            reference_scores(loaded, tokenizer, s.texts, args.max_length, args.batch_size) for s in parts
         ]
-        metrics_for(splits, scores)
+        metrics_for(parts, scores)
         return scores
 
     def timed(
@@ -196,8 +202,9 @@ def main() -> None:
         scores = fn(lam)
         return time.perf_counter() - t0, timer.seconds - forward_before, scores
 
-    fairmerge_point(WARM_UP)
-    reference_point(WARM_UP)
+    warm_up = [subset(s, 64, 2) for s in splits]
+    fairmerge_point(WARM_UP, warm_up)
+    reference_point(WARM_UP, warm_up)
     fm_times, fm_fwd, ref_times, ref_fwd = [], [], [], []
     for lam in LAMBDAS:
         t_fm, f_fm, s_fm = timed(fairmerge_point, lam, fm_forward)
