@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from peft.utils.merge_utils import calculate_majority_sign_mask, disjoint_merge, prune, random_pruning
 
 from fairmerge.errors import ConfigError, VectorError
 from fairmerge.vectors.checkpoint_io import (
@@ -87,7 +86,13 @@ def _task_arithmetic(
     return weighted_merge(base, terms, check_finite=True)
 
 
+# peft is imported inside the methods that use it: importing it loads transformers (seconds and
+# ~150 MB), which a plain task-arithmetic merge of a large checkpoint does not need.
+
+
 def _ties(key: str, base: torch.Tensor, terms: Sequence[Term], options: MergeOptions) -> torch.Tensor:
+    from peft.utils.merge_utils import calculate_majority_sign_mask, disjoint_merge, prune
+
     assert options.density is not None
     deltas = _deltas_fp32(base, terms)
     if options.density < 1:
@@ -105,6 +110,8 @@ def tensor_seed(seed: int, key: str) -> int:
 
 
 def _dare(key: str, base: torch.Tensor, terms: Sequence[Term], options: MergeOptions) -> torch.Tensor:
+    from peft.utils.merge_utils import random_pruning
+
     assert options.density is not None
     deltas = _deltas_fp32(base, terms)
     if options.density < 1:

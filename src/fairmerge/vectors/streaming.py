@@ -107,13 +107,17 @@ def stream_merge(
     # transformers re-ties them from the config on load.
     specs = {k: s for k, s in base.specs.items() if k not in base.aliases}
 
+    def merged(key: str) -> torch.Tensor:
+        tensor = base.get(key)
+        if key not in changed:
+            return tensor
+        terms = [vector_term(v, key, w, base) for v, w in zip(vectors, weights, strict=True)]
+        return merge_key(key, tensor, terms)
+
     def tensors() -> Iterator[tuple[str, torch.Tensor]]:
+        # No tensor is kept in this frame between yields, so inputs are freed as soon as merged.
         for key in tqdm(specs, desc="merging", unit="tensor", disable=not progress):
-            tensor = base.get(key)
-            if key in changed:
-                terms = [vector_term(v, key, w, base) for v, w in zip(vectors, weights, strict=True)]
-                tensor = merge_key(key, tensor, terms)
-            yield key, tensor
+            yield key, merged(key)
 
     with atomic_directory(out_dir, overwrite=overwrite) as tmp:
         copy_non_weight_files(base.directory, tmp)

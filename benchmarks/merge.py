@@ -1,0 +1,360 @@
+"""Benchmark: task-arithmetic merging in memory and out of core.
+
+1. In memory: θ = θ_base + 0.3·τ_1 + 0.5·τ_2 over a synthetic state dict larger than the CPU
+   caches, in GB/s of weights read + written, next to a plain tensor copy (``clone``) of the same
+   tensors in the same run. Reported for fp32 (the study's dtype) and bf16.
+2. Out of core: a randomly initialised Llama-shaped bf16 checkpoint of >= 2 GB (base + two
+   "fine-tuned" models, sharded safetensors written to a temporary directory) merged by fairmerge
+   and by mergekit's ``task_arithmetic`` (same inputs, same weights, bf16 output, fp32 arithmetic
+   as in fairmerge), each in a child process: wall time and peak RSS (``wait4`` rusage). The two
+   outputs are compared tensor by tensor. mergekit is not a fairmerge dependency: pass
+   ``--mergekit PATH`` to its ``mergekit-yaml`` (or set ``$MERGEKIT_YAML``); without it the
+   comparison is reported as unavailable and its ratios are null.
+3. On a CUDA machine: a 7B-sized set of bf16 tensors merged on the GPU vs a device-to-device copy.
+
+Run: ``python benchmarks/merge.py [--mergekit /path/to/mergekit-yaml]``. The last line is JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from fairmerge.vectors import TaskVector, merge_state_dict
+from fairmerge.vectors.checkpoint_io import CheckpointReader
+
+LAMBDAS = (0.3, 0.5)
+
+
+def best_of(fn: Callable[[], object], repeats: int) -> float:
+    fn()  # warm-up: first-touch page faults and allocator growth are not what we measure
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def synthetic_state_dict(total_mb: int, dtype: torch.dtype, seed: int) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    rows, cols = 4096, 1024
+    n = max(1, total_mb * 2**20 // (rows * cols * dtype.itemsize))
+    return {f"layers.{i}.weight": torch.randn(rows, cols, generator=generator).to(dtype) for i in range(n)}
+
+
+def in_memory(total_mb: int, dtype: torch.dtype, repeats: int) -> float:
+    """Merge GB/s ÷ copy GB/s for one dtype (both count bytes read + bytes written)."""
+    base = synthetic_state_dict(total_mb, dtype, 0)
+    taus = [TaskVector(synthetic_state_dict(total_mb, dtype, s)) for s in (1, 2)]
+    nbytes = sum(t.numel() * t.element_size() for t in base.values())
+    inputs = [*base.values(), *(t for tau in taus for t in tau.values())]
+
+    def merge() -> None:
+        merge_state_dict(base, taus, list(LAMBDAS))
+
+    def copy() -> None:
+        for tensor in inputs:
+            tensor.clone()
+
+    merge_s = best_of(merge, repeats)
+    copy_s = best_of(copy, repeats)
+    merge_gbs = 4 * nbytes / merge_s / 1e9  # reads base + 2 vectors, writes the result
+    copy_gbs = 2 * 3 * nbytes / copy_s / 1e9  # reads and writes each of the 3 inputs
+    name = str(dtype).removeprefix("torch.")
+    print(
+        f"in-memory {name}: {nbytes / 1e9:.2f} GB per model; merge {merge_s:.3f} s = {merge_gbs:.1f} GB/s, "
+        f"copy {copy_gbs:.1f} GB/s -> {merge_gbs / copy_gbs:.2f}x copy bandwidth"
+    )
+    return merge_gbs / copy_gbs
+
+
+# --- out of core -------------------------------------------------------------------------------
+
+TINYLLAMA = dict(
+    hidden_size=2048, intermediate_size=5632, num_attention_heads=16, num_key_value_heads=4, vocab_size=32000
+)
+"""TinyLlama-1.1B's shape: 22 layers are 2.2 GB in bf16."""
+LLAMA_7B = dict(
+    hidden_size=4096,
+    intermediate_size=11008,
+    num_attention_heads=32,
+    num_key_value_heads=32,
+    vocab_size=32000,
+)
+"""Llama-2-7B's shape (32 layers, 13.5 GB in bf16)."""
+
+
+def llama_shapes(dims: dict[str, int], layers: int) -> dict[str, tuple[int, ...]]:
+    """Parameter names and shapes of a ``LlamaForCausalLM`` with untied embeddings."""
+    h, i, v = dims["hidden_size"], dims["intermediate_size"], dims["vocab_size"]
+    kv = h // dims["num_attention_heads"] * dims["num_key_value_heads"]
+    shapes: dict[str, tuple[int, ...]] = {"model.embed_tokens.weight": (v, h)}
+    for n in range(layers):
+        p = f"model.layers.{n}."
+        shapes |= {
+            p + "self_attn.q_proj.weight": (h, h),
+            p + "self_attn.k_proj.weight": (kv, h),
+            p + "self_attn.v_proj.weight": (kv, h),
+            p + "self_attn.o_proj.weight": (h, h),
+            p + "mlp.gate_proj.weight": (i, h),
+            p + "mlp.up_proj.weight": (i, h),
+            p + "mlp.down_proj.weight": (h, i),
+            p + "input_layernorm.weight": (h,),
+            p + "post_attention_layernorm.weight": (h,),
+        }
+    shapes |= {"model.norm.weight": (h,), "lm_head.weight": (v, h)}
+    return shapes
+
+
+def write_model(
+    directory: Path, shapes: dict[str, tuple[int, ...]], seed: int, base_seed: int | None
+) -> None:
+    """A sharded bf16 checkpoint; with ``base_seed`` it is that base plus small seeded noise."""
+    from safetensors.torch import save_file
+    from transformers import LlamaConfig
+
+    directory.mkdir(parents=True)
+    layers = sum(k.endswith("q_proj.weight") for k in shapes)
+    config = LlamaConfig(
+        **TINYLLAMA, num_hidden_layers=layers, architectures=["LlamaForCausalLM"], tie_word_embeddings=False
+    )
+    config.dtype = torch.bfloat16
+    config.save_pretrained(directory)
+    generator = torch.Generator().manual_seed(seed)
+    base_generator = torch.Generator().manual_seed(base_seed) if base_seed is not None else None
+    shard: dict[str, torch.Tensor] = {}
+    weight_map: dict[str, str] = {}
+    shard_bytes, shard_index, limit = 0, 0, 500 * 10**6
+    names: list[list[str]] = []
+
+    def flush() -> None:
+        nonlocal shard, shard_bytes, shard_index
+        name = f"part-{shard_index}.safetensors"
+        save_file(shard, directory / name, metadata={"format": "pt"})
+        names.append(list(shard))
+        weight_map.update(dict.fromkeys(shard, name))
+        shard, shard_bytes, shard_index = {}, 0, shard_index + 1
+
+    for key, shape in shapes.items():
+        if base_generator is None:
+            tensor = (torch.randn(shape, generator=generator) * 0.02).to(torch.bfloat16)
+        else:
+            base = (torch.randn(shape, generator=base_generator) * 0.02).to(torch.bfloat16)
+            tensor = (base.float() + torch.randn(shape, generator=generator) * 0.002).to(torch.bfloat16)
+        shard[key] = tensor
+        shard_bytes += tensor.numel() * 2
+        if shard_bytes >= limit:
+            flush()
+    if shard:
+        flush()
+    # Hugging Face shard names (model-0000i-of-0000n) need the count, known only now.
+    n = shard_index
+    renamed = {}
+    for index in range(n):
+        new = f"model-{index + 1:05d}-of-{n:05d}.safetensors"
+        (directory / f"part-{index}.safetensors").rename(directory / new)
+        renamed[f"part-{index}.safetensors"] = new
+    index_json = {
+        "metadata": {"total_size": sum(2 * _numel(s) for s in shapes.values())},
+        "weight_map": {k: renamed[v] for k, v in weight_map.items()},
+    }
+    (directory / "model.safetensors.index.json").write_text(json.dumps(index_json))
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+FAIRMERGE_CHILD = """
+import sys, time
+from fairmerge.vectors import TaskVector, merge_checkpoints
+base, ft1, ft2, out = sys.argv[1:5]
+start = time.perf_counter()
+vectors = [TaskVector.from_checkpoints(base, ft) for ft in (ft1, ft2)]
+merge_checkpoints(base, vectors, [float(x) for x in sys.argv[5:7]], out)
+print(f"fairmerge merge (in process): {time.perf_counter() - start:.1f} s")
+"""
+
+
+def run_child(command: list[str]) -> tuple[float, float, str]:
+    """Wall seconds, peak RSS (MB) and output of a child process (rusage of that very child)."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert process.stdout is not None
+    output = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - start
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise RuntimeError(f"{command[0]} failed ({process.returncode}):\n{output[-3000:]}")
+    return seconds, usage.ru_maxrss / 1024, output
+
+
+def find_mergekit(option: str | None) -> str | None:
+    candidate = option or os.environ.get("MERGEKIT_YAML") or shutil.which("mergekit-yaml")
+    if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
+        return candidate
+    return None
+
+
+def compare_outputs(a: Path, b: Path) -> float:
+    """Largest absolute difference between two merged checkpoints (fp32), tensor by tensor."""
+    ra, rb = CheckpointReader(a), CheckpointReader(b)
+    if set(ra.specs) != set(rb.specs):
+        raise RuntimeError(f"outputs hold different tensors: {sorted(set(ra.specs) ^ set(rb.specs))[:3]}")
+    worst = 0.0
+    for key in ra.specs:
+        x, y = ra.get(key), rb.get(key)
+        if x.dtype != y.dtype or x.shape != y.shape:
+            raise RuntimeError(f"{key}: {x.dtype}{tuple(x.shape)} vs {y.dtype}{tuple(y.shape)}")
+        worst = max(worst, float((x.float() - y.float()).abs().max()))
+    return worst
+
+
+def out_of_core(workdir: Path, layers: int, mergekit: str | None) -> dict[str, float | None]:
+    shapes = llama_shapes(TINYLLAMA, layers)
+    size_gb = sum(2 * _numel(s) for s in shapes.values()) / 1e9
+    start = time.perf_counter()
+    write_model(workdir / "base", shapes, seed=0, base_seed=None)
+    for i in (1, 2):
+        write_model(workdir / f"ft{i}", shapes, seed=i, base_seed=0)
+    print(
+        f"out-of-core: wrote base + 2 fine-tuned Llama-shaped bf16 checkpoints of {size_gb:.2f} GB each "
+        f"({len(shapes)} tensors, {len(list((workdir / 'base').glob('*.safetensors')))} shards) "
+        f"in {time.perf_counter() - start:.0f} s"
+    )
+    # Read every input once so both tools start from the same (warm) page cache.
+    for path in workdir.glob("*/*.safetensors"):
+        with open(path, "rb") as handle:
+            while handle.read(1 << 24):
+                pass
+    dirs = [str(workdir / n) for n in ("base", "ft1", "ft2")]
+    fm_out = workdir / "out-fairmerge"
+    fm_s, fm_rss, fm_log = run_child(
+        [sys.executable, "-c", FAIRMERGE_CHILD, *dirs, str(fm_out), *(str(x) for x in LAMBDAS)]
+    )
+    print(f"fairmerge: {fm_s:.1f} s wall, peak RSS {fm_rss:,.0f} MB  [{fm_log.strip().splitlines()[-1]}]")
+    result: dict[str, float | None] = {
+        "ooc_model_gb": round(size_gb, 3),
+        "ooc_seconds": round(fm_s, 2),
+        "ooc_peak_rss_mb": round(fm_rss, 1),
+    }
+    if mergekit is None:
+        print(
+            "mergekit: UNAVAILABLE (pass --mergekit /path/to/mergekit-yaml or set $MERGEKIT_YAML); "
+            "no comparison made"
+        )
+        return result | {"ooc_time_vs_mergekit": None, "ooc_rss_vs_mergekit": None}
+    for compute, suffix in (("float32", ""), ("bfloat16", "_bf16compute")):
+        config = workdir / f"mergekit-{compute}.yml"
+        models = "\n".join(
+            f"  - model: {d}\n    parameters:\n      weight: {w}"
+            for d, w in zip(dirs[1:], LAMBDAS, strict=True)
+        )
+        config.write_text(
+            f"merge_method: task_arithmetic\nbase_model: {dirs[0]}\nmodels:\n{models}\n"
+            f"dtype: {compute}\nout_dtype: bfloat16\n"
+        )
+        mk_out = workdir / f"out-mergekit-{compute}"
+        mk_s, mk_rss, _ = run_child(
+            [mergekit, str(config), str(mk_out), "--quiet", "--no-copy-tokenizer", "--no-write-model-card"]
+        )
+        diff = compare_outputs(fm_out, mk_out)
+        print(
+            f"mergekit task_arithmetic (dtype {compute}, out bf16): {mk_s:.1f} s wall, "
+            f"peak RSS {mk_rss:,.0f} MB; "
+            f"fairmerge/mergekit time {fm_s / mk_s:.2f}x, RSS {fm_rss / mk_rss:.2f}x; "
+            f"max |fairmerge - mergekit| = {diff:.3g}"
+        )
+        result |= {
+            f"mergekit_seconds{suffix}": round(mk_s, 2),
+            f"mergekit_peak_rss_mb{suffix}": round(mk_rss, 1),
+            f"ooc_time_vs_mergekit{suffix}": round(fm_s / mk_s, 3),
+            f"ooc_rss_vs_mergekit{suffix}": round(fm_rss / mk_rss, 3),
+            f"max_abs_diff_vs_mergekit{suffix}": diff,
+        }
+        shutil.rmtree(mk_out)
+    return result
+
+
+def gpu(repeats: int) -> float | None:
+    """Merge GB/s ÷ device-to-device copy GB/s for a 7B-sized set of bf16 tensors on CUDA."""
+    if not torch.cuda.is_available():
+        print("gpu: no CUDA device here, skipped")
+        return None
+    device = torch.device("cuda")
+    shapes = llama_shapes(LLAMA_7B, 32)
+    base = {k: torch.randn(s, device=device, dtype=torch.bfloat16) for k, s in shapes.items()}
+    taus = [TaskVector({k: torch.randn_like(v) for k, v in base.items()}) for _ in LAMBDAS]
+    nbytes = sum(t.numel() * 2 for t in base.values())
+
+    def merge() -> None:
+        merge_state_dict(base, taus, list(LAMBDAS))
+        torch.cuda.synchronize()
+
+    def copy() -> None:
+        for t in [*base.values(), *(x for tau in taus for x in tau.values())]:
+            t.clone()
+        torch.cuda.synchronize()
+
+    ratio = (4 * nbytes / best_of(merge, repeats)) / (6 * nbytes / best_of(copy, repeats))
+    print(f"gpu bf16 ({nbytes / 1e9:.1f} GB per model): merge / copy bandwidth = {ratio:.2f}")
+    return ratio
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mergekit", help="path of mergekit-yaml (default: $MERGEKIT_YAML, then PATH)")
+    parser.add_argument("--inmemory-mb", type=int, default=512, help="size of each in-memory model (MB)")
+    parser.add_argument(
+        "--layers", type=int, default=22, help="decoder layers of the synthetic Llama (22: 2.2 GB)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="timed repeats of the in-memory runs (best kept)"
+    )
+    parser.add_argument(
+        "--workdir", type=Path, default=None, help="where the synthetic checkpoints go (a temp dir)"
+    )
+    args = parser.parse_args()
+    mergekit = find_mergekit(args.mergekit)
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; mergekit: {mergekit or 'not found'}"
+    )
+
+    fp32 = in_memory(args.inmemory_mb, torch.float32, args.repeats)
+    bf16 = in_memory(args.inmemory_mb, torch.bfloat16, args.repeats)
+    gpu_ratio = gpu(args.repeats)
+    workdir = Path(tempfile.mkdtemp(prefix="fairmerge-bench-", dir=args.workdir))
+    try:
+        ooc = out_of_core(workdir, args.layers, mergekit)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    summary = {
+        "bench": "merge",
+        "inmemory_vs_copy": round(fp32, 3),
+        "ooc_time_vs_mergekit": ooc.pop("ooc_time_vs_mergekit"),
+        "ooc_rss_vs_mergekit": ooc.pop("ooc_rss_vs_mergekit"),
+        "ooc_peak_rss_mb": ooc.pop("ooc_peak_rss_mb"),
+        "inmemory_vs_copy_bf16": round(bf16, 3),
+        "gpu_vs_copy": None if gpu_ratio is None else round(gpu_ratio, 3),
+        **ooc,
+    }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
