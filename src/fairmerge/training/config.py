@@ -32,7 +32,8 @@ class TrainConfig:
     ``learning_rate=None`` means the method's default (5e-5 for FFT, 5e-4 for LoRA).
     ``max_train_samples`` caps each fine-tune's training set by a stratified, seeded subsample.
     ``select_by`` picks the epoch kept: lowest validation loss or highest validation accuracy.
-    ``device`` is None (CUDA when available, else CPU), ``"cpu"`` or ``"cuda"``.
+    ``device`` is None (CUDA when available, else CPU), ``"cpu"`` or ``"cuda"``; accelerate's state is
+    process-wide, so one process trains on one device type (bf16 autocast on CUDA when supported).
     ``lora_target_modules=None`` picks the attention projections for the architecture.
     """
 

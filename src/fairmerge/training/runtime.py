@@ -8,6 +8,7 @@ the distributed case, so single-process runs can still pick CPU or CUDA per call
 from __future__ import annotations
 
 import os
+from typing import Any
 
 
 def is_distributed() -> bool:
@@ -16,15 +17,17 @@ def is_distributed() -> bool:
 
 
 def is_main_process() -> bool:
-    if not is_distributed():
-        return True
-    from accelerate import PartialState
-
-    return bool(PartialState().is_main_process)
+    return not is_distributed() or bool(_state().is_main_process)
 
 
 def wait_for_everyone() -> None:
     if is_distributed():
-        from accelerate import PartialState
+        _state().wait_for_everyone()
 
-        PartialState().wait_for_everyone()
+
+def _state() -> Any:
+    """Accelerate's process state, set up for CUDA (NCCL) or, without CUDA, for CPU ranks (gloo)."""
+    import torch
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())
