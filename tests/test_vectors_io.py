@@ -134,6 +134,27 @@ def test_integer_buffers_are_left_out_and_tied_weights_held_once():
     assert set(tau.without_head()) == {"embed.weight"}
 
 
+def test_tied_weights_in_a_bin_checkpoint_are_held_and_written_once(tmp_path):
+    from fairmerge.vectors import merge_checkpoints
+
+    torch.manual_seed(0)
+    base, ft = _WithBuffers(), _WithBuffers()
+    with torch.no_grad():
+        ft.embed.weight.add_(1.0)
+    for name, model in (("base", base), ("ft", ft)):
+        (tmp_path / name).mkdir()
+        torch.save(model.state_dict(), tmp_path / name / "pytorch_model.bin")
+    assert CheckpointReader(tmp_path / "base").aliases == {"head.weight"}
+    tau = TaskVector.from_checkpoints(tmp_path / "base", tmp_path / "ft")
+    assert "head.weight" not in tau and "embed.weight" in tau
+    out = CheckpointReader(
+        merge_checkpoints(tmp_path / "base", [tau], 1.0, tmp_path / "out", method="inject")
+    )
+    assert "head.weight" not in out.specs
+    assert torch.equal(out.get("position_ids"), base.position_ids)
+    torch.testing.assert_close(out.get("embed.weight"), ft.embed.weight.detach())
+
+
 def test_head_names_are_detected():
     for key in [
         "classifier.weight",

@@ -16,6 +16,7 @@ import re
 import shutil
 import struct
 import tempfile
+import zipfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,7 +143,10 @@ class _TorchBinFile:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            loaded = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+            if zipfile.is_zipfile(path):  # torch >= 1.6 format: memory-mapped, read on access
+                loaded = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+            else:  # legacy pickle format cannot be memory-mapped
+                loaded = torch.load(str(path), map_location="cpu", weights_only=True)
         except Exception as exc:  # torch raises many types for corrupt pickles / zips
             raise VectorError(f"cannot read checkpoint file {path}: {exc}") from exc
         if not isinstance(loaded, Mapping) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):

@@ -40,6 +40,16 @@ class NonFiniteResult(ArithmeticError):
     """The merged tensor holds NaN or ±inf (callers turn this into a VectorError naming the key)."""
 
 
+def _forget_pool() -> None:
+    """In a forked child the pool's threads do not exist: start a new pool when needed."""
+    global _pool, _pool_lock
+    _pool = None
+    _pool_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool)
+
+
 def _workers() -> ThreadPoolExecutor:
     """A process-wide pool of single-threaded torch workers, one per CPU."""
     global _pool
