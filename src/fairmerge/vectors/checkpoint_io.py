@@ -248,12 +248,6 @@ class CheckpointReader:
         """The checkpoint directory (for a single weights file: its folder)."""
         return self.path if self.path.is_dir() else self.path.parent
 
-    def keys(self) -> list[str]:
-        return list(self.specs)
-
-    def file_of(self, key: str) -> Path:
-        return self._key_file[key]
-
     def get(self, key: str) -> torch.Tensor:
         """Read one tensor (a fresh CPU tensor for safetensors; a memory-mapped view for ``.bin``)."""
         if key not in self._key_file:

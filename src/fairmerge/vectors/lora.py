@@ -4,7 +4,9 @@ peft's ``add_weighted_adapter(combination_type="linear")`` mixes A and B matrice
 which is not Σ w·ΔW, so we never go through it: each adapted weight's ΔW is formed here in fp32
 and named after the base model's parameter. Weights the adapter saves whole (``modules_to_save``
 such as the classification head, trained biases) become deltas against the base checkpoint.
-"""
+
+This module imports peft (and with it transformers); :mod:`fairmerge.vectors` imports it only
+when an adapter is read."""
 
 from __future__ import annotations
 
@@ -14,6 +16,9 @@ import re
 from pathlib import Path
 
 import torch
+from peft import LoraConfig, PeftConfig
+from peft.utils import load_peft_weights
+from peft.utils.other import get_pattern_key
 
 from fairmerge.errors import VectorError
 from fairmerge.vectors.checkpoint_io import CheckpointReader
@@ -25,9 +30,8 @@ _LORA_PART = re.compile(
 _UNSUPPORTED_PARTS = ("lora_magnitude_vector", "trainable_tokens", "lora_E", "lora_T")
 
 
-def _load_config(adapter_dir: Path):  # -> peft.LoraConfig (typed loosely: peft's classes are untyped)
-    from peft import LoraConfig, PeftConfig
-
+def _load_config(adapter_dir: Path) -> LoraConfig:
+    """The adapter's ``peft.LoraConfig``, refusing other adapter types and DoRA."""
     if not (adapter_dir / "adapter_config.json").is_file():
         raise VectorError(f"{adapter_dir} is not a peft adapter directory (no adapter_config.json)")
     try:
@@ -54,9 +58,6 @@ def lora_deltas(
 
     Each ΔW is computed in fp32 and stored in the base parameter's dtype (or ``dtype``).
     """
-    from peft.utils import load_peft_weights
-    from peft.utils.other import get_pattern_key
-
     adapter_dir = Path(adapter_dir)
     config = _load_config(adapter_dir)
     try:
@@ -79,7 +80,7 @@ def lora_deltas(
 
     deltas: dict[str, torch.Tensor] = {}
     for module, parts in factors.items():
-        for target, delta in _module_deltas(module, parts, config, get_pattern_key).items():
+        for target, delta in _module_deltas(module, parts, config).items():
             deltas[target] = delta
     for key, tensor in full.items():
         _check_target(key, tuple(tensor.shape), base, adapter_dir)
@@ -101,7 +102,7 @@ def lora_deltas(
 
 
 def _module_deltas(
-    module: str, parts: dict[str, torch.Tensor], config, get_pattern_key
+    module: str, parts: dict[str, torch.Tensor], config: LoraConfig
 ) -> dict[str, torch.Tensor]:
     """ΔW (and Δbias with ``lora_bias``) of one adapted module."""
     embedding = "lora_embedding_A" in parts or "lora_embedding_B" in parts

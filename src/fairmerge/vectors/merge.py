@@ -76,10 +76,6 @@ def _deltas_fp32(base: torch.Tensor, terms: Sequence[Term]) -> list[torch.Tensor
     return [t.tensor.float() - base32 if t.finetuned else t.tensor.float() for t in terms]
 
 
-def _finish(base: torch.Tensor, merged_delta: torch.Tensor) -> torch.Tensor:
-    return weighted_merge(base, [Term(merged_delta, 1.0)], check_finite=True)
-
-
 def _task_arithmetic(
     key: str, base: torch.Tensor, terms: Sequence[Term], options: MergeOptions
 ) -> torch.Tensor:
@@ -100,7 +96,8 @@ def _ties(key: str, base: torch.Tensor, terms: Sequence[Term], options: MergeOpt
     stacked = torch.stack(deltas)
     mask = calculate_majority_sign_mask(stacked, method="total")
     weights = torch.tensor([t.weight for t in terms], dtype=torch.float32).view(-1, *([1] * base.dim()))
-    return _finish(base, disjoint_merge(stacked * weights, mask))
+    merged_delta = disjoint_merge(stacked * weights, mask)
+    return weighted_merge(base, [Term(merged_delta, 1.0)], check_finite=True)
 
 
 def tensor_seed(seed: int, key: str) -> int:
