@@ -112,8 +112,9 @@ def _module_deltas(
     a, b = parts[a_name].float(), parts[b_name].float()
     if a.dim() != 2 or b.dim() != 2:
         raise VectorError(f"adapter module {module!r} is not a linear or embedding LoRA (A is {a.dim()}-D)")
-    rank = config.rank_pattern.get(get_pattern_key(config.rank_pattern.keys(), module), config.r)
-    alpha = config.alpha_pattern.get(get_pattern_key(config.alpha_pattern.keys(), module), config.lora_alpha)
+    ranks, alphas = config.rank_pattern or {}, config.alpha_pattern or {}
+    rank = ranks.get(get_pattern_key(list(ranks), module), config.r)
+    alpha = alphas.get(get_pattern_key(list(alphas), module), config.lora_alpha)
     if a.shape[0] != rank or b.shape[1] != rank:
         raise VectorError(f"adapter module {module!r} has rank {a.shape[0]} but its config says r={rank}")
     scaling = alpha / math.sqrt(rank) if config.use_rslora else alpha / rank
