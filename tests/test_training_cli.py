@@ -6,7 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from training_tiny import save_tiny_bert
+from training_tiny import (
+    one_torch_thread,  # noqa: F401 (autouse fixture)
+    save_tiny_bert,
+)
 from typer.testing import CliRunner
 
 from fairmerge.cli import app
@@ -23,7 +26,9 @@ def _invoke(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def test_train_fft_and_subgroups_then_cache_list_and_clear(tiny: Path, data_dir: Path, tmp_path: Path) -> None:
+def test_train_fft_and_subgroups_then_cache_list_and_clear(
+    tiny: Path, data_dir: Path, tmp_path: Path
+) -> None:
     cache = str(tmp_path / "cache")
     config = tmp_path / "train.yaml"
     config.write_text("train:\n  epochs: 1\n  batch_size: 32\n  eval_batch_size: 256\n  max_length: 32\n")
@@ -40,7 +45,10 @@ def test_train_fft_and_subgroups_then_cache_list_and_clear(tiny: Path, data_dir:
                            "--max-train-samples", "48")  # fmt: skip
     assert code == 0, output
     index = json.loads((tmp_path / "sub" / "subgroups.json").read_text())
-    assert [(c["attribute"], c["group"]) for c in index["checkpoints"]] == [("race", "African"), ("race", "Arab")]
+    assert [(c["attribute"], c["group"]) for c in index["checkpoints"]] == [
+        ("race", "African"),
+        ("race", "Arab"),
+    ]
     assert (tmp_path / "sub" / "race" / "Arab" / "model.safetensors").is_file()
 
     code, output = _invoke("cache", "list", "--cache-dir", cache)

@@ -9,7 +9,11 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
-from training_tiny import save_tiny_bert, tiny_dataset
+from training_tiny import (
+    one_torch_thread,  # noqa: F401 (autouse fixture)
+    save_tiny_bert,
+    tiny_dataset,
+)
 
 import fairmerge.training.finetune as finetune
 import fairmerge.training.loop as loop

@@ -7,7 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from training_tiny import save_tiny_bert, tiny_dataset, tiny_model
+from training_tiny import (
+    one_torch_thread,  # noqa: F401 (autouse fixture)
+    save_tiny_bert,
+    tiny_dataset,
+    tiny_model,
+)
 
 from fairmerge.errors import ModelError
 from fairmerge.models import load_classifier

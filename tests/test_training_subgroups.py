@@ -8,7 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from training_tiny import save_tiny_bert, tiny_dataset
+from training_tiny import (
+    one_torch_thread,  # noqa: F401 (autouse fixture)
+    save_tiny_bert,
+    tiny_dataset,
+)
 
 from fairmerge.data import load_dataset
 from fairmerge.data.types import GroupedTextDataset, TextSplit

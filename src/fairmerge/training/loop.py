@@ -195,6 +195,11 @@ def fit(
                 snapshot = (
                     _trainable_state(accelerator.unwrap_model(wrapped)) if epoch < config.epochs else None
                 )
+        if best_epoch == 0:  # every validation loss was NaN
+            raise ConfigError(
+                f"{description}: training diverged (validation loss {history[-1]['val_loss']} in every "
+                f"epoch); lower learning_rate (now {config.learning_rate})"
+            )
         if best_epoch != config.epochs and snapshot is not None:
             _restore(accelerator.unwrap_model(wrapped), snapshot)
     finally:
