@@ -8,8 +8,10 @@ freshly initialised and a frozen random head would leave the adapter little to w
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -96,8 +98,7 @@ def apply_lora(model: PreTrainedModel, config: TrainConfig) -> PeftModel:
         modules_to_save=head_modules(model),
     )
     torch.manual_seed(config.seed)  # LoRA's A matrices are drawn at random
-    with warnings.catch_warnings():  # peft 0.21 calls an API transformers 5 deprecates; not ours to fix
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+    with _quiet_peft():
         return get_peft_model(model, lora_config)  # type: ignore[return-value]
 
 
@@ -141,12 +142,21 @@ def merge_lora(
         if base is None:
             raise ModelError(f"adapter {adapter_path} does not name its base model; pass base_dir")
         try:
-            peft_model = PeftModel.from_pretrained(
-                load_classifier(str(base), device="cpu"), str(adapter_path)
-            )
+            with _quiet_peft():
+                peft_model = PeftModel.from_pretrained(
+                    load_classifier(str(base), device="cpu"), str(adapter_path)
+                )
         except (OSError, ValueError, RuntimeError) as exc:
             raise ModelError(f"cannot load adapter {adapter_path} onto base {base}: {exc}") from exc
     tokenizer = load_tokenizer(str(base)) if base is not None and Path(base).is_dir() else None
     with atomic_directory(out) as tmp:
         save_merged(peft_model, tmp, tokenizer)
     return out
+
+
+@contextlib.contextmanager
+def _quiet_peft() -> Iterator[None]:
+    """peft 0.21 calls an API that transformers 5 deprecates (a FutureWarning users cannot act on)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        yield
