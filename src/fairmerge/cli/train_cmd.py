@@ -14,7 +14,9 @@ from fairmerge.errors import ConfigError
 from fairmerge.paths import CACHE_DIR_ENV, DATA_DIR_ENV
 
 train_app = typer.Typer(
-    help="Fine-tune θ_base (full, LoRA, or one per subgroup); results are cached and copied to --out.",
+    help="Fine-tune θ_base (full, LoRA, or one per subgroup); results are cached and copied to --out.\n\n"
+    "Several GPUs: accelerate launch --multi_gpu --num_processes 4 \"$(which fairmerge)\" train fft ... "
+    "(or torchrun --nproc_per_node 4 ...); batch_size is per process.",
     no_args_is_help=True,
 )
 
@@ -69,14 +71,22 @@ def _check_out(out: Path) -> None:
 
 
 def _publish(entries: dict[str, Path], out: Path, index: dict[str, Any] | None) -> None:
-    """Copy cache entries into ``out`` (``""`` = out itself) atomically, plus an optional index file."""
-    from fairmerge.atomic import atomic_directory
+    """Copy cache entries into ``out`` (``""`` = out itself) atomically, plus an optional index file.
 
+    Under a multi-process launcher only the main process writes.
+    """
+    from fairmerge.atomic import atomic_directory
+    from fairmerge.training.runtime import is_main_process, wait_for_everyone
+
+    if not is_main_process():
+        wait_for_everyone()
+        return
     with atomic_directory(out, overwrite=True) as tmp:
         for relative, entry in entries.items():
             shutil.copytree(entry, tmp / relative if relative else tmp, dirs_exist_ok=True)
         if index is not None:
             (tmp / "subgroups.json").write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
+    wait_for_everyone()
 
 
 def _single(method: str, **kwargs: Any) -> None:

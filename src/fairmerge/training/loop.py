@@ -177,6 +177,8 @@ def fit(
                     bar.set_postfix(epoch=epoch, loss=f"{running.item() / _LOG_EVERY:.4f}", refresh=False)
                     running.zero_()
             epoch_loss += running
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)  # the step queue is asynchronous: time what ran
             train_seconds += time.perf_counter() - start
 
             val_loss, val_accuracy = _evaluate(accelerator.unwrap_model(wrapped), val_enc, val.labels, config)
@@ -187,6 +189,9 @@ def fit(
                     "val_loss": val_loss,
                     "val_accuracy": val_accuracy,
                 }
+            )
+            bar.set_postfix(
+                epoch=epoch, loss=f"{history[-1]['train_loss']:.4f}", val_acc=f"{val_accuracy:.3f}"
             )
             score = val_loss if config.select_by == "loss" else -val_accuracy
             if score < best_score:
