@@ -15,7 +15,7 @@ from fairmerge.paths import CACHE_DIR_ENV, DATA_DIR_ENV
 
 train_app = typer.Typer(
     help="Fine-tune θ_base (full, LoRA, or one per subgroup); results are cached and copied to --out.\n\n"
-    "Several GPUs: accelerate launch --multi_gpu --num_processes 4 \"$(which fairmerge)\" train fft ... "
+    'Several GPUs: accelerate launch --multi_gpu --num_processes 4 "$(which fairmerge)" train fft ... '
     "(or torchrun --nproc_per_node 4 ...); batch_size is per process.",
     no_args_is_help=True,
 )
