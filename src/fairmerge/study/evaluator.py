@@ -21,16 +21,28 @@ from fairmerge.inference import EncodedTexts, encode_texts
 from fairmerge.study.score_cache import ScoreCache
 
 
-def random_subset(split: TextSplit, max_samples: int | None, seed: int) -> TextSplit:
-    """A seeded uniform subsample (the whole split when ``max_samples`` is None).
+def evaluation_subset(
+    split: TextSplit, max_samples: int | None, attributes: list[str], seed: int
+) -> TextSplit:
+    """At most ``max_samples`` posts, keeping group-targeting posts first (the whole split if None).
 
-    Uniform rather than label-stratified on purpose: which posts are evaluated must not depend on
-    the labels, so changing test labels can never change which test posts are scored.
+    Used only by small-budget profiles: every post that targets a group of ``attributes`` is kept
+    (so group gaps stay estimable) and the rest is filled with a seeded uniform sample of the
+    other posts. Overall accuracy on such a subset over-weights targeted posts; the run says so.
+    Selection never looks at labels, so changing labels cannot change which posts are scored.
     """
     if max_samples is None or max_samples >= len(split):
         return split
     rng = np.random.default_rng(seed)
-    return split.subset(np.sort(rng.choice(len(split), size=max_samples, replace=False)))
+    targeted = np.zeros(len(split), dtype=bool)
+    for attribute in attributes:
+        targeted |= np.fromiter((bool(m) for m in split.groups[attribute]), dtype=bool, count=len(split))
+    first, rest = np.flatnonzero(targeted), np.flatnonzero(~targeted)
+    if len(first) >= max_samples:
+        keep = rng.choice(first, size=max_samples, replace=False)
+    else:
+        keep = np.concatenate([first, rng.choice(rest, size=max_samples - len(first), replace=False)])
+    return split.subset(np.sort(keep))
 
 
 @dataclass

@@ -21,6 +21,7 @@ from rich.console import Console
 from safetensors.torch import load_file
 
 from fairmerge.data.types import GroupedTextDataset
+from fairmerge.errors import DataError
 from fairmerge.fairness.calibration import (
     choose_threshold,
     predict_at,
@@ -29,7 +30,7 @@ from fairmerge.fairness.calibration import (
 )
 from fairmerge.models import load_classifier, load_tokenizer
 from fairmerge.study.config import StudyConfig
-from fairmerge.study.evaluator import SplitEvaluator, random_subset
+from fairmerge.study.evaluator import SplitEvaluator, evaluation_subset
 from fairmerge.study.score_cache import ScoreCache
 from fairmerge.study.timing import StageTimer
 from fairmerge.sweep.bound import dpd_bound_table
@@ -212,8 +213,6 @@ class SeedRun:
         base_dir, fft_dir, lora_dir, subgroup_dirs = self._train()
         main_strategy = config.subgroups.strategy
         if not subgroup_dirs[main_strategy]:
-            from fairmerge.errors import DataError
-
             raise DataError(
                 f"no subgroup of {config.attributes} has >= {config.subgroups.min_train_size} training posts"
             )
@@ -225,6 +224,7 @@ class SeedRun:
             for name in ("base", "fft", "lora"):
                 self._evaluate_point(Point(name, None, None, name), self._loader(name), self._val_resamples)
 
+        self._check_gaps_defined()
         with self.timer("sweep: merge (val)"):
             merge_points = self._merge_sweep(main_strategy, "merge")
 
@@ -278,8 +278,12 @@ class SeedRun:
             "batch_size": evaluation.batch_size,
             "cache": self.score_cache,
         }
-        val_split = random_subset(self.dataset["val"], evaluation.max_val_samples, seed=0)
-        test_split = random_subset(self.dataset["test"], evaluation.max_test_samples, seed=0)
+        val_split = evaluation_subset(
+            self.dataset["val"], evaluation.max_val_samples, config.attributes, seed=0
+        )
+        test_split = evaluation_subset(
+            self.dataset["test"], evaluation.max_test_samples, config.attributes, seed=0
+        )
         self.val = SplitEvaluator.build("val", val_split, tokenizer, **common)  # type: ignore[arg-type]
         self.test = SplitEvaluator.build("test", test_split, tokenizer, **common)  # type: ignore[arg-type]
         self.model = load_classifier(str(base_dir))
@@ -379,8 +383,6 @@ class SeedRun:
                 if not np.isnan(badness):
                     candidates.append((badness, attribute, str(group), label))
         if not candidates:
-            from fairmerge.errors import DataError
-
             raise DataError("no subgroup with a task vector has enough validation posts to rank groups")
         _, attribute, group, label = max(candidates)
         return {
@@ -427,6 +429,15 @@ class SeedRun:
             reference_accuracy=self._reference_accuracy(),
             attributes=self._gap_attributes(),
         )
+
+    def _check_gaps_defined(self) -> None:
+        if self.config.selection.rule in ("constrained", "fairest") and not self._gap_attributes():
+            raise DataError(
+                f"no attribute of {self.config.attributes} has two groups with >= "
+                f"{self.config.evaluation.min_group_size} validation posts, so DPD/EOD are undefined and the "
+                f"{self.config.selection.rule!r} rule cannot be applied; lower evaluation.min_group_size, "
+                "evaluate more validation posts, or use selection.rule 'accuracy' or 'worst_group'"
+            )
 
     def _gap_attributes(self) -> list[str]:
         """Attributes whose DPD and EOD are defined for FFT on val (>= 2 qualifying groups).
