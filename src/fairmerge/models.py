@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
+from transformers.utils import logging as hf_logging
 
 from fairmerge.errors import ModelError
 
@@ -64,12 +65,21 @@ def load_classifier(
     path = resolve_model_name(name_or_path)
     if os.environ.get("HF_HUB_OFFLINE") == "1" and not Path(path).exists() and "/" not in path:
         raise ModelError(f"model {name_or_path!r} is not a local directory and the hub is offline")
+    # A freshly initialised head is expected here (θ_base); transformers' load report would repeat
+    # that warning for every load, so only errors are shown while loading.
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     try:
         model = AutoModelForSequenceClassification.from_pretrained(
             path, num_labels=num_labels, dtype=dtype or torch.float32
         )
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot load model {name_or_path!r}: {exc}") from exc
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
     if model.config.pad_token_id is None:
         tokenizer_pad = getattr(model.config, "eos_token_id", None)
         if isinstance(tokenizer_pad, list):

@@ -19,7 +19,7 @@ from fairmerge.errors import ConfigError
 
 SelectionRule = Literal["accuracy", "constrained", "fairest", "worst_group"]
 SELECTION_RULES: tuple[str, ...] = ("accuracy", "constrained", "fairest", "worst_group")
-STRATEGIES: tuple[str, ...] = ("targeted", "targeted+background", "balanced")
+STRATEGIES: tuple[str, ...] = ("targeted", "targeted+background", "balanced", "leave-one-in")
 
 
 @dataclass

@@ -25,7 +25,7 @@ from rich.table import Table
 from fairmerge.atomic import atomic_directory
 from fairmerge.data import load_dataset
 from fairmerge.data.types import GroupedTextDataset
-from fairmerge.errors import ConfigError
+from fairmerge.errors import ConfigError, FairmergeError
 from fairmerge.paths import default_cache_dir
 from fairmerge.report import write_report
 from fairmerge.study.config import StudyConfig, load_config
@@ -156,7 +156,12 @@ def run_study(
     started = time.perf_counter()
     config = load_config(config_path, fast=fast)
     seeds = list(seeds) if seeds else [config.seed]
-    dataset = load_dataset(config.dataset.name, data_dir, **config.dataset.options)
+    try:
+        dataset = load_dataset(config.dataset.name, data_dir, **config.dataset.options)
+    except FairmergeError as exc:
+        raise type(exc)(
+            f"{exc} — config {config.name!r} needs {config.requires}" if config.requires else str(exc)
+        ) from exc
     _check_attributes(config, dataset)
     _print_dataset(dataset, config, console)
 
