@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +122,7 @@ class SeedRun:
         self.frames: list[pd.DataFrame] = []
         self.val_scores: dict[str, np.ndarray] = {}
         self.test_scores: dict[str, np.ndarray] = {}
+        self.constant_points: dict[str, set[float]] = {}
 
     # ---- training -------------------------------------------------------------------------------
     def _train(self) -> tuple[Path, Path, Path, dict[str, dict[str, Path]]]:
@@ -168,13 +170,21 @@ class SeedRun:
         self.val_scores[point.key] = scores
         frame = self.val.metrics(scores, n_resamples=n_resamples, seed=self.seed)
         self._append(point, frame, ARGMAX)
+        self._note_constant(point.family, point.lam, scores, 0.5)
         if self.config.evaluation.calibrate:
             threshold = self._threshold(scores)
+            self._note_constant(f"{point.family}@{CALIBRATED}", point.lam, scores, threshold)
             calibrated = self.val.metrics(
                 scores, threshold=threshold, n_resamples=n_resamples, seed=self.seed
             )
             self._append(point, calibrated, CALIBRATED)
         return frame
+
+    def _note_constant(self, label: str, lam: float | None, scores: np.ndarray, threshold: float) -> None:
+        """Remember points that label every val post alike: trivially 'fair' (DPD = EOD = 0)."""
+        predictions = predict_at(scores, threshold)
+        if lam is not None and predictions.min() == predictions.max():
+            self.constant_points.setdefault(label, set()).add(round(lam, 6))
 
     def _threshold(self, val_scores: np.ndarray) -> float:
         return choose_threshold(
@@ -188,14 +198,14 @@ class SeedRun:
         self.frames.append(frame)
 
     def _evaluate_point(
-        self, point: Point, set_weights: Callable[[], None], n_resamples: int
+        self, point: Point, set_weights: Callable[[], object], n_resamples: int
     ) -> pd.DataFrame:
         """Val scores of a point (from the score cache when possible); records and returns metrics."""
         key = self._point_key(point)
         scores = self.val.scores(self.model, key, set_weights)
         return self._record_val(point, scores, n_resamples)
 
-    def _test_once(self, point: Point, decision: str, set_weights: Callable[[], None]) -> np.ndarray:
+    def _test_once(self, point: Point, decision: str, set_weights: Callable[[], object]) -> np.ndarray:
         """Test metrics of a selected point, with bootstrap CIs; returns the test predictions."""
         key = self._point_key(point)
         scores = self.test.scores(self.model, key, set_weights)
@@ -321,7 +331,7 @@ class SeedRun:
             self.config.sweep.lambdas,
             evaluate,
             refine_rounds=self.config.sweep.refine_rounds if family == "merge" else 0,
-            selector=lambda table: self._select_rule(table),
+            selector=lambda table: self._select_rule(table, family),
             progress=False,
         )
         return points
@@ -406,7 +416,7 @@ class SeedRun:
                 point = Point(family, float(lam), [float(lam)], key)
                 self._evaluate_point(
                     point,
-                    lambda lam=lam, merger=merger: merger.set_coefficients(float(lam)),
+                    partial(merger.set_coefficients, float(lam)),
                     self._val_resamples,
                 )
                 points.append(point)
@@ -417,9 +427,17 @@ class SeedRun:
     def _selection(self, family: str, decision: str) -> Selection:
         """The configured rule applied to a family's val points (one decision variant)."""
         label = family if decision == ARGMAX else f"{family}@{CALIBRATED}"
-        return self._select_rule(points_from_metrics(self.frames_of(label, "val")))
+        return self._select_rule(points_from_metrics(self.frames_of(label, "val")), label)
 
-    def _select_rule(self, table: pd.DataFrame) -> Selection:
+    def _select_rule(self, table: pd.DataFrame, label: str) -> Selection:
+        """The configured rule on val points, never picking a constant predictor if another exists.
+
+        A model that labels every post alike has DPD = EOD = 0 and would satisfy any fairness
+        constraint while being useless; such points stay in the tables but are not selectable.
+        """
+        constant = table["lambda"].round(6).isin(self.constant_points.get(label, set()))
+        if constant.any() and not constant.all():
+            table = table[~constant]
         sel = self.config.selection
         return select_point(
             table,
@@ -489,7 +507,7 @@ class SeedRun:
                 predictions[label] = self._test_once(
                     point,
                     decision,
-                    lambda point=point, merger=merger: merger.set_coefficients(point.lam or 0.0),
+                    partial(merger.set_coefficients, point.lam or 0.0),
                 )
                 selected[label] = {
                     "lambda": point.lam,
