@@ -1,8 +1,9 @@
 """Out-of-core merging: read each tensor of the base and the vectors, merge it, write it, drop it.
 
-Inputs are read lazily (``safe_open`` per shard, one tensor at a time), outputs are streamed into
-safetensors shards whose headers are planned from the base's shapes, so peak memory is a few
-tensors whatever the size of the model. The output directory appears only when complete.
+Inputs are read lazily (``safe_open`` per tensor read, so mapped pages leave memory with the
+tensor), outputs are streamed into safetensors shards whose headers are planned from the base's
+shapes, so peak memory is a few tensors (one per input plus the result) whatever the size of the
+model. The output directory appears only when complete.
 """
 
 from __future__ import annotations
