@@ -303,7 +303,10 @@ class SeedRun:
             "lora": _load_state(lora_dir),
         }
         self.vectors = {
-            strategy: {label: TaskVector.from_checkpoints(base_dir, path) for label, path in dirs.items()}
+            strategy: {
+                label: TaskVector.from_checkpoints(base_dir, path).materialize()
+                for label, path in dirs.items()
+            }
             for strategy, dirs in subgroup_dirs.items()
         }
 
