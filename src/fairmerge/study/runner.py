@@ -362,6 +362,7 @@ class SeedRun:
             delta=self.config.selection.delta,
             reference_accuracy=self._reference_accuracy(),
             start=[uniform] * len(labels),
+            high=max(self.config.sweep.lambdas),
             seed=self.seed,
         )
         best = [result.best[label] for label in labels]
