@@ -193,7 +193,7 @@ def read_table_split(
     mapping = parse_group_columns(group_cols)
     columns = [text_col, label_col, *mapping.values(), *([id_col] if id_col else [])]
     frame = read_table(path, columns, text_columns=columns)
-    return frame_to_split(
+    split = frame_to_split(
         frame,
         text_col=text_col,
         label_col=label_col,
@@ -203,6 +203,12 @@ def read_table_split(
         id_col=id_col,
         source=str(path),
     )
+    if positive is not None and not split.labels.any():  # a whole file without one positive: a typo
+        found = sorted(frame[label_col].astype(str).str.strip().unique().tolist())[:20]
+        raise DataError(
+            f"label column {label_col!r} never equals positive={positive!r} in {path}; values: {found}"
+        )
+    return split
 
 
 def load_table_dataset(
