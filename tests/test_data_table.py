@@ -89,7 +89,9 @@ def test_label_errors(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="not binary"):
         read_table_split(file, text_col="post", label_col="verdict", group_cols={"race": "race"})
     with pytest.raises(DataError, match="never equals"), pytest.warns(UserWarning, match="never equals"):
-        read_table_split(file, text_col="post", label_col="verdict", group_cols={"race": "race"}, positive="Hate")
+        read_table_split(
+            file, text_col="post", label_col="verdict", group_cols={"race": "race"}, positive="Hate"
+        )
     with pytest.raises(DataError, match="in any split"):
         load_table_dataset(
             path=file,
