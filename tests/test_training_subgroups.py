@@ -143,3 +143,17 @@ def test_train_subgroups_skips_small_groups_and_validates_on_the_group(
     assert again == paths  # cached
     val, note = subgroup_validation_set(dataset["val"].subset(np.arange(30)), "race", "A")
     assert len(val) == 30 and "whole val split" in note
+
+
+def test_unknown_subgroup_method_is_rejected_before_any_work(tmp_path: Path) -> None:
+    from fairmerge.training import TrainConfig, TrainingCache, train_subgroups
+
+    with pytest.raises(ConfigError, match="method"):
+        train_subgroups(
+            None,  # type: ignore[arg-type]
+            ["race"],
+            base_dir=tmp_path,
+            config=TrainConfig(),
+            cache=TrainingCache(tmp_path),
+            method="qlora",  # type: ignore[arg-type]
+        )

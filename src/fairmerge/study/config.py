@@ -33,6 +33,7 @@ class SubgroupSection:
     """How subgroup fine-tunes are made: the main strategy and the ones compared against it."""
 
     strategy: str = "targeted"
+    method: Literal["fft", "lora"] = "fft"
     compare: list[str] = field(default_factory=lambda: ["targeted+background", "balanced"])
     min_train_size: int = 50
     train: dict[str, Any] = field(default_factory=dict)
@@ -103,6 +104,8 @@ class StudyConfig:
         for strategy in [self.subgroups.strategy, *self.subgroups.compare]:
             if strategy not in STRATEGIES:
                 raise ConfigError(f"subgroups strategy {strategy!r}: expected one of {STRATEGIES}")
+        if self.subgroups.method not in ("fft", "lora"):
+            raise ConfigError(f"subgroups.method {self.subgroups.method!r}: expected 'fft' or 'lora'")
         lambdas = [*self.sweep.lambdas, *self.sweep.injection_lambdas]
         if not self.sweep.lambdas or any(not 0.0 <= lam <= 2.0 for lam in lambdas):
             raise ConfigError("sweep.lambdas / injection_lambdas must be non-empty and within [0, 2]")

@@ -154,6 +154,7 @@ class SeedRun:
                     strategy=strategy,
                     min_train_size=config.subgroups.min_train_size,
                     cache=self.training_cache,
+                    method=config.subgroups.method,
                 )
             subgroup_dirs[strategy] = {_vector_label(a, g): path for (a, g), path in trained.items()}
         return base_dir, fft_dir, lora_dir, subgroup_dirs

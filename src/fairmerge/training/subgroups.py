@@ -37,7 +37,7 @@ import numpy as np
 from fairmerge.data.types import GroupedTextDataset, TextSplit
 from fairmerge.errors import ConfigError
 from fairmerge.training.cache import TrainingCache
-from fairmerge.training.config import TrainConfig
+from fairmerge.training.config import Method, TrainConfig
 from fairmerge.training.finetune import run_finetune
 
 logger = logging.getLogger("fairmerge.training")
@@ -137,14 +137,19 @@ def train_subgroups(
     strategy: str = "targeted",
     min_train_size: int = 50,
     cache: TrainingCache,
+    method: Method = "fft",
     progress: bool = True,
 ) -> dict[tuple[str, str], Path]:
     """Fine-tune θ_base once per group of ``attributes`` with ≥ ``min_train_size`` train posts.
 
     Returns ``{(attribute, group): checkpoint_dir}``; smaller groups are skipped with a warning
-    that gives their size. ``strategy`` picks the training set (module docstring).
+    that gives their size. ``strategy`` picks the training set (module docstring). ``method``
+    ``lora`` trains an adapter per group (for models too large to fine-tune fully) and returns its
+    merged checkpoint, so the group's task vector is the exact ΔW = s·B·A (plus the head).
     """
     _check_strategy(strategy)
+    if method not in ("fft", "lora"):
+        raise ConfigError(f"method must be 'fft' or 'lora', got {method!r}")
     if isinstance(min_train_size, bool) or not isinstance(min_train_size, int) or min_train_size < 1:
         raise ConfigError(f"min_train_size must be an integer >= 1, got {min_train_size!r}")
     train, val = dataset["train"], dataset["val"]
@@ -173,7 +178,7 @@ def train_subgroups(
                 base_dir=base_dir,
                 config=config,
                 cache=cache,
-                method="fft",
+                method=method,
                 weights=weights,
                 key_extra={"attribute": attribute, "group": group, "strategy": strategy},
                 description=f"{attribute}/{group} [{strategy}]",
