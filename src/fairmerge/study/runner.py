@@ -117,8 +117,7 @@ class SeedRun:
         self.seed = seed
         self.training_cache = training_cache
         self.score_cache = score_cache
-        self.console = console
-        self.timer = StageTimer()
+        self.timer = StageTimer(console)
         self.frames: list[pd.DataFrame] = []
         self.val_scores: dict[str, np.ndarray] = {}
         self.test_scores: dict[str, np.ndarray] = {}

@@ -6,12 +6,15 @@ import contextlib
 import time
 from collections.abc import Iterator
 
+from rich.console import Console
+
 
 class StageTimer:
-    """Accumulates seconds per named stage."""
+    """Accumulates seconds per named stage; with a console, says when each stage ends."""
 
-    def __init__(self) -> None:
+    def __init__(self, console: Console | None = None) -> None:
         self.seconds: dict[str, float] = {}
+        self.console = console
 
     @contextlib.contextmanager
     def __call__(self, stage: str) -> Iterator[None]:
@@ -19,7 +22,10 @@ class StageTimer:
         try:
             yield
         finally:
-            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
+            elapsed = time.perf_counter() - start
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + elapsed
+            if self.console is not None:
+                self.console.log(f"{stage}: {elapsed:.1f} s")
 
     def rounded(self) -> dict[str, float]:
         return {stage: round(value, 1) for stage, value in self.seconds.items()}
