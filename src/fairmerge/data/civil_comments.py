@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from fairmerge.data.hashing import provenance
-from fairmerge.data.sources import find_first, is_offline, optional_data_dir
+from fairmerge.data.sources import local_or_downloadable, optional_data_dir
 from fairmerge.data.splits import DEFAULT_FRACTIONS, canonical_split, hash_split
 from fairmerge.data.table import read_table, table_columns
 from fairmerge.data.types import SPLITS, GroupedTextDataset, TextSplit
@@ -69,22 +69,11 @@ def locate_civil_comments(
     data_dir: str | os.PathLike[str] | None, path: str | os.PathLike[str] | None, download: bool
 ) -> Path:
     """The Civil Comments file: ``path``, else the data directory, else a WILDS download when online."""
-    if path is not None:
-        file = Path(path).expanduser()
-        if not file.is_file():
-            raise DataError(f"Civil Comments file {file} (from path=) does not exist")
-        return file
-    root = optional_data_dir(data_dir)
-    found = find_first(root, CANDIDATES)
+    found, where = local_or_downloadable(
+        "Civil Comments", data_dir, path, CANDIDATES, download=download, how_to_get=_HOW
+    )
     if found is not None:
         return found
-    where = f"in {root}" if root is not None else "(no data directory given)"
-    if not download or is_offline():
-        reason = "downloads are off" if not download else "offline (HF_HUB_OFFLINE is set)"
-        raise DataError(
-            f"Civil Comments data file not found: looked for {', '.join(CANDIDATES)} {where}; "
-            f"{reason}. {_HOW}."
-        )
     try:
         import wilds  # the public source of the identity-annotated release
     except ImportError as exc:

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from fairmerge.data.hashing import provenance
-from fairmerge.data.sources import find_first, is_offline, optional_data_dir
+from fairmerge.data.sources import local_or_downloadable, optional_data_dir
 from fairmerge.data.splits import DEFAULT_FRACTIONS, canonical_split, hash_split
 from fairmerge.data.table import read_table, table_columns
 from fairmerge.data.types import SPLITS, GroupedTextDataset, TextSplit
@@ -62,25 +62,13 @@ def locate_mhs(
     data_dir: str | os.PathLike[str] | None, path: str | os.PathLike[str] | None, download: bool
 ) -> Path:
     """The MHS file: ``path``, else the data directory, else a download from the hub when online."""
-    if path is not None:
-        file = Path(path).expanduser()
-        if not file.is_file():
-            raise DataError(f"MHS file {file} (from path=) does not exist")
-        return file
-    root = optional_data_dir(data_dir)
-    found = find_first(root, CANDIDATES)
-    if found is not None:
-        return found
-    where = f"in {root}" if root is not None else "(no data directory given)"
     how = (
         f"Get {HF_FILE} from https://huggingface.co/datasets/{HF_REPO} and put it at "
         f"DATA_DIR/{CANDIDATES[0]}, or pass path=FILE"
     )
-    if not download or is_offline():
-        reason = "downloads are off" if not download else "offline (HF_HUB_OFFLINE is set)"
-        raise DataError(
-            f"MHS data file not found: looked for {', '.join(CANDIDATES)} {where}; {reason}. {how}."
-        )
+    found, where = local_or_downloadable("MHS", data_dir, path, CANDIDATES, download=download, how_to_get=how)
+    if found is not None:
+        return found
     try:
         from huggingface_hub import hf_hub_download
     except ImportError as exc:

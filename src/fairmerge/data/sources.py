@@ -42,3 +42,37 @@ def is_offline() -> bool:
         os.environ.get(var, "").strip().lower() in {"1", "true", "yes", "on"}
         for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "FAIRMERGE_OFFLINE")
     )
+
+
+def local_or_downloadable(
+    label: str,
+    data_dir: str | os.PathLike[str] | None,
+    path: str | os.PathLike[str] | None,
+    candidates: Sequence[str],
+    *,
+    download: bool,
+    how_to_get: str,
+) -> tuple[Path | None, str]:
+    """A local ``label`` file (``path``, else the first candidate in the data directory), or None.
+
+    None means the caller may download; it is only returned when downloading is allowed and the
+    machine is not marked offline, otherwise a DataError says where we looked and how to get the
+    file. The second value describes where we looked, for the caller's own error messages.
+    """
+    if path is not None:
+        file = Path(path).expanduser()
+        if not file.is_file():
+            raise DataError(f"{label} file {file} (from path=) does not exist")
+        return file, str(file)
+    root = optional_data_dir(data_dir)
+    found = find_first(root, candidates)
+    where = f"in {root}" if root is not None else "(no data directory given)"
+    if found is not None:
+        return found, where
+    if not download or is_offline():
+        reason = "downloads are off" if not download else "offline (HF_HUB_OFFLINE is set)"
+        raise DataError(
+            f"{label} data file not found: looked for {', '.join(candidates)} {where}; "
+            f"{reason}. {how_to_get}."
+        )
+    return None, where
