@@ -125,3 +125,28 @@ def test_missing_data_dir_fails_cleanly(tmp_path: Path) -> None:
     )
     assert result.exit_code != 0
     assert not out.exists()
+
+
+def test_two_seeds_resume_from_the_cache_and_add_paired_tests(fast_run: tuple[Path, Path]) -> None:
+    out, cache = fast_run
+    second = out.parent / "two-seeds"
+    summary = study_run.run_study(
+        None,
+        data_dir=os.environ["FAIRMERGE_DATA_DIR"],
+        out_dir=second,
+        fast=True,
+        cache_dir=cache,
+        seeds=[0, 1],
+    )
+    assert summary["seeds"] == [0, 1]
+    # seed 0 comes entirely from the cache and reproduces the first run's numbers exactly
+    first = pd.read_csv(out / "metrics.csv")
+    again = pd.read_csv(second / "seed-0" / "metrics.csv")
+    pd.testing.assert_frame_equal(first, again)
+    multiseed = pd.read_csv(second / "multiseed.csv")
+    assert set(multiseed.n_seeds) == {2}
+    accuracy = multiseed[(multiseed.model == "fft") & (multiseed.metric == "accuracy")]
+    assert accuracy["std"].notna().all()
+    tests = multiseed[multiseed.metric.str.endswith("_minus_fft")]
+    assert tests.p_value.between(0, 1).all() and (tests.ci_low <= tests.ci_high).all()
+    assert 'id="multi-seed"' in (second / "report.html").read_text()

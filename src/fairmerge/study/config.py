@@ -44,6 +44,7 @@ class SweepSection:
     lambdas: list[float] = field(default_factory=lambda: [round(0.1 * i, 1) for i in range(11)])
     refine_rounds: int = 1
     injection_lambdas: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0])
+    compare_lambdas: list[float] = field(default_factory=lambda: [0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
     inject_all_groups: bool = True
     worst_group_criterion: Literal["accuracy", "eod"] = "accuracy"
     pergroup_trials: int = 16
@@ -106,7 +107,7 @@ class StudyConfig:
                 raise ConfigError(f"subgroups strategy {strategy!r}: expected one of {STRATEGIES}")
         if self.subgroups.method not in ("fft", "lora"):
             raise ConfigError(f"subgroups.method {self.subgroups.method!r}: expected 'fft' or 'lora'")
-        lambdas = [*self.sweep.lambdas, *self.sweep.injection_lambdas]
+        lambdas = [*self.sweep.lambdas, *self.sweep.injection_lambdas, *self.sweep.compare_lambdas]
         if not self.sweep.lambdas or any(not 0.0 <= lam <= 2.0 for lam in lambdas):
             raise ConfigError("sweep.lambdas / injection_lambdas must be non-empty and within [0, 2]")
         if self.sweep.worst_group_criterion not in ("accuracy", "eod"):

@@ -331,7 +331,7 @@ class SeedRun:
 
         sweep(
             merger,
-            self.config.sweep.lambdas,
+            self.config.sweep.lambdas if family == "merge" else self.config.sweep.compare_lambdas,
             evaluate,
             refine_rounds=self.config.sweep.refine_rounds if family == "merge" else 0,
             selector=lambda table: self._select_rule(table, family),
