@@ -242,8 +242,10 @@ def _print_headline(
     table = Table(title="test (reported once; every choice made on validation)")
     columns = ["model", "lambda", "accuracy", "worst_group_accuracy"]
     columns += [f"{a}_{m}" for a in config.attributes for m in ("dpd", "eod")]
+    headers = {"lambda": "λ", "accuracy": "acc", "worst_group_accuracy": "worst grp"}
     for column in columns:
-        table.add_column(column)
+        header = headers.get(column, column.replace("_", " ").replace("dpd", "DPD").replace("eod", "EOD"))
+        table.add_column(header, no_wrap=column == "model")
     for row in headline:
         table.add_row(
             *[
