@@ -234,6 +234,7 @@ class SeedRun:
             for name in ("base", "fft", "lora"):
                 self._evaluate_point(Point(name, None, None, name), self._loader(name), self._val_resamples)
 
+        self.fft_val = self.frames_of("fft", "val")  # the reference every selection compares with
         self._check_gaps_defined()
         with self.timer("sweep: merge (val)"):
             merge_points = self._merge_sweep(main_strategy, "merge")
@@ -374,12 +375,12 @@ class SeedRun:
 
     def _reference_accuracy(self) -> float:
         """FFT's val accuracy: the reference of the ``fairest`` rule."""
-        frame = self.frames_of("fft", "val")
+        frame = self.fft_val
         return float(frame[(frame.attribute == "all") & (frame.metric == "accuracy")].value.iloc[0])
 
     def _worst_group(self) -> dict[str, str]:
         """The group with a vector that FFT serves worst on val (accuracy, or EOD contribution)."""
-        fft = self.frames_of("fft", "val")
+        fft = self.fft_val
         candidates = []
         for attribute in self.config.attributes:
             rows = fft[fft.attribute == attribute].pivot_table(
@@ -467,7 +468,7 @@ class SeedRun:
         An attribute with a single qualifying group (e.g. gender on HateXplain: 6 posts target men)
         has no gap to constrain; it is reported but left out of selection.
         """
-        frame = self.frames_of("fft", "val")
+        frame = self.fft_val
         gaps = frame[(frame.group == "all") & frame.metric.isin(["dpd", "eod"])]
         defined = gaps.groupby("attribute")["value"].apply(lambda v: v.notna().all())
         return [a for a in self.config.attributes if bool(defined.get(a, False))]
