@@ -1,21 +1,21 @@
 """Read the tidy metrics table for the report: model labels, λ curves and baseline values.
 
 ``metrics`` is the tidy ``metrics.csv`` of DESIGN.md (columns ``model, lambda, split, attribute,
-group, metric, value, ci_low, ci_high``). Model labels are opaque strings; the report only groups them
-by family (the part before ``:``) and by decision (a ``@calibrated`` suffix).
+group, metric, value, ci_low, ci_high``). Model labels are read back into :class:`fairmerge.labels.ModelLabel`
+values; the report groups them by variant (family and strategy) and by decision.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from fairmerge.errors import DataError
+from fairmerge.labels import CALIBRATED_SUFFIX, ModelLabel
 
 METRIC_COLUMNS: tuple[str, ...] = (
     "model",
@@ -28,39 +28,11 @@ METRIC_COLUMNS: tuple[str, ...] = (
     "ci_low",
     "ci_high",
 )
-CALIBRATED_SUFFIX = "@calibrated"
-BASELINE_FAMILIES: tuple[str, ...] = ("base", "fft", "lora", "threshold_optimizer", "merge_pergroup")
-
-
-@dataclass(frozen=True)
-class ModelLabel:
-    """A model label split into family (``merge``, ``merge[balanced]``, ``inject``…), target (the
-    injected group) and decision (argmax or a threshold re-chosen on validation)."""
-
-    label: str
-    family: str
-    target: str | None
-    calibrated: bool
-
-    @property
-    def decision(self) -> str:
-        return "calibrated" if self.calibrated else "argmax"
-
-    @property
-    def kind(self) -> str:
-        """The family without its training-set strategy: ``merge[balanced]`` → ``merge``."""
-        return self.family.split("[", 1)[0]
 
 
 def parse_model(label: str) -> ModelLabel:
-    """Split e.g. ``inject:African@calibrated`` into family ``inject``, target ``African``, calibrated.
-
-    A strategy variant such as ``merge[balanced]@calibrated`` keeps its bracket in the family.
-    """
-    calibrated = label.endswith(CALIBRATED_SUFFIX)
-    core = label[: -len(CALIBRATED_SUFFIX)] if calibrated else label
-    family, sep, target = core.partition(":")
-    return ModelLabel(label=label, family=family, target=target if sep else None, calibrated=calibrated)
+    """Split e.g. ``inject:African@calibrated`` into family ``inject``, group ``African``, calibrated."""
+    return ModelLabel.parse(label)
 
 
 def with_decision(family_label: str, calibrated: bool) -> str:
@@ -90,7 +62,7 @@ def models_present(metrics: pd.DataFrame, *, family: str, split: str = "val") ->
     """The labels of ``family`` that have swept (non-NaN λ) rows on ``split``, in first-seen order."""
     rows = metrics[(metrics["split"] == split) & metrics["lambda"].notna()]
     labels = [parse_model(m) for m in pd.unique(rows["model"])]
-    return [lab for lab in labels if lab.family == family]
+    return [lab for lab in labels if lab.variant == family]
 
 
 def curve(

@@ -232,7 +232,7 @@ def plot_group_accuracy(metrics: pd.DataFrame, summary: Mapping[str, Any], path:
 def _swept_points(metrics: pd.DataFrame, attribute: str, gap: str) -> pd.DataFrame:
     """Validation (model, λ, accuracy, gap) for every swept merge / injection point."""
     val = metrics[(metrics["split"] == "val") & metrics["lambda"].notna()]
-    kinds = val["model"].map(lambda m: parse_model(m).kind)
+    kinds = val["model"].map(lambda m: parse_model(m).family)
     val = val[kinds.isin(["merge", "inject"])]
     acc = val[(val["metric"] == "accuracy") & (val["attribute"] == "all") & (val["group"] == "all")]
     gp = val[(val["metric"] == gap) & (val["attribute"] == attribute) & (val["group"] == "all")]
@@ -258,7 +258,7 @@ def plot_pareto(metrics: pd.DataFrame, summary: Mapping[str, Any], path: Path) -
         return None
     picks = [(str(label), lam) for label in summary.get("selected") or {}
              if (lam := selected_lambda(summary, str(label))) is not None]
-    families = sorted({parse_model(str(m)).family for pts in points.values() for m in pts["model"]})
+    families = sorted({parse_model(str(m)).variant for pts in points.values() for m in pts["model"]})
     extra = _palette(len(families) + 3)
     colors = {f: FAMILY_COLORS.get(f, extra((i + 2) % extra.N)) for i, f in enumerate(families)}
     with _style():
@@ -271,7 +271,7 @@ def plot_pareto(metrics: pd.DataFrame, summary: Mapping[str, Any], path: Path) -
                     ax.text(0.5, 0.5, f"{attribute} {gap.upper()} undefined at every point",
                             transform=ax.transAxes, ha="center", va="center", color="dimgrey")
                 for (family, calibrated), part in pts.groupby(
-                    [pts["model"].map(lambda m: parse_model(m).family),
+                    [pts["model"].map(lambda m: parse_model(m).variant),
                      pts["model"].map(lambda m: parse_model(m).calibrated)], sort=True,
                 ):
                     color = colors[str(family)]
@@ -285,7 +285,7 @@ def plot_pareto(metrics: pd.DataFrame, summary: Mapping[str, Any], path: Path) -
                             label="Pareto front")
                 for label in pd.unique(metrics.loc[metrics["lambda"].isna(), "model"]):
                     parsed = parse_model(str(label))
-                    marker = BASELINE_MARKERS.get(parsed.family)
+                    marker = BASELINE_MARKERS.get(parsed.variant)
                     if marker is None:
                         continue
                     x = point_value(metrics, model=parsed.label, metric=gap, attribute=attribute)
