@@ -19,3 +19,7 @@ class VectorError(FairmergeError):
 
 class ConfigError(FairmergeError):
     """A configuration value is invalid."""
+
+
+class OutputError(FairmergeError):
+    """An output path cannot be written, or writing it would replace files fairmerge did not write."""

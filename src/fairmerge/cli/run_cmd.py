@@ -27,13 +27,21 @@ def run(
         None, "--cache-dir", envvar="FAIRMERGE_CACHE_DIR", help="Training and score cache."
     ),
     no_cache: bool = typer.Option(False, "--no-cache", help="Recompute everything; store nothing."),
+    overwrite: bool = typer.Option(
+        False,
+        "--overwrite",
+        help="Replace --out even if it holds files fairmerge did not write "
+        "(an earlier fairmerge output is replaced without it).",
+    ),
 ) -> None:
     """Run the fairness study of task arithmetic and write metrics.csv, summary.json and report.html.
 
     Example: fairmerge run --data-dir ../shared/data --out runs/default
     """
+    from fairmerge.outputs_guard import check_output_dir
     from fairmerge.study.run import run_study
 
+    check_output_dir(out, overwrite=overwrite)  # before any work
     run_study(
         config,
         data_dir=data_dir,
@@ -42,6 +50,7 @@ def run(
         seeds=seeds,
         cache_dir=cache_dir,
         use_cache=not no_cache,
+        overwrite=overwrite,
     )
 
 

@@ -23,10 +23,10 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from fairmerge.atomic import atomic_directory
 from fairmerge.data import load_dataset
 from fairmerge.data.types import GroupedTextDataset
 from fairmerge.errors import ConfigError, FairmergeError
+from fairmerge.outputs_guard import check_output_dir, output_directory
 from fairmerge.paths import default_cache_dir
 from fairmerge.report import write_report
 from fairmerge.study.config import StudyConfig, load_config
@@ -38,8 +38,10 @@ from fairmerge.study.outputs import (
     write_json,
     write_table,
 )
-from fairmerge.study.runner import SeedOutcome, SeedRun
 from fairmerge.study.score_cache import ScoreCache
+from fairmerge.study.seed_run import SeedOutcome, run_seed
+from fairmerge.study.summary import StudySummary
+from fairmerge.study.testing import selected_table
 from fairmerge.study.verdict import strategy_verdict
 from fairmerge.training import TrainingCache
 
@@ -137,7 +139,7 @@ def _multiseed_table(
 
 
 def run_study(
-    config_path: str | Path | None = None,
+    config: str | Path | StudyConfig | None = None,
     *,
     data_dir: str | Path | None = None,
     out_dir: str | Path,
@@ -145,72 +147,71 @@ def run_study(
     seeds: Sequence[int] | None = None,
     cache_dir: str | Path | None = None,
     use_cache: bool = True,
+    overrides: Sequence[str] = (),
+    overwrite: bool = False,
     console: Console | None = None,
 ) -> dict[str, Any]:
-    """Run the study of ``config_path`` (the embedded default when None) and write ``out_dir``.
+    """Run the study of ``config`` and write ``out_dir``; return the content of ``summary.json``.
 
-    Returns the summary that is also written to ``out_dir/summary.json``.
+    ``config`` is a :class:`StudyConfig`, a YAML path, a built-in config name, or None for the
+    embedded default; ``overrides`` are ``dotted.key=value`` strings (``--set``).
     """
     console = console or Console(stderr=True)
     started = time.perf_counter()
-    config = load_config(config_path, fast=fast)
-    seeds = list(seeds) if seeds else [config.seed]
-    try:
-        dataset = load_dataset(config.dataset.name, data_dir, **config.dataset.options)
-    except FairmergeError as exc:
-        raise type(exc)(
-            f"{exc} — config {config.name!r} needs {config.requires}" if config.requires else str(exc)
-        ) from exc
-    _check_attributes(config, dataset)
-    _print_dataset(dataset, config, console)
+    check_output_dir(out_dir, overwrite=overwrite)  # before any work: never replace a user's files
+    study = load_config(config, fast=fast, overrides=overrides)
+    seeds = list(seeds) if seeds else [study.seed]
+    dataset = _load_dataset(study, data_dir)
+    _print_dataset(dataset, study, console)
 
     cache_root = Path(cache_dir) if cache_dir else default_cache_dir()
     training_cache = TrainingCache(cache_root / "training", enabled=use_cache)
-    score_cache = ScoreCache(cache_root / "scores" / _score_cache_key(config, dataset), enabled=use_cache)
+    score_cache = ScoreCache(cache_root / "scores" / _score_cache_key(study, dataset), enabled=use_cache)
     outcomes = []
     for seed in seeds:
         console.rule(f"seed {seed}")
         outcomes.append(
-            SeedRun(
-                config, dataset, seed, training_cache=training_cache, score_cache=score_cache, console=console
-            ).run()
+            run_seed(
+                study, dataset, seed, training_cache=training_cache, score_cache=score_cache, console=console
+            )
         )
     primary = outcomes[0]
-    headline = headline_table(primary.metrics, config.attributes)
-    tests = _gap_tests(outcomes, config)
-    fft_row = headline_row(primary.metrics, "fft", config.attributes)
+    headline = headline_table(primary.metrics, study.attributes)
+    tests = _gap_tests(outcomes, study)
+    fft_row = headline_row(primary.metrics, "fft", study.attributes)
     strategy_rows = [r for r in headline if r["model"].startswith("merge")]
     # attributes with a defined EOD for FFT (not gender on HateXplain, where 6 test posts target men)
-    defined = [a for a in config.attributes if not math.isnan(fft_row[f"{a}_eod"])]
-    verdict = strategy_verdict(fft_row, strategy_rows, tests, defined or config.attributes)
+    defined = [a for a in study.attributes if not math.isnan(fft_row[f"{a}_eod"])]
+    verdict = strategy_verdict(fft_row, strategy_rows, tests, defined or study.attributes)
     timings = primary.timings.rounded()
     timings["total"] = round(time.perf_counter() - started, 1)
-    summary: dict[str, Any] = {
-        "dataset": dataset.name,
-        "model": config.model,
-        "label_scheme": dataset.label_scheme,
-        "attributes": config.attributes,
-        "seeds": seeds,
-        "selection": {
-            "rule": config.selection.rule,
-            "epsilon": config.selection.epsilon,
-            "delta": config.selection.delta,
-            "split": "val",
-        },
-        "selected": primary.selected,
-        "worst_group": primary.worst_group,
-        "headline": headline,
-        "gap_tests_vs_fft": tests,
-        "timings_s": timings,
-        "verdict": verdict,
-    }
-    multiseed = _multiseed_table(outcomes, tests, config) if len(outcomes) > 1 else None
-    if multiseed is not None:
-        summary["multi_seed"] = multiseed.to_dict(orient="records")
-    provenance = _provenance(config, dataset, primary)
-    with atomic_directory(Path(out_dir), overwrite=True) as tmp:
+    multiseed = _multiseed_table(outcomes, tests, study) if len(outcomes) > 1 else None
+    summary = StudySummary.model_validate(
+        {
+            "dataset": dataset.name,
+            "model": study.model,
+            "label_scheme": dataset.label_scheme,
+            "attributes": study.attributes,
+            "seeds": seeds,
+            "selection": {
+                "rule": study.selection.rule,
+                "epsilon": study.selection.epsilon,
+                "delta": study.selection.delta,
+                "split": "val",
+            },
+            "selected": selected_table(primary.selected),
+            "worst_group": primary.worst_group,
+            "headline": headline,
+            "gap_tests_vs_fft": tests,
+            "timings_s": timings,
+            "verdict": verdict,
+            "multi_seed": None if multiseed is None else multiseed.to_dict(orient="records"),
+            "provenance": _provenance(study, dataset, primary),
+        }
+    ).to_json_dict()
+    with output_directory(Path(out_dir), overwrite=overwrite) as tmp:
         write_table(tmp / "metrics.csv", primary.metrics[METRICS_COLUMNS])
-        write_json(tmp / "summary.json", summary | {"provenance": provenance})
+        write_json(tmp / "summary.json", summary)
         write_table(tmp / "similarity.csv", primary.similarity, index=True)
         write_table(tmp / "bound.csv", primary.bound)
         write_table(tmp / "strategies.csv", primary.strategies)
@@ -226,10 +227,21 @@ def run_study(
             similarity=primary.similarity,
             bound=primary.bound,
             strategies=primary.strategies,
-            provenance=provenance,
+            provenance=summary["provenance"],
         )
-    _print_headline(headline, config, timings, verdict, Path(out_dir), console)
+    _print_headline(headline, study, timings, verdict, Path(out_dir), console)
     return summary
+
+
+def _load_dataset(config: StudyConfig, data_dir: str | Path | None) -> GroupedTextDataset:
+    try:
+        dataset = load_dataset(config.dataset.name, data_dir, **config.dataset.options)
+    except FairmergeError as exc:
+        raise type(exc)(
+            f"{exc} — config {config.name!r} needs {config.requires}" if config.requires else str(exc)
+        ) from exc
+    _check_attributes(config, dataset)
+    return dataset
 
 
 def _print_headline(
