@@ -21,6 +21,7 @@ _LOADERS: dict[str, tuple[str, str]] = {
     "mhs": ("fairmerge.data.mhs", "load_mhs"),
     "civil_comments": ("fairmerge.data.civil_comments", "load_civil_comments"),
     "csv": ("fairmerge.data.table", "load_table_dataset"),
+    "utkface": ("fairmerge.data.utkface", "load_utkface"),
 }
 
 

@@ -1,9 +1,10 @@
-"""The dataset type every loader returns: text, binary label and per-attribute group membership."""
+"""The dataset type every loader returns: inputs (texts or images), binary label and group membership."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -11,6 +12,8 @@ import pandas as pd
 from fairmerge.errors import DataError
 
 SPLITS = ("train", "val", "test")
+Modality = Literal["text", "image"]
+MODALITIES: tuple[Modality, ...] = ("text", "image")
 
 
 @dataclass(frozen=True)
@@ -20,6 +23,10 @@ class TextSplit:
     ``groups[attribute][i]`` is the set of groups of that attribute that example ``i`` targets
     (possibly empty, possibly several). ``weak_groups`` marks group labels that are not gold
     (e.g. HateXplain's train split, whose targets come from a noisy third-party file).
+
+    ``modality`` says what the inputs are: for ``"text"`` splits ``texts`` holds the texts, for
+    ``"image"`` splits it holds the path of each image file (a model family decides how to turn
+    them into batches: see :func:`fairmerge.inference.encode_inputs`).
     """
 
     ids: list[str]
@@ -27,8 +34,11 @@ class TextSplit:
     labels: np.ndarray
     groups: dict[str, list[frozenset[str]]]
     weak_groups: bool = False
+    modality: Modality = "text"
 
     def __post_init__(self) -> None:
+        if self.modality not in MODALITIES:
+            raise DataError(f"modality must be one of {list(MODALITIES)}, got {self.modality!r}")
         n = len(self.ids)
         if len(self.texts) != n or len(self.labels) != n:
             raise DataError(
@@ -77,6 +87,7 @@ class TextSplit:
             labels=self.labels[idx],
             groups={a: [m[i] for i in idx] for a, m in self.groups.items()},
             weak_groups=self.weak_groups,
+            modality=self.modality,
         )
 
     def in_group(self, attribute: str, group: str) -> np.ndarray:
@@ -85,8 +96,9 @@ class TextSplit:
         return np.fromiter((group in m for m in self.groups[attribute]), dtype=bool, count=len(self))
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per example: id, text, label, and one ``|``-joined column per attribute."""
-        frame = pd.DataFrame({"id": self.ids, "text": self.texts, "label": self.labels})
+        """One row per example: id, text (or image path), label, one ``|``-joined column per attribute."""
+        inputs = "text" if self.modality == "text" else "path"
+        frame = pd.DataFrame({"id": self.ids, inputs: self.texts, "label": self.labels})
         for attribute, members in self.groups.items():
             frame[attribute] = ["|".join(sorted(m)) for m in members]
         return frame
@@ -114,6 +126,14 @@ class GroupedTextDataset:
         if split not in self.splits:
             raise DataError(f"dataset {self.name!r} has no split {split!r}; it has {sorted(self.splits)}")
         return self.splits[split]
+
+    @property
+    def modality(self) -> Modality:
+        """What the inputs of every split are (``"text"`` or ``"image"``)."""
+        kinds = {split.modality for split in self.splits.values()}
+        if len(kinds) > 1:
+            raise DataError(f"dataset {self.name!r} mixes input modalities {sorted(kinds)}")
+        return kinds.pop() if kinds else "text"
 
     @property
     def attributes(self) -> list[str]:
