@@ -13,9 +13,9 @@ def test_default_config_loads_and_fast_profile_shrinks_budgets() -> None:
     full = load_config(None)
     fast = load_config(None, fast=True)
     assert full.dataset.name == "hatexplain" and full.attributes == ["race", "gender"]
-    assert fast.fft["max_train_samples"] < full.fft["max_train_samples"]
+    assert fast.fft.max_train_samples < full.fft.max_train_samples
     assert len(fast.sweep.lambdas) < len(full.sweep.lambdas)
-    assert full.fingerprint() != fast.fingerprint()
+    assert full.to_dict() != fast.to_dict()
 
 
 def test_every_builtin_config_is_valid() -> None:

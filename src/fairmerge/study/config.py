@@ -1,148 +1,174 @@
-"""The study's configuration: one YAML file, validated up front, with a ``--fast`` profile.
+"""The study's configuration: one YAML file validated once at the edge into typed objects (pydantic v2).
 
 A config names the dataset, the base model, the attributes, the training budgets of every fine-tune
-and the sweep / selection knobs. ``fast:`` holds overrides (same structure) applied by ``--fast``.
+and the sweep / selection knobs. ``fast:`` holds overrides (same structure) applied by ``--fast``;
+``overrides`` (``--set sweep.lambdas='[0,0.5,1]'``) change any key. Unknown keys and wrong types
+are a :class:`ConfigError` naming the full key path, raised before any data is read.
 """
 
 from __future__ import annotations
 
 import copy
-import json
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+)
 
 from fairmerge.errors import ConfigError
+from fairmerge.training import TrainConfig
+from fairmerge.training.subgroups import STRATEGIES
 
 SelectionRule = Literal["accuracy", "constrained", "fairest", "worst_group"]
 SELECTION_RULES: tuple[str, ...] = ("accuracy", "constrained", "fairest", "worst_group")
-STRATEGIES: tuple[str, ...] = ("targeted", "targeted+background", "balanced", "leave-one-in")
 
 
-@dataclass
-class DatasetSection:
+def _train_config(value: Any) -> TrainConfig:
+    if isinstance(value, TrainConfig):
+        return value
+    try:
+        return TrainConfig.from_mapping(value or {})
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+
+
+TrainSection = Annotated[
+    TrainConfig,
+    PlainValidator(_train_config),
+    PlainSerializer(lambda config: config.to_dict()),
+    WithJsonSchema({"type": "object", "description": "fairmerge.training.TrainConfig fields"}),
+]
+"""A fine-tune's hyper-parameters: the fields of :class:`fairmerge.training.TrainConfig`."""
+
+
+class Section(BaseModel):
+    """Common settings: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DatasetSection(Section):
     name: str = "hatexplain"
-    options: dict[str, Any] = field(default_factory=lambda: {"label_scheme": "hate"})
+    options: dict[str, Any] = Field(default_factory=lambda: {"label_scheme": "hate"})
 
 
-@dataclass
-class SubgroupSection:
+class SubgroupSection(Section):
     """How subgroup fine-tunes are made: the main strategy and the ones compared against it."""
 
     strategy: str = "targeted"
     method: Literal["fft", "lora"] = "fft"
-    compare: list[str] = field(default_factory=lambda: ["targeted+background", "balanced"])
-    min_train_size: int = 50
-    train: dict[str, Any] = field(default_factory=dict)
+    compare: list[str] = Field(default_factory=lambda: ["targeted+background", "balanced"])
+    min_train_size: int = Field(50, ge=1)
+    train: TrainSection = Field(default_factory=TrainConfig)
+
+    @field_validator("strategy")
+    @classmethod
+    def _known_strategy(cls, value: str) -> str:
+        return _check_strategy(value)
+
+    @field_validator("compare")
+    @classmethod
+    def _known_strategies(cls, values: list[str]) -> list[str]:
+        return [_check_strategy(v) for v in values]
 
 
-@dataclass
-class SweepSection:
-    lambdas: list[float] = field(default_factory=lambda: [round(0.1 * i, 1) for i in range(11)])
-    refine_rounds: int = 1
-    injection_lambdas: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0])
-    compare_lambdas: list[float] = field(default_factory=lambda: [0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
+def _check_strategy(value: str) -> str:
+    if value not in STRATEGIES:
+        raise ValueError(f"unknown strategy {value!r}; expected one of {list(STRATEGIES)}")
+    return value
+
+
+Lambda = Annotated[float, Field(ge=0.0, le=2.0, allow_inf_nan=False)]
+
+
+class SweepSection(Section):
+    lambdas: list[Lambda] = Field(
+        default_factory=lambda: [round(0.1 * i, 1) for i in range(11)], min_length=1
+    )
+    refine_rounds: int = Field(1, ge=0)
+    injection_lambdas: list[Lambda] = Field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0], min_length=1)
+    compare_lambdas: list[Lambda] = Field(
+        default_factory=lambda: [0.0, 0.2, 0.4, 0.6, 0.8, 1.0], min_length=1
+    )
     inject_all_groups: bool = True
     worst_group_criterion: Literal["accuracy", "eod"] = "accuracy"
-    pergroup_trials: int = 16
+    pergroup_trials: int = Field(16, ge=1)
 
 
-@dataclass
-class SelectionSection:
+class SelectionSection(Section):
     rule: SelectionRule = "constrained"
-    epsilon: float = 0.1
-    delta: float = 0.02
+    epsilon: float = Field(0.1, ge=0.0, le=1.0)
+    delta: float = Field(0.02, ge=0.0, le=1.0)
 
 
-@dataclass
-class EvaluationSection:
-    min_group_size: int = 30
-    n_resamples: int = 1000
-    batch_size: int = 128
-    max_length: int = 64
+class EvaluationSection(Section):
+    min_group_size: int = Field(30, ge=1)
+    n_resamples: int = Field(1000, ge=0)
+    batch_size: int = Field(128, ge=1)
+    max_length: int = Field(64, ge=2)
     calibrate: bool = True
     calibration_objective: Literal["accuracy", "balanced_accuracy"] = "accuracy"
     threshold_optimizer_attribute: str | None = "race"
-    max_val_samples: int | None = None
-    max_test_samples: int | None = None
+    max_val_samples: int | None = Field(None, ge=1)
+    max_test_samples: int | None = Field(None, ge=1)
 
 
-@dataclass
-class StudyConfig:
+class StudyConfig(Section):
     """Everything that determines a study run."""
 
     name: str = "hatexplain-minilm"
     model: str = "default"
-    attributes: list[str] = field(default_factory=lambda: ["race", "gender"])
-    seed: int = 0
-    dataset: DatasetSection = field(default_factory=DatasetSection)
-    fft: dict[str, Any] = field(default_factory=dict)
-    lora: dict[str, Any] = field(default_factory=dict)
-    subgroups: SubgroupSection = field(default_factory=SubgroupSection)
-    sweep: SweepSection = field(default_factory=SweepSection)
-    selection: SelectionSection = field(default_factory=SelectionSection)
-    evaluation: EvaluationSection = field(default_factory=EvaluationSection)
+    attributes: list[str] = Field(default_factory=lambda: ["race", "gender"], min_length=1)
+    seed: int = Field(0, ge=0)
+    dataset: DatasetSection = Field(default_factory=DatasetSection)
+    fft: TrainSection = Field(default_factory=TrainConfig)
+    lora: TrainSection = Field(default_factory=TrainConfig)
+    subgroups: SubgroupSection = Field(default_factory=SubgroupSection)
+    sweep: SweepSection = Field(default_factory=SweepSection)
+    selection: SelectionSection = Field(default_factory=SelectionSection)
+    evaluation: EvaluationSection = Field(default_factory=EvaluationSection)
     requires: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def fingerprint(self) -> str:
-        """Stable hash of the config (used to key the run's stage cache)."""
-        import hashlib
-
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
-
-    def validate(self) -> None:
-        """Raise ConfigError naming the first invalid value."""
-        if not self.attributes:
-            raise ConfigError("attributes: at least one attribute is needed (e.g. [race, gender])")
-        if self.selection.rule not in SELECTION_RULES:
-            raise ConfigError(f"selection.rule {self.selection.rule!r}: expected one of {SELECTION_RULES}")
-        for strategy in [self.subgroups.strategy, *self.subgroups.compare]:
-            if strategy not in STRATEGIES:
-                raise ConfigError(f"subgroups strategy {strategy!r}: expected one of {STRATEGIES}")
-        if self.subgroups.method not in ("fft", "lora"):
-            raise ConfigError(f"subgroups.method {self.subgroups.method!r}: expected 'fft' or 'lora'")
-        lambdas = [*self.sweep.lambdas, *self.sweep.injection_lambdas, *self.sweep.compare_lambdas]
-        if not self.sweep.lambdas or any(not 0.0 <= lam <= 2.0 for lam in lambdas):
-            raise ConfigError("sweep.lambdas / injection_lambdas must be non-empty and within [0, 2]")
-        if self.sweep.worst_group_criterion not in ("accuracy", "eod"):
-            raise ConfigError("sweep.worst_group_criterion: expected 'accuracy' or 'eod'")
-        if not 0 <= self.selection.epsilon <= 1 or not 0 <= self.selection.delta <= 1:
-            raise ConfigError("selection.epsilon and selection.delta must lie in [0, 1]")
-        if self.evaluation.n_resamples < 0 or self.evaluation.min_group_size < 1:
-            raise ConfigError("evaluation.n_resamples must be >= 0 and evaluation.min_group_size >= 1")
+        """Plain JSON-able values (for provenance and cache keys)."""
+        return self.model_dump(mode="json")
 
 
-def _build(cls: type, values: dict[str, Any], where: str) -> Any:
-    """Instantiate a (nested) dataclass from a dict, rejecting unknown keys by name."""
-    known = {f.name: f for f in fields(cls)}
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; expected some of {sorted(known)}")
-    kwargs: dict[str, Any] = {}
-    defaults = cls()
-    for name, value in values.items():
-        current = getattr(defaults, name)
-        if is_dataclass(current) and isinstance(value, dict):
-            kwargs[name] = _build(type(current), value, f"{where}.{name}")
-        else:
-            kwargs[name] = value
-    return cls(**kwargs)
-
-
-def _deep_update(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+def _deep_update(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
     merged = copy.deepcopy(base)
     for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
             merged[key] = _deep_update(merged[key], value)
         else:
-            merged[key] = value
+            merged[key] = copy.deepcopy(value)
     return merged
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """``sweep.lambdas=[0, 0.5]`` → ``{"sweep": {"lambdas": [0, 0.5]}}`` (the value is read as YAML)."""
+    key, sep, raw = text.partition("=")
+    path = [part.strip() for part in key.split(".")]
+    if not sep or not all(path):
+        raise ConfigError(f"--set {text!r}: expected dotted.key=value, e.g. sweep.lambdas='[0,0.5,1]'")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {text!r}: the value is not valid YAML ({exc.__class__.__name__})") from None
+    nested: dict[str, Any] = {path[-1]: value}
+    for part in reversed(path[:-1]):
+        nested = {part: nested}
+    return nested
 
 
 def builtin_config_path(name: str = "default") -> Path:
@@ -158,27 +184,71 @@ def builtin_config_names() -> list[str]:
     return sorted(p.stem for p in folder.glob("*.yaml"))
 
 
-def load_config(path: str | Path | None = None, *, fast: bool = False) -> StudyConfig:
-    """Read a study config (the embedded default when ``path`` is None), applying ``fast:`` if asked.
-
-    ``path`` may also be the name of a built-in config (e.g. ``sbic``).
-    """
-    if path is None:
-        path = builtin_config_path("default")
-    elif not Path(path).exists() and str(path) in builtin_config_names():
-        path = builtin_config_path(str(path))
-    path = Path(path)
+def _read_yaml(source: str | Path | None) -> tuple[dict[str, Any], str]:
+    if source is None:
+        source = builtin_config_path("default")
+    elif not Path(source).exists() and str(source) in builtin_config_names():
+        source = builtin_config_path(str(source))
+    path = Path(source)
     if not path.is_file():
         raise ConfigError(f"config file {path} not found (built-in configs: {builtin_config_names()})")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"config file {path} must hold a mapping at the top level")
-    fast_overrides = raw.pop("fast", {}) or {}
-    if fast:
-        raw = _deep_update(raw, fast_overrides)
-    config: StudyConfig = _build(StudyConfig, raw, str(path.name))
-    config.validate()
+    return raw, path.name
+
+
+def validate_config(raw: Mapping[str, Any], where: str = "config") -> StudyConfig:
+    """A :class:`StudyConfig` from plain values; the first problems are named by their full key path."""
+    try:
+        return StudyConfig.model_validate(dict(raw))
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors()[:3]:
+            key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+            message = error["msg"].removeprefix("Value error, ")
+            if error["type"] == "extra_forbidden":
+                message = "unknown key"
+            problems.append(f"{key}: {message}")
+        more = f" (and {exc.error_count() - 3} more)" if exc.error_count() > 3 else ""
+        raise ConfigError(f"{where}: " + "; ".join(problems) + more) from None
+
+
+def load_config(
+    source: str | Path | StudyConfig | None = None,
+    *,
+    fast: bool = False,
+    overrides: Sequence[str] = (),
+) -> StudyConfig:
+    """The study config of ``source`` (a YAML path, a built-in name, a StudyConfig, or None = default).
+
+    ``fast`` applies the file's ``fast:`` profile (a StudyConfig object has none); ``overrides`` are
+    ``dotted.key=value`` strings applied last. Both profiles of a file are validated, so an error in
+    ``fast:`` is reported whichever is run.
+    """
+    if isinstance(source, StudyConfig):
+        if fast:
+            raise ConfigError("--fast needs a config file with a 'fast:' profile, not a config object")
+        raw, where = source.to_dict(), "config"
+        fast_overrides: dict[str, Any] = {}
+    else:
+        raw, where = _read_yaml(source)
+        fast_overrides = raw.pop("fast", None) or {}
+        if not isinstance(fast_overrides, dict):
+            raise ConfigError(f"{where}: fast: must be a mapping of overrides")
+    changes: dict[str, Any] = {}
+    for text in overrides:
+        changes = _deep_update(changes, parse_override(text))
+    full = _deep_update(raw, changes)
+    fast_variant = _deep_update(_deep_update(raw, fast_overrides), changes)
+    config = validate_config(full, where)
+    if fast_overrides:
+        fast_config = validate_config(fast_variant, f"{where} (fast profile)")
+        if fast:
+            return fast_config
     return config

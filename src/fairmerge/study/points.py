@@ -1,0 +1,129 @@
+"""Candidate models as values, the ledger of their metric rows, and the evaluator that fills it.
+
+A :class:`Point` is one candidate (a label and its coefficients). :class:`PointEvaluator` scores a
+point on validation (both decisions: argmax and a validation-chosen threshold) or, once it is
+selected, on test, and appends tidy rows to a :class:`MetricLedger`. Scores are cached per point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from transformers import PreTrainedModel
+
+from fairmerge.fairness.calibration import choose_threshold, predict_at
+from fairmerge.labels import Decision, ModelLabel
+from fairmerge.study.evaluator import SplitEvaluator
+
+Prepare = Callable[[], object]
+"""Writes a point's weights into the evaluated model (runs only when its scores are not cached)."""
+
+
+@dataclass(frozen=True)
+class Point:
+    """One candidate model: its label (argmax decision), λ, per-vector coefficients and score key."""
+
+    label: ModelLabel
+    lam: float | None
+    coefficients: tuple[float, ...] | None
+    key: str
+    lambdas: dict[str, float] | None = None
+
+
+@dataclass
+class MetricLedger:
+    """The tidy metric rows of every evaluated point, in evaluation order, and the constant ones."""
+
+    frames: list[pd.DataFrame] = field(default_factory=list)
+    constant: dict[str, set[float]] = field(default_factory=dict)
+
+    def add(self, label: ModelLabel, lam: float | None, frame: pd.DataFrame) -> pd.DataFrame:
+        frame = frame.copy()
+        frame.insert(0, "model", str(label))
+        frame.insert(1, "lambda", np.nan if lam is None else lam)
+        self.frames.append(frame)
+        return frame
+
+    def note_constant(self, label: ModelLabel, lam: float | None, predictions: np.ndarray) -> None:
+        """Remember points that label every val post alike: trivially 'fair' (DPD = EOD = 0)."""
+        if lam is not None and predictions.min() == predictions.max():
+            self.constant.setdefault(str(label), set()).add(round(lam, 6))
+
+    def is_constant(self, label: ModelLabel, lam: float) -> bool:
+        return round(lam, 6) in self.constant.get(str(label), set())
+
+    def table(self) -> pd.DataFrame:
+        return pd.concat(self.frames, ignore_index=True)
+
+    def rows(self, label: ModelLabel, split: str) -> pd.DataFrame:
+        frame = self.table()
+        return frame[(frame.model == str(label)) & (frame.split == split)]
+
+
+@dataclass
+class PointEvaluator:
+    """Scores points of one seed on the study's val and test splits and records their metrics."""
+
+    val: SplitEvaluator
+    test: SplitEvaluator
+    model: PreTrainedModel
+    seed: int
+    ledger: MetricLedger
+    calibrate: bool
+    calibration_objective: Literal["accuracy", "balanced_accuracy"]
+    test_resamples: int
+    val_scores: dict[str, np.ndarray] = field(default_factory=dict)
+    test_scores: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def decisions(self) -> list[Decision]:
+        return ["argmax", "calibrated"] if self.calibrate else ["argmax"]
+
+    @property
+    def val_resamples(self) -> int:
+        return min(self.test_resamples, 200)
+
+    def _key(self, point: Point) -> str:
+        return f"seed{self.seed}|{point.key}"
+
+    def val_point_scores(self, point: Point, prepare: Prepare) -> np.ndarray:
+        """P(y=1) on val of a point (cached); not recorded (per-group search trials)."""
+        return self.val.scores(self.model, self._key(point), prepare)
+
+    def validate(self, point: Point, prepare: Prepare) -> pd.DataFrame:
+        """Record a point's val metrics under every decision; return the argmax rows (with model, λ)."""
+        scores = self.val_point_scores(point, prepare)
+        self.val_scores[point.key] = scores
+        argmax = self.val.metrics(scores, n_resamples=self.val_resamples, seed=self.seed)
+        recorded = self.ledger.add(point.label, point.lam, argmax)
+        self.ledger.note_constant(point.label, point.lam, predict_at(scores, 0.5))
+        if self.calibrate:
+            threshold = self.threshold(point)
+            label = point.label.with_decision("calibrated")
+            self.ledger.note_constant(label, point.lam, predict_at(scores, threshold))
+            calibrated = self.val.metrics(
+                scores, threshold=threshold, n_resamples=self.val_resamples, seed=self.seed
+            )
+            self.ledger.add(label, point.lam, calibrated)
+        return recorded
+
+    def threshold(self, point: Point) -> float:
+        """The decision threshold chosen on the point's val scores."""
+        return choose_threshold(
+            self.val.split.labels, self.val_scores[point.key], objective=self.calibration_objective
+        )
+
+    def test_once(self, point: Point, decision: Decision, prepare: Prepare) -> np.ndarray:
+        """Record a selected point's test metrics (with CIs) once; return its test predictions."""
+        scores = self.test.scores(self.model, self._key(point), prepare)
+        self.test_scores[point.key] = scores
+        threshold = 0.5 if decision == "argmax" else self.threshold(point)
+        frame = self.test.metrics(
+            scores, threshold=threshold, n_resamples=self.test_resamples, seed=self.seed
+        )
+        self.ledger.add(point.label.with_decision(decision), point.lam, frame)
+        return predict_at(scores, threshold)

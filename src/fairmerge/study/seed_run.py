@@ -1,0 +1,266 @@
+"""One seed of the study, as a sequence of stages that take values and return values.
+
+The order mirrors the paper (FFT and LoRA baselines, subgroup task vectors, the uniform-λ merge
+θ_base + λ·Σ τ_g, injection θ_FFT + λ·τ_g) and adds what it left open: per-group coefficients,
+validation-only selection under explicit rules, calibrated decision thresholds, subgroup
+training-set strategies, a post-processing baseline and the empirical λ–DPD bound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+from torch import Tensor
+from transformers import PreTrainedModel
+
+from fairmerge.data.types import GroupedTextDataset
+from fairmerge.errors import DataError
+from fairmerge.labels import ModelLabel
+from fairmerge.models import load_classifier, load_tokenizer
+from fairmerge.study.config import StudyConfig
+from fairmerge.study.evaluator import SplitEvaluator, evaluation_subset
+from fairmerge.study.points import MetricLedger, Point, PointEvaluator
+from fairmerge.study.policy import SelectionPolicy
+from fairmerge.study.score_cache import ScoreCache
+from fairmerge.study.side_tables import bound_table, similarity_table, strategy_table
+from fairmerge.study.sweeps import FamilySweep, injection_sweeps, merge_sweep, pergroup_search, worst_group
+from fairmerge.study.testing import (
+    SelectedModel,
+    baselines_on_test,
+    families_on_test,
+    pergroup_on_test,
+    threshold_optimizer_on_test,
+)
+from fairmerge.study.timing import StageTimer
+from fairmerge.study.training_stage import TrainedModels, train_models
+from fairmerge.training import TrainingCache
+from fairmerge.vectors import CheckpointReader, TaskVector
+
+
+@dataclass
+class SeedOutcome:
+    """Everything one seed produced, ready to be written out."""
+
+    seed: int
+    metrics: pd.DataFrame
+    selected: dict[str, SelectedModel]
+    worst_group: dict[str, str]
+    similarity: pd.DataFrame
+    bound: pd.DataFrame
+    strategies: pd.DataFrame
+    pergroup_trials: pd.DataFrame
+    test_predictions: dict[str, np.ndarray]
+    test_labels: np.ndarray
+    test_memberships: dict[str, pd.DataFrame]
+    timings: StageTimer
+    checkpoints: dict[str, str] = field(default_factory=dict)
+
+
+def load_state(path: Path) -> dict[str, Tensor]:
+    """Every tensor of a checkpoint directory (safetensors or .bin, single or sharded)."""
+    reader = CheckpointReader(path)
+    return {key: reader.get(key) for key in reader.specs}
+
+
+@dataclass
+class ModelSlot:
+    """The one model in memory and the named states it can be reset to (base, FFT, LoRA)."""
+
+    model: PreTrainedModel
+    states: dict[str, Mapping[str, Tensor]]
+    loaded: str | None = None
+
+    def loader(self, name: str, *, always: bool = False) -> Callable[[], None]:
+        """A function that loads state ``name`` (skipped when it is already loaded, unless ``always``)."""
+
+        def load() -> None:
+            if always or self.loaded != name:
+                self.model.load_state_dict(self.states[name], strict=False)
+                self.loaded = name
+
+        return load
+
+
+def _vectors(trained: TrainedModels, strategy: str) -> dict[str, TaskVector]:
+    return {
+        name: TaskVector.from_checkpoints(trained.base, path).materialize()
+        for name, path in trained.subgroups[strategy].items()
+    }
+
+
+def _evaluators(
+    config: StudyConfig, dataset: GroupedTextDataset, base_dir: Path, score_cache: ScoreCache
+) -> tuple[SplitEvaluator, SplitEvaluator]:
+    evaluation = config.evaluation
+    tokenizer = load_tokenizer(str(base_dir))
+    built = []
+    for name, limit in (("val", evaluation.max_val_samples), ("test", evaluation.max_test_samples)):
+        split = evaluation_subset(dataset[name], limit, config.attributes, seed=0)
+        built.append(
+            SplitEvaluator.build(
+                name,
+                split,
+                tokenizer,
+                attributes=config.attributes,
+                max_length=evaluation.max_length,
+                min_group_size=evaluation.min_group_size,
+                batch_size=evaluation.batch_size,
+                cache=score_cache,
+            )
+        )
+    return built[0], built[1]
+
+
+def run_seed(
+    config: StudyConfig,
+    dataset: GroupedTextDataset,
+    seed: int,
+    *,
+    training_cache: TrainingCache,
+    score_cache: ScoreCache,
+    console: Console,
+) -> SeedOutcome:
+    """The whole study for one seed."""
+    timer = StageTimer(console)
+    trained = train_models(config, dataset, seed, training_cache, timer)
+    main = config.subgroups.strategy
+    if not trained.subgroups[main]:
+        raise DataError(
+            f"no subgroup of {config.attributes} has >= {config.subgroups.min_train_size} training posts"
+        )
+
+    with timer("evaluate: set-up"):
+        val, test = _evaluators(config, dataset, trained.base, score_cache)
+        slot = ModelSlot(
+            load_classifier(str(trained.base)),
+            {name: load_state(getattr(trained, name)) for name in ("base", "fft", "lora")},
+        )
+        vectors = {strategy: _vectors(trained, strategy) for strategy in trained.subgroups}
+        ledger = MetricLedger()
+        evaluator = PointEvaluator(
+            val,
+            test,
+            slot.model,
+            seed,
+            ledger,
+            calibrate=config.evaluation.calibrate,
+            calibration_objective=config.evaluation.calibration_objective,
+            test_resamples=config.evaluation.n_resamples,
+        )
+
+    with timer("evaluate: baselines (val)"):
+        for name in ("base", "fft", "lora"):
+            evaluator.validate(Point(ModelLabel(name), None, None, name), slot.loader(name, always=True))
+    fft_val = ledger.rows(ModelLabel("fft"), "val")
+    policy = SelectionPolicy.from_fft(
+        config.selection, fft_val, config.attributes, config.evaluation.min_group_size
+    )
+
+    def family_sweep(strategy: str, label: ModelLabel, lambdas: list[float], refine: int) -> FamilySweep:
+        slot.loader("base")()
+        return merge_sweep(
+            evaluator,
+            policy,
+            slot.model,
+            slot.states["base"],
+            list(vectors[strategy].values()),
+            label,
+            lambdas,
+            refine_rounds=refine,
+        )
+
+    sweep_config = config.sweep
+    with timer("sweep: merge (val)"):
+        merged = family_sweep(main, ModelLabel("merge"), sweep_config.lambdas, sweep_config.refine_rounds)
+
+    with timer("sweep: per-group coefficients (val)"):
+        slot.loader("base")()
+        pergroup_point, pergroup_merger, trials = pergroup_search(
+            evaluator,
+            policy,
+            slot.model,
+            slot.states["base"],
+            vectors[main],
+            uniform_lambda=policy.select_family(ModelLabel("merge"), ledger).lam,
+            n_trials=sweep_config.pergroup_trials,
+            high=max(sweep_config.lambdas),
+        )
+
+    with timer("sweep: injection (val)"):
+        worst = worst_group(
+            fft_val,
+            config.attributes,
+            trained.vector_groups,
+            min_group_size=config.evaluation.min_group_size,
+            criterion=sweep_config.worst_group_criterion,
+        )
+        slot.loader("fft")()
+        names = list(vectors[main]) if sweep_config.inject_all_groups else [worst["label"]]
+        injected = injection_sweeps(
+            evaluator, slot.model, slot.states["fft"], vectors[main], names, sweep_config.injection_lambdas
+        )
+
+    with timer("sweep: strategies (val)"):
+        compared = {
+            strategy: family_sweep(
+                strategy, ModelLabel("merge", strategy=strategy), sweep_config.compare_lambdas, 0
+            )
+            for strategy in config.subgroups.compare
+        }
+
+    with timer("select + test"):
+        predictions = baselines_on_test(
+            evaluator, lambda name: slot.loader(name, always=True), ("base", "fft", "lora")
+        )
+        families = [
+            (merged, slot.loader("base")),
+            (injected[worst["label"]], slot.loader("fft")),
+            *[(sweep, slot.loader("base")) for sweep in compared.values()],
+        ]
+        selected, family_predictions = families_on_test(evaluator, policy, families)
+        predictions.update(family_predictions)
+
+        def prepare_pergroup() -> None:
+            slot.loader("base")()
+            pergroup_merger.set_coefficients(list(pergroup_point.coefficients or ()))
+
+        pergroup_selected, pergroup_predictions = pergroup_on_test(
+            evaluator,
+            pergroup_point,
+            prepare_pergroup,
+            rule=config.selection.rule,
+            n_trials=sweep_config.pergroup_trials,
+        )
+        pergroup_merger.restore()
+        selected.update(pergroup_selected)
+        predictions.update(pergroup_predictions)
+        predictions.update(
+            threshold_optimizer_on_test(
+                evaluator, config.evaluation.threshold_optimizer_attribute, config.attributes
+            )
+        )
+
+    metrics = ledger.table()
+    strategy_labels = [(main, ModelLabel("merge"))] + [
+        (s, ModelLabel("merge", strategy=s)) for s in config.subgroups.compare
+    ]
+    return SeedOutcome(
+        seed=seed,
+        metrics=metrics,
+        selected=selected,
+        worst_group=worst,
+        similarity=similarity_table(vectors[main]),
+        bound=bound_table(metrics, list(vectors[main].values()), config.attributes),
+        strategies=strategy_table(metrics, strategy_labels, evaluator.decisions, config.attributes),
+        pergroup_trials=trials,
+        test_predictions=predictions,
+        test_labels=test.split.labels,
+        test_memberships=test.split.memberships(config.attributes),
+        timings=timer,
+        checkpoints={"base": str(trained.base), "fft": str(trained.fft), "lora": str(trained.lora)},
+    )

@@ -1,0 +1,64 @@
+"""``summary.json`` as a typed object: what was selected on validation and what test said about it.
+
+The schema is documented field by field in ``docs/outputs.md``; ``StudySummary.model_json_schema()``
+gives it in JSON Schema form. Undefined numbers are written as ``null`` (never 0).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from fairmerge.study.outputs import to_json_safe
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SelectionSettings(_Record):
+    rule: str = Field(description="selection rule applied on validation")
+    epsilon: float = Field(description="gap bound of the 'constrained' rule")
+    delta: float = Field(description="accuracy margin to FFT of the 'fairest' rule")
+    split: str = Field("val", description="the split every choice was made on")
+
+
+class SelectedEntry(_Record):
+    lam: float | None = Field(alias="lambda", description="the selected uniform λ (null when per-group)")
+    lambdas: dict[str, float] | None = Field(description="per-group λ_g (merge_pergroup only)")
+    rule: str
+    feasible: bool = Field(description="False when no point met the rule's constraint")
+    reason: str
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class WorstGroup(_Record):
+    attribute: str
+    group: str
+    label: str = Field(description="name of the group's task vector")
+    criterion: str = Field(description="'accuracy' or 'eod': how FFT's worst group was ranked on val")
+
+
+class StudySummary(_Record):
+    dataset: str
+    model: str
+    label_scheme: str
+    attributes: list[str]
+    seeds: list[int]
+    selection: SelectionSettings
+    selected: dict[str, SelectedEntry] = Field(description="model label → what validation selected")
+    worst_group: WorstGroup
+    headline: list[dict[str, Any]] = Field(description="test metrics of every model, with CIs")
+    gap_tests_vs_fft: dict[str, dict[str, dict[str, dict[str, float | None]]]] = Field(
+        description="model → attribute → metric → paired test of the difference to FFT"
+    )
+    timings_s: dict[str, float]
+    verdict: str
+    multi_seed: list[dict[str, Any]] | None = None
+    provenance: dict[str, Any] = Field(default_factory=dict)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """Plain JSON values, λ under its contract name ``lambda``, NaN as null."""
+        return to_json_safe(self.model_dump(mode="python", by_alias=True, exclude_none=False))

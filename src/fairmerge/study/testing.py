@@ -1,0 +1,133 @@
+"""Selection on validation, then one test evaluation per selected model (and the post-processing baseline)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from fairmerge.fairness.calibration import sensitive_values, threshold_optimizer_baseline
+from fairmerge.labels import ModelLabel
+from fairmerge.study.points import Point, PointEvaluator
+from fairmerge.study.policy import SelectionPolicy
+from fairmerge.study.sweeps import FamilySweep
+
+
+@dataclass(frozen=True)
+class SelectedModel:
+    """What selection chose for one label (family × decision) and why."""
+
+    label: ModelLabel
+    lam: float | None
+    lambdas: dict[str, float] | None
+    rule: str
+    feasible: bool
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "lambda": self.lam,
+            "lambdas": self.lambdas,
+            "rule": self.rule,
+            "feasible": self.feasible,
+            "reason": self.reason,
+        }
+
+
+def baselines_on_test(
+    evaluator: PointEvaluator, load: Callable[[str], Callable[[], None]], names: Sequence[str]
+) -> dict[str, np.ndarray]:
+    """Test predictions of the λ-free baselines under every decision."""
+    predictions = {}
+    for name in names:
+        point = Point(ModelLabel(name), None, None, name)
+        for decision in evaluator.decisions:
+            predictions[str(point.label.with_decision(decision))] = evaluator.test_once(
+                point, decision, load(name)
+            )
+    return predictions
+
+
+def families_on_test(
+    evaluator: PointEvaluator,
+    policy: SelectionPolicy,
+    families: Sequence[tuple[FamilySweep, Callable[[], None]]],
+) -> tuple[dict[str, SelectedModel], dict[str, np.ndarray]]:
+    """Select each family's point on val under each decision, then evaluate it on test once.
+
+    ``families`` pairs each sweep with the function that loads the state it starts from.
+    """
+    selected: dict[str, SelectedModel] = {}
+    predictions: dict[str, np.ndarray] = {}
+    for family, load_start in families:
+        for decision in evaluator.decisions:
+            label = family.label.with_decision(decision)
+            selection = policy.select_family(label, evaluator.ledger)
+            point = family.point_at(selection.lam)
+            lam = point.lam or 0.0
+
+            def prepare(
+                family: FamilySweep = family, lam: float = lam, load: Callable[[], None] = load_start
+            ) -> None:
+                load()
+                family.merger.set_coefficients(lam)
+
+            predictions[str(label)] = evaluator.test_once(point, decision, prepare)
+            selected[str(label)] = SelectedModel(
+                label, point.lam, None, selection.rule, selection.feasible, selection.reason
+            )
+        family.merger.restore()
+    return selected, predictions
+
+
+def pergroup_on_test(
+    evaluator: PointEvaluator,
+    point: Point,
+    prepare: Callable[[], None],
+    *,
+    rule: str,
+    n_trials: int,
+) -> tuple[dict[str, SelectedModel], dict[str, np.ndarray]]:
+    """Test predictions of the per-group search's best point under every decision."""
+    selected, predictions = {}, {}
+    for decision in evaluator.decisions:
+        label = point.label.with_decision(decision)
+        predictions[str(label)] = evaluator.test_once(point, decision, prepare)
+        selected[str(label)] = SelectedModel(
+            label,
+            None,
+            point.lambdas,
+            f"per-group TPE search ({rule})",
+            True,
+            f"{n_trials} trials on validation",
+        )
+    return selected, predictions
+
+
+def threshold_optimizer_on_test(
+    evaluator: PointEvaluator, attribute: str | None, attributes: Sequence[str]
+) -> dict[str, np.ndarray]:
+    """fairlearn's ThresholdOptimizer on FFT's cached scores: the post-processing baseline."""
+    if not attribute or attribute not in attributes:
+        return {}
+    val, test = evaluator.val.split, evaluator.test.split
+    predictions = threshold_optimizer_baseline(
+        evaluator.val_scores["fft"],
+        val.labels,
+        sensitive_values(val.groups[attribute]),
+        evaluator.test_scores["fft"],
+        sensitive_values(test.groups[attribute]),
+        seed=evaluator.seed,
+    )
+    frame = evaluator.test.metrics(
+        predictions.astype(np.float64), n_resamples=evaluator.test_resamples, seed=evaluator.seed
+    )
+    evaluator.ledger.add(ModelLabel("threshold_optimizer"), None, frame)
+    return {"threshold_optimizer": predictions}
+
+
+def selected_table(selected: Mapping[str, SelectedModel]) -> dict[str, dict[str, Any]]:
+    """``summary.json``'s ``selected`` mapping."""
+    return {label: model.to_dict() for label, model in selected.items()}
