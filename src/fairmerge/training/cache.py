@@ -1,6 +1,6 @@
 """Content-addressed store of trained checkpoints: the same inputs never train twice.
 
-An entry is ``ROOT/<kind>/<key>/`` (kinds: ``base``, ``fft``, ``lora``, ``subgroup``) holding a
+An entry is ``ROOT/<kind>/<key>/`` (kinds: ``base``, ``probe``, ``fft``, ``lora``, ``subgroup``) holding a
 Hugging Face checkpoint plus ``meta.json``. ``key`` is the sha256 of a canonical JSON of everything
 that determines the result (base weights, exact training and validation examples, hyper-parameters,
 seed, device type and precision, library versions). Entries are written through
@@ -30,7 +30,7 @@ from fairmerge.paths import default_cache_dir
 logger = logging.getLogger("fairmerge.training")
 
 META_FILE = "meta.json"
-CODE_VERSION = 1
+CODE_VERSION = 2
 """Bumped whenever the training code changes numerics, so stale entries are not reused."""
 
 _IGNORED_IN_HASH = {META_FILE, "README.md"}

@@ -16,10 +16,12 @@ import yaml
 from fairmerge.errors import ConfigError
 
 Method = Literal["fft", "lora"]
+Trainable = Literal["all", "body", "head"]
 DEFAULT_LEARNING_RATES: dict[str, float] = {"fft": 5e-5, "lora": 5e-4}
 """Used when ``learning_rate`` is None: LoRA's few parameters want a ~10× larger step than FFT."""
 
 SELECT_BY = ("loss", "accuracy")
+TRAINABLE = ("all", "body", "head")
 _DEVICE = re.compile(r"^(cpu|cuda)$")
 _FLOAT_FIELDS = ("learning_rate", "weight_decay", "warmup_ratio", "grad_clip", "lora_dropout")
 
@@ -31,7 +33,12 @@ class TrainConfig:
     Defaults suit the embedded MiniLM on HateXplain (short posts: 64 tokens cover ~99 % of them).
     ``learning_rate=None`` means the method's default (5e-5 for FFT, 5e-4 for LoRA).
     ``max_train_samples`` caps each fine-tune's training set by a stratified, seeded subsample.
-    ``select_by`` picks the epoch kept: lowest validation loss or highest validation accuracy.
+    ``epochs`` is a maximum: the validation split is scored every ``eval_every_steps`` optimizer
+    steps (None: at the end of every epoch), the evaluation with the best ``select_by`` score
+    (lowest validation loss or highest validation accuracy) is kept, and with ``patience`` = k
+    training stops after k evaluations in a row without improvement (None: never early).
+    ``trainable`` says what is trained: ``all`` weights, the ``body`` only (the classification head
+    keeps θ_base's values, so τ has no head) or the ``head`` only (a linear probe; body frozen).
     ``device`` is None (CUDA when available, else CPU), ``"cpu"`` or ``"cuda"``; accelerate's state is
     process-wide, so one process trains on one device type (bf16 autocast on CUDA when supported).
     ``lora_target_modules=None`` picks the attention projections for the architecture.
@@ -46,6 +53,9 @@ class TrainConfig:
     warmup_ratio: float = 0.1
     seed: int = 0
     select_by: Literal["loss", "accuracy"] = "loss"
+    patience: int | None = None
+    eval_every_steps: int | None = None
+    trainable: Trainable = "all"
     max_train_samples: int | None = None
     grad_clip: float | None = 1.0
     device: str | None = None
@@ -131,8 +141,11 @@ class TrainConfig:
         _float_in("lora_dropout", self.lora_dropout, 0.0, 1.0, right_open=True)
         if self.select_by not in SELECT_BY:
             raise ConfigError(f"select_by must be one of {list(SELECT_BY)}, got {self.select_by!r}")
-        if self.max_train_samples is not None:
-            _positive_int("max_train_samples", self.max_train_samples)
+        for name in ("max_train_samples", "patience", "eval_every_steps"):
+            if getattr(self, name) is not None:
+                _positive_int(name, getattr(self, name))
+        if self.trainable not in TRAINABLE:
+            raise ConfigError(f"trainable must be one of {list(TRAINABLE)}, got {self.trainable!r}")
         if self.grad_clip is not None:
             _positive_float("grad_clip", self.grad_clip)
         if self.device is not None and not (isinstance(self.device, str) and _DEVICE.match(self.device)):

@@ -168,6 +168,8 @@ def run_finetune(
             "config": config.to_dict(),
             "key_parts": key_parts,
             "best_epoch": result.best_epoch,
+            "stop_reason": result.stop_reason,
+            "stopped_early": result.stopped_early,
             "history": result.history,
             "val": {**result.best, "note": val_note, "n": result.n_val},
             "n_train": result.n_train,

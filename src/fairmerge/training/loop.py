@@ -8,9 +8,11 @@ integrations cost time — the benchmark holds it to ≥ 0.9× a bare loop.
 What it does: tokenize once (``encode_texts``); each epoch draw length-bucketed, shuffled batches
 from a generator seeded by (seed, epoch) and pad each batch to its own longest post; AdamW (no
 weight decay on 1-D parameters: biases and LayerNorm/RMSNorm gains) with a linear warm-up/decay
-schedule; gradient clipping; bf16 autocast on CUDA when supported; after every epoch score the
-validation split and keep the best epoch by validation loss or accuracy. The test split is never
-seen here.
+schedule; gradient clipping; bf16 autocast on CUDA when supported; every ``eval_every_steps``
+steps (default: every epoch end) score the validation split, keep the best evaluation by validation
+loss or accuracy, and stop early after ``patience`` evaluations without improvement. ``epochs`` is
+a maximum (the learning-rate schedule spans it). ``trainable`` freezes the head or the body. The
+test split is never seen here.
 
 Several GPUs: device placement, DDP wrapping and mixed precision go through ``accelerate``, so the
 same code runs under a launcher without changes, e.g.::
@@ -38,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import set_seed
+from peft import PeftModel
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
@@ -46,6 +49,7 @@ from fairmerge.data.types import TextSplit
 from fairmerge.errors import ConfigError, DataError
 from fairmerge.inference import collate, encode_texts, length_bucketed_batches, predict_logits
 from fairmerge.training.config import TrainConfig
+from fairmerge.training.heads import head_parameter_names
 
 logger = logging.getLogger("fairmerge.training")
 _LOG_EVERY = 10  # steps between progress-bar loss updates (reading the loss syncs the GPU)
@@ -53,10 +57,16 @@ _LOG_EVERY = 10  # steps between progress-bar loss updates (reading the loss syn
 
 @dataclass(frozen=True)
 class FitResult:
-    """What one fine-tune did: per-epoch history, the epoch kept, and its speed."""
+    """What one fine-tune did: one history entry per evaluation, the one kept, why it stopped, speed.
 
-    best_epoch: int
+    A history entry holds ``epoch`` (epochs done, fractional between epoch ends), ``step``,
+    ``samples`` (seen so far), ``train_loss`` (mean since the previous evaluation), ``val_loss``
+    and ``val_accuracy``.
+    """
+
+    best_index: int
     history: list[dict[str, float]]
+    stop_reason: str
     train_seconds: float
     samples_per_s: float
     n_train: int
@@ -65,7 +75,15 @@ class FitResult:
 
     @property
     def best(self) -> dict[str, float]:
-        return self.history[self.best_epoch - 1]
+        return self.history[self.best_index]
+
+    @property
+    def best_epoch(self) -> float:
+        return self.best["epoch"]
+
+    @property
+    def stopped_early(self) -> bool:
+        return self.stop_reason.startswith("stopped early")
 
 
 def training_runtime(config: TrainConfig) -> dict[str, Any]:
@@ -126,7 +144,10 @@ def fit(
         )
 
     first = batches_of(0)
-    total_steps = len(first) * config.epochs
+    steps_per_epoch = len(first)
+    total_steps = steps_per_epoch * config.epochs  # a maximum: early stopping may end sooner
+    eval_every = config.eval_every_steps or steps_per_epoch
+    _freeze(model, config.trainable, description)
     optimizer = torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=config.learning_rate)
     # Stepped once per optimizer step ourselves (accelerate's scheduler wrapper would step it once
     # per process, which assumes a total counted over the un-sharded data).
@@ -138,8 +159,10 @@ def fit(
     trainable = [p for p in wrapped.parameters() if p.requires_grad]
 
     history: list[dict[str, float]] = []
-    best_epoch, best_score, snapshot = 0, math.inf, None
-    train_seconds, seen = 0.0, 0
+    best_index, best_score, snapshot = -1, math.inf, None
+    train_seconds, seen, step = 0.0, 0, 0
+    stop_reason = f"ran the maximum of {config.epochs} epoch(s)"
+    window_loss, window_steps = torch.zeros((), device=device), 0
     bar = tqdm(
         total=sum(len(b) for b in first) * config.epochs,
         desc=description,
@@ -149,11 +172,10 @@ def fit(
         dynamic_ncols=True,
     )
     try:
+        stop = False
         for epoch in range(1, config.epochs + 1):
             wrapped.train()
             start = time.perf_counter()
-            running = torch.zeros((), device=device)
-            epoch_loss, steps = torch.zeros((), device=device), 0
             for idx in batches_of(epoch - 1):
                 batch = {k: v.to(device, non_blocking=True) for k, v in collate(train_enc, idx).items()}
                 target = labels[idx].to(device, non_blocking=True)
@@ -168,44 +190,58 @@ def fit(
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
-                running += loss.detach()
-                steps += 1
+                window_loss += loss.detach()
+                window_steps += 1
+                step += 1
                 seen += len(idx)
                 bar.update(len(idx))
-                if steps % _LOG_EVERY == 0:
-                    epoch_loss += running
-                    bar.set_postfix(epoch=epoch, loss=f"{running.item() / _LOG_EVERY:.4f}", refresh=False)
-                    running.zero_()
-            epoch_loss += running
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)  # the step queue is asynchronous: time what ran
-            train_seconds += time.perf_counter() - start
-
-            val_loss, val_accuracy = _evaluate(accelerator.unwrap_model(wrapped), val_enc, val.labels, config)
-            history.append(
-                {
-                    "epoch": epoch,
-                    "train_loss": float(epoch_loss.item()) / max(steps, 1),
-                    "val_loss": val_loss,
-                    "val_accuracy": val_accuracy,
-                }
-            )
-            bar.set_postfix(
-                epoch=epoch, loss=f"{history[-1]['train_loss']:.4f}", val_acc=f"{val_accuracy:.3f}"
-            )
-            score = val_loss if config.select_by == "loss" else -val_accuracy
-            if score < best_score:
-                best_epoch, best_score = epoch, score
-                # The last epoch's weights are already in the model; earlier bests are copied out.
-                snapshot = (
-                    _trainable_state(accelerator.unwrap_model(wrapped)) if epoch < config.epochs else None
+                if step % _LOG_EVERY == 0:
+                    bar.set_postfix(
+                        epoch=epoch, loss=f"{window_loss.item() / window_steps:.4f}", refresh=False
+                    )
+                if step % eval_every != 0 and step != total_steps:
+                    continue
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)  # the step queue is asynchronous: time what ran
+                train_seconds += time.perf_counter() - start
+                unwrapped = accelerator.unwrap_model(wrapped)
+                val_loss, val_accuracy = _evaluate(unwrapped, val_enc, val.labels, config)
+                history.append(
+                    {
+                        "epoch": round(step / steps_per_epoch, 4),
+                        "step": step,
+                        "samples": seen,
+                        "train_loss": float(window_loss.item()) / window_steps,
+                        "val_loss": val_loss,
+                        "val_accuracy": val_accuracy,
+                    }
                 )
-        if best_epoch == 0:  # every validation loss was NaN
+                window_loss.zero_()
+                window_steps = 0
+                bar.set_postfix(
+                    epoch=epoch, loss=f"{history[-1]['train_loss']:.4f}", val_acc=f"{val_accuracy:.3f}"
+                )
+                score = val_loss if config.select_by == "loss" else -val_accuracy
+                if score < best_score:
+                    best_index, best_score = len(history) - 1, score
+                    # The final weights stay in the model; an earlier best is copied out.
+                    snapshot = _trainable_state(unwrapped) if step < total_steps else None
+                elif config.patience is not None and len(history) - 1 - best_index >= config.patience:
+                    stop_reason = (
+                        f"stopped early: no better val {config.select_by} in {config.patience} evaluation(s)"
+                    )
+                    stop = True
+                    break
+                wrapped.train()
+                start = time.perf_counter()
+            if stop:
+                break
+        if best_index < 0:  # every validation loss was NaN
             raise ConfigError(
-                f"{description}: training diverged (validation loss {history[-1]['val_loss']} in every "
-                f"epoch); lower learning_rate (now {config.learning_rate})"
+                f"{description}: training diverged (validation loss {history[-1]['val_loss']} at every "
+                f"evaluation); lower learning_rate (now {config.learning_rate})"
             )
-        if best_epoch != config.epochs and snapshot is not None:
+        if best_index != len(history) - 1 and snapshot is not None:
             _restore(accelerator.unwrap_model(wrapped), snapshot)
     finally:
         bar.close()
@@ -213,8 +249,9 @@ def fit(
         accelerator.free_memory()
 
     result = FitResult(
-        best_epoch=best_epoch,
+        best_index=best_index,
         history=history,
+        stop_reason=stop_reason,
         train_seconds=train_seconds,
         samples_per_s=seen / train_seconds if train_seconds > 0 else float("nan"),
         n_train=len(train),
@@ -222,8 +259,9 @@ def fit(
         runtime=runtime,
     )
     summary = (
-        f"{description}: {config.epochs} epoch(s), {len(train)} examples, {train_seconds:.1f}s "
-        f"({result.samples_per_s:.1f} samples/s); best epoch {best_epoch} by val {config.select_by}: "
+        f"{description}: {history[-1]['epoch']:g} epoch(s) ({stop_reason}), {len(train)} examples, "
+        f"{train_seconds:.1f}s ({result.samples_per_s:.1f} samples/s); best at epoch "
+        f"{result.best_epoch:g} by val {config.select_by}: "
         f"val loss {result.best['val_loss']:.4f}, val accuracy {result.best['val_accuracy']:.3f} ({val_note})"
     )
     logger.info(summary)
@@ -262,6 +300,19 @@ def _normalised_weights(weights: np.ndarray | None, n: int, description: str) ->
             f"{description}: loss weights must be {n} finite non-negative numbers with a positive sum"
         )
     return torch.as_tensor(w * (n / w.sum()), dtype=torch.float32)
+
+
+def _freeze(model: torch.nn.Module, trainable: str, description: str) -> None:
+    """Switch off gradients outside what ``trainable`` names ('all', 'body' or 'head')."""
+    if trainable == "all" or isinstance(model, PeftModel):  # peft froze all but adapters (+ head)
+        return
+
+    head = head_parameter_names(model)
+    for name, param in model.named_parameters():
+        if (name in head) == (trainable == "body"):
+            param.requires_grad_(False)
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ConfigError(f"{description}: trainable={trainable!r} leaves no parameter to train")
 
 
 def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:

@@ -2,8 +2,9 @@
 
 The attention query/value projections are adapted (peft's own per-architecture table, completed
 for encoders it lacks); the classification head (``classifier`` / ``score`` / DistilBERT's
-``pre_classifier``) is trained in full through ``modules_to_save``, because θ_base's head is
-freshly initialised and a frozen random head would leave the adapter little to work with.
+``pre_classifier``) is trained in full through ``modules_to_save``, because a random θ_base head
+frozen would leave the adapter little to work with — unless ``trainable='body'`` asks for a frozen
+head (sensible on a linear-probed θ_base).
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from transformers.pytorch_utils import Conv1D
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 from fairmerge.atomic import atomic_directory
-from fairmerge.errors import ModelError
+from fairmerge.errors import ConfigError, ModelError
 from fairmerge.models import load_classifier, load_tokenizer
 from fairmerge.training.config import TrainConfig
+from fairmerge.training.heads import head_modules
 
 ADAPTER_DIR = "adapter"
 """Sub-directory of a LoRA cache entry that holds the peft adapter next to the merged checkpoint."""
@@ -63,24 +65,13 @@ def lora_target_modules(model: PreTrainedModel) -> list[str]:
     return list(targets)
 
 
-def head_modules(model: PreTrainedModel) -> list[str]:
-    """Top-level modules outside the backbone that hold parameters: the classification head."""
-    backbone = getattr(model, "base_model_prefix", "")
-    heads = [
-        name
-        for name, module in model.named_children()
-        if name != backbone and any(True for _ in module.parameters())
-    ]
-    if not heads:
-        raise ModelError(
-            f"cannot find the classification head of {type(model).__name__}: no parameterised module "
-            f"besides the backbone {backbone!r}"
-        )
-    return heads
-
-
 def apply_lora(model: PreTrainedModel, config: TrainConfig) -> PeftModel:
-    """Wrap ``model`` with fresh LoRA adapters (initialised from ``config.seed``) and a trainable head."""
+    """Wrap ``model`` with fresh LoRA adapters (initialised from ``config.seed``) and a trainable head.
+
+    ``config.trainable`` 'body' keeps the head frozen; 'head' is not a LoRA fine-tune (an error).
+    """
+    if config.trainable == "head":
+        raise ConfigError("trainable='head' (a linear probe) is not a LoRA fine-tune; use method 'fft'")
     targets = list(config.lora_target_modules) if config.lora_target_modules else lora_target_modules(model)
     present = set(linear_layer_names(model))
     missing = [t for t in targets if t not in present]
@@ -95,11 +86,16 @@ def apply_lora(model: PreTrainedModel, config: TrainConfig) -> PeftModel:
         lora_alpha=config.lora_alpha,
         lora_dropout=config.lora_dropout,
         target_modules=targets,
-        modules_to_save=head_modules(model),
+        modules_to_save=None if config.trainable == "body" else head_modules(model),
     )
     torch.manual_seed(config.seed)  # LoRA's A matrices are drawn at random
     with _quiet_peft():
-        return get_peft_model(model, lora_config)  # type: ignore[return-value]
+        peft_model = get_peft_model(model, lora_config)
+    if config.trainable == "body":  # peft's SEQ_CLS task adds the head to modules_to_save anyway
+        for name, param in peft_model.named_parameters():
+            if "modules_to_save" in name:
+                param.requires_grad_(False)
+    return peft_model  # type: ignore[return-value]
 
 
 def save_merged(
