@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import sys
 
-import typer
+try:  # torch, transformers and pandas take seconds to import, in which Ctrl-C can land
+    import typer
 
-from fairmerge import __version__
-from fairmerge.cli import cache_cmd, data_cmd, evaluate_cmd, run_cmd, train_cmd, vector_cmd
-from fairmerge.errors import FairmergeError
+    from fairmerge import __version__
+    from fairmerge.cli import cache_cmd, data_cmd, evaluate_cmd, run_cmd, train_cmd, vector_cmd
+    from fairmerge.errors import FairmergeError
+except KeyboardInterrupt:
+    sys.stderr.write("interrupted; cached work is kept, rerun to resume\n")
+    sys.exit(130)
+
+INTERRUPTED = "interrupted; cached work is kept, rerun to resume"
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
 
 app = typer.Typer(
     name="fairmerge",
@@ -60,23 +68,54 @@ def expand_multi_value(args: list[str], option: str) -> list[str]:
     return out
 
 
+def _os_error_line(exc: OSError) -> str:
+    """``OSError`` as one line: what failed, on which path (no traceback)."""
+    where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+    return f"{exc.strerror or exc}: {where}" if where else str(exc.strerror or exc)
+
+
+def _usage_error(exc: Exception) -> int | None:
+    """Show a click/typer usage error (wrong option, bad value) as one line; its exit code, or
+    None when ``exc`` is not one. Duck-typed: typer ≥ 0.20 vendors click's exception classes."""
+    code = getattr(exc, "exit_code", None)
+    if not isinstance(code, int) or not callable(getattr(exc, "format_message", None)):
+        return None
+    if type(exc).__name__ == "NoArgsIsHelpError":  # a bare group: its help text
+        exc.show()  # type: ignore[attr-defined]
+        return code
+    context = getattr(exc, "ctx", None)
+    hint = f" (see {context.command_path} --help)" if context is not None else ""
+    typer.echo(f"error: {' '.join(exc.format_message().split())}{hint}", err=True)
+    return code
+
+
 def main() -> None:
-    """Console entry point: bad input ends with a one-line reason and exit code 2."""
+    """Console entry point.
+
+    Bad input ends with one line ``error: …`` and exit code 2, Ctrl-C with one line and exit code
+    130 (typer turns KeyboardInterrupt into ``Exit(130)``, which non-standalone mode returns).
+    """
     try:
-        app(args=expand_multi_value(sys.argv[1:], "--seeds"), standalone_mode=False)
+        code = app(args=expand_multi_value(sys.argv[1:], "--seeds"), standalone_mode=False)
     except FairmergeError as exc:
         typer.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    except (typer.Exit, SystemExit) as exc:
-        code = getattr(exc, "exit_code", getattr(exc, "code", 0))
-        sys.exit(code or 0)
+        sys.exit(EXIT_BAD_INPUT)
+    except KeyboardInterrupt:
+        code = EXIT_INTERRUPTED
+    except typer.Exit as exc:
+        code = exc.exit_code
     except typer.Abort:
         typer.echo("aborted", err=True)
         sys.exit(1)
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+    except OSError as exc:  # a write or read the filesystem refused (full, read-only, gone)
+        typer.echo(f"error: {_os_error_line(exc)}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    except Exception as exc:
+        usage = _usage_error(exc)
+        if usage is None:
+            raise
+        sys.exit(usage)
+    if code == EXIT_INTERRUPTED:
+        typer.echo(INTERRUPTED, err=True)
+    if isinstance(code, int) and code:
+        sys.exit(code)

@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import struct
-import tempfile
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from typing import Any, BinaryIO
 import torch
 from safetensors import SafetensorError, safe_open
 
+from fairmerge.atomic import atomic_file
 from fairmerge.errors import VectorError
 
 SAFE_WEIGHTS_NAME = "model.safetensors"
@@ -369,17 +369,8 @@ def write_safetensors_file(
     metadata: Mapping[str, str] | None = None,
 ) -> None:
     """Atomically write a safetensors file from a stream of ``(key, tensor)`` in ``specs`` order."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            _write_stream(handle, specs, tensors, metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_file(path) as tmp, tmp.open("wb") as handle:  # umask permissions, not mkstemp's 0600
+        _write_stream(handle, specs, tensors, metadata)
 
 
 def _write_stream(
