@@ -41,7 +41,15 @@ def disjoint_groups(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray
 def test_matches_fairlearn_on_disjoint_groups(data: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
     labels, predictions, groups = data
     membership = pd.get_dummies(pd.Series(groups)).astype(bool)
-    frame = group_metrics(labels, predictions, {"a": membership}, min_group_size=1, n_resamples=0)
+    frame = group_metrics(
+        labels,
+        predictions,
+        {"a": membership},
+        min_group_size=1,
+        min_positives=1,
+        min_negatives=1,
+        n_resamples=0,
+    )
     dpd = demographic_parity_difference(labels, predictions, sensitive_features=groups)
     eod = equalized_odds_difference(labels, predictions, sensitive_features=groups)
     assert abs(_value(frame, "a", "all", "dpd") - dpd) <= 1e-12
@@ -54,7 +62,15 @@ def test_overlapping_groups_use_each_groups_posts() -> None:
     labels = np.array([1, 0, 1, 0, 1, 0, 1])
     predictions = np.array([1, 1, 0, 0, 1, 1, 0])
     membership = pd.DataFrame({"A": [1, 1, 1, 1, 0, 0, 0], "B": [0, 0, 1, 1, 1, 1, 0]}, dtype=bool)
-    frame = group_metrics(labels, predictions, {"race": membership}, min_group_size=1, n_resamples=0)
+    frame = group_metrics(
+        labels,
+        predictions,
+        {"race": membership},
+        min_group_size=1,
+        min_positives=1,
+        min_negatives=1,
+        n_resamples=0,
+    )
     for group in ("A", "B"):
         mask = membership[group].to_numpy()
         y, p = labels[mask], predictions[mask]
@@ -76,7 +92,15 @@ def test_single_class_group_is_nan_with_warning_never_zero() -> None:
         {"only_pos": [1, 1, 1, 0, 0, 0, 0, 0], "mixed": [0, 0, 0, 1, 1, 1, 1, 1]}, dtype=bool
     )
     with pytest.warns(UndefinedMetricWarning, match="fpr of g/only_pos"):
-        frame = group_metrics(labels, predictions, {"g": membership}, min_group_size=1, n_resamples=50)
+        frame = group_metrics(
+            labels,
+            predictions,
+            {"g": membership},
+            min_group_size=1,
+            min_positives=1,
+            min_negatives=1,
+            n_resamples=50,
+        )
     fpr = frame[(frame.group == "only_pos") & (frame.metric == "fpr")].iloc[0]
     assert np.isnan(fpr["value"]) and np.isnan(fpr["ci_low"]) and np.isnan(fpr["ci_high"])
     assert _value(frame, "g", "only_pos", "tpr") == pytest.approx(2 / 3)
@@ -133,7 +157,13 @@ def test_bootstrap_matches_a_plain_loop_over_resamples() -> None:
     labels, predictions = rng.integers(0, 2, n), rng.integers(0, 2, n)
     membership = pd.DataFrame({"A": rng.random(n) < 0.6, "B": rng.random(n) < 0.6})
     frame = group_metrics(
-        labels, predictions, {"a": membership}, min_group_size=1, n_resamples=resamples, seed=7
+        labels,
+        predictions,
+        {"a": membership},
+        min_group_size=1,
+        n_resamples=resamples,
+        seed=7,
+        interval="percentile",
     )
     # Same draw as the vectorised path: integer indices from default_rng(seed), one row per resample.
     draws = np.random.default_rng(7).integers(0, n, size=(resamples, n))

@@ -1,4 +1,4 @@
-"""Vectorised percentile bootstrap over examples.
+"""Vectorised bootstrap over examples, with percentile and bias-corrected (BC, BCa) intervals.
 
 Every statistic fairmerge bootstraps is a ratio of weighted sums over examples (counts of true
 positives, false positives, … inside a group). A resample of the examples is therefore a vector of
@@ -6,15 +6,29 @@ multiplicities ``w`` (how often each example was drawn), and all the sums of one
 product ``w @ X``. Drawing ``B`` resamples as a ``B × n`` count matrix turns the whole bootstrap into
 a few matrix products instead of a Python loop over resamples and groups; because all statistics
 share the same draw, overlapping groups stay consistent within a resample.
+
+Intervals: ``percentile`` reads the resamples' quantiles; ``basic`` reflects them about the
+estimate; ``bc`` and ``bca`` (Efron 1987) shift the quantile levels by the fraction of resamples
+below the estimate (bias) and, for ``bca``, by a jackknife acceleration (skew). A max − min gap of
+noisy group rates is biased upward, and its resamples sit above the estimate; the bias correction
+moves the interval down. Which method reaches nominal coverage at the study's group sizes is
+measured by ``benchmarks/ci_coverage.py`` (docs/statistics.md). scipy.stats.bootstrap computes
+BCa too, but one statistic at a time from the data, recomputing the jackknife each call; here
+every rate and gap of a frame shares one draw and one closed-form jackknife of count sums.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Literal
 
 import numpy as np
+from scipy.special import ndtr, ndtri
 
 from fairmerge.errors import ConfigError
+
+Interval = Literal["percentile", "basic", "bc", "bca"]
+INTERVALS: tuple[Interval, ...] = ("percentile", "basic", "bc", "bca")
 
 
 def resample_counts(n: int, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
@@ -72,20 +86,94 @@ def percentile_interval(samples: np.ndarray, confidence: float = 0.95) -> tuple[
     ``linear`` interpolation as ``np.percentile``, but vectorised over columns with NaNs
     (``np.nanpercentile`` loops over columns in Python).
     """
-    if not 0.0 < confidence < 1.0:
-        raise ConfigError(f"confidence must be in (0, 1), got {confidence}")
+    _check_confidence(confidence)
+    alpha = (1.0 - confidence) / 2.0
+    return _quantiles(samples, np.asarray(alpha)), _quantiles(samples, np.asarray(1.0 - alpha))
+
+
+def bootstrap_interval(
+    samples: np.ndarray,
+    estimate: np.ndarray,
+    confidence: float = 0.95,
+    *,
+    method: Interval = "bca",
+    jackknife: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Interval of each column of ``samples`` (resamples × statistics) around ``estimate``.
+
+    ``jackknife`` (leave-one-out values, examples × statistics) gives BCa its acceleration; it is
+    required for ``bca`` only. NaN resamples are ignored, as in :func:`percentile_interval`; a
+    statistic whose estimate is NaN gets a NaN interval.
+    """
+    _check_confidence(confidence)
+    if method not in INTERVALS:
+        raise ConfigError(f"interval method must be one of {list(INTERVALS)}, got {method!r}")
+    samples = np.asarray(samples, dtype=np.float64)
+    estimate = np.broadcast_to(np.asarray(estimate, dtype=np.float64), samples.shape[1:])
+    alpha = (1.0 - confidence) / 2.0
+    if method == "percentile":
+        low, high = percentile_interval(samples, confidence)
+    elif method == "basic":
+        low = 2 * estimate - _quantiles(samples, np.asarray(1.0 - alpha))
+        high = 2 * estimate - _quantiles(samples, np.asarray(alpha))
+    else:
+        if method == "bca" and jackknife is None:
+            raise ConfigError("the bca interval needs jackknife values")
+        z0 = _bias_z(samples, estimate)
+        accel = _acceleration(np.asarray(jackknife)) if method == "bca" else np.zeros_like(z0)
+        levels = []
+        for q in (alpha, 1.0 - alpha):
+            z = ndtri(q)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                levels.append(ndtr(z0 + (z0 + z) / (1.0 - accel * (z0 + z))))
+        low, high = _quantiles(samples, levels[0]), _quantiles(samples, levels[1])
+    undefined = np.isnan(estimate)
+    return np.where(undefined, np.nan, low), np.where(undefined, np.nan, high)
+
+
+def _bias_z(samples: np.ndarray, estimate: np.ndarray) -> np.ndarray:
+    """Φ⁻¹ of the share of defined resamples below the estimate (ties count half), clipped.
+
+    Ties matter: counts make many resamples equal the estimate exactly. The share is clipped to
+    [1/(2B), 1 − 1/(2B)] so a resample cloud entirely on one side gives a finite shift.
+    """
+    valid = ~np.isnan(samples)
+    count = np.maximum(valid.sum(axis=0), 1)
+    with np.errstate(invalid="ignore"):
+        below = ((samples < estimate) & valid).sum(axis=0) + 0.5 * ((samples == estimate) & valid).sum(axis=0)
+    share = np.clip(below / count, 0.5 / count, 1.0 - 0.5 / count)
+    return np.asarray(ndtri(share))
+
+
+def _acceleration(jackknife: np.ndarray) -> np.ndarray:
+    """Efron's acceleration from leave-one-out values: Σd³ / (6 (Σd²)^1.5), d = mean − θ₍ᵢ₎."""
+    jack = np.asarray(jackknife, dtype=np.float64)
+    defined = ~np.isnan(jack)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        d = np.nansum(jack, axis=0) / defined.sum(axis=0) - jack
+        num = np.nansum(d**3, axis=0)
+        den = 6.0 * np.nansum(d**2, axis=0) ** 1.5
+        accel = np.where(den > 0, num / den, 0.0)
+    return np.nan_to_num(accel, nan=0.0)
+
+
+def _quantiles(samples: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Per-column quantile at level ``q`` (scalar or one per column), NaN-aware, linear interpolation."""
     samples = np.asarray(samples, dtype=np.float64)
     ordered = np.sort(samples, axis=0)  # NaN sort last
     valid = np.sum(~np.isnan(samples), axis=0)
-    alpha = (1.0 - confidence) / 2.0
-    bounds = []
-    for q in (alpha, 1.0 - alpha):
-        position = (np.maximum(valid, 1) - 1) * q
-        below = np.floor(position).astype(np.int64)
-        above = np.minimum(below + 1, np.maximum(valid - 1, 0))
-        frac = position - below
-        lo = np.take_along_axis(ordered, below[None, ...], axis=0)[0]
-        hi = np.take_along_axis(ordered, above[None, ...], axis=0)[0]
+    level = np.nan_to_num(np.broadcast_to(np.asarray(q, dtype=np.float64), valid.shape), nan=0.5)
+    position = (np.maximum(valid, 1) - 1) * np.clip(level, 0.0, 1.0)
+    below = np.floor(position).astype(np.int64)
+    above = np.minimum(below + 1, np.maximum(valid - 1, 0))
+    frac = position - below
+    lo = np.take_along_axis(ordered, below[None, ...], axis=0)[0]
+    hi = np.take_along_axis(ordered, above[None, ...], axis=0)[0]
+    with np.errstate(invalid="ignore"):
         value = lo + (hi - lo) * frac
-        bounds.append(np.where(valid > 0, value, np.nan))
-    return bounds[0], bounds[1]
+    return np.where(valid > 0, value, np.nan)
+
+
+def _check_confidence(confidence: float) -> None:
+    if not 0.0 < confidence < 1.0:
+        raise ConfigError(f"confidence must be in (0, 1), got {confidence}")

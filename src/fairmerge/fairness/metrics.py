@@ -4,8 +4,12 @@ fairlearn's ``MetricFrame`` assumes one sensitive value per example; hate-speech
 several groups of one attribute, or none. Here each group's rates are computed over the posts that
 target it, from confusion counts that are matrix products of the membership matrices — the same
 products, weighted by bootstrap multiplicities, give the confidence intervals (see ``bootstrap``).
-Where groups do not overlap and every rate is defined, DPD and EOD equal fairlearn's
+Where groups do not overlap and every group qualifies, DPD and EOD equal fairlearn's
 ``demographic_parity_difference`` and ``equalized_odds_difference``.
+
+Which groups enter a gap depends on the rate: a selection rate (DPD, worst-group accuracy) needs
+``min_group_size`` posts, a TPR ``min_positives`` positives, an FPR ``min_negatives`` negatives.
+The defaults and the interval method come from ``benchmarks/ci_coverage.py`` (docs/statistics.md).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from fairmerge.errors import ConfigError, DataError
-from fairmerge.fairness.bootstrap import bootstrap_sums, percentile_interval
+from fairmerge.fairness.bootstrap import INTERVALS, Interval, bootstrap_interval, bootstrap_sums
 
 OVERALL = "all"
 """Attribute and group name of the rows that describe all examples or a whole attribute."""
@@ -26,8 +30,31 @@ OVERALL = "all"
 GROUP_METRICS = ("n", "accuracy", "selection_rate", "tpr", "fpr")
 """Metrics reported for every group (and overall)."""
 
-ATTRIBUTE_METRICS = ("n_groups", "dpd", "eod", "tpr_gap", "fpr_gap", "worst_group_accuracy")
+ATTRIBUTE_METRICS = (
+    "n_groups",
+    "n_groups_tpr",
+    "n_groups_fpr",
+    "dpd",
+    "eod",
+    "tpr_gap",
+    "fpr_gap",
+    "worst_group_accuracy",
+)
 """Metrics reported once per attribute (group ``all``), over the groups that qualify."""
+
+COUNT_METRICS = frozenset({"n", "n_groups", "n_groups_tpr", "n_groups_fpr"})
+"""Counts: reported without an interval."""
+
+MIN_GROUP_SIZE = 30
+"""Default posts a group needs to enter DPD and worst-group accuracy."""
+MIN_POSITIVES = 20
+"""Default positives a group needs to enter the TPR gap (docs/statistics.md)."""
+MIN_NEGATIVES = 20
+"""Default negatives a group needs to enter the FPR gap (docs/statistics.md)."""
+DEFAULT_INTERVAL: Interval = "bca"
+"""Interval method of :func:`group_metrics` (coverage measured in benchmarks/ci_coverage.py)."""
+
+QUALIFYING_COLUMNS = ["attribute", "metric", "group", "n", "positives", "negatives", "entered", "reason"]
 
 COLUMNS = ["attribute", "group", "metric", "value", "ci_low", "ci_high"]
 
@@ -37,6 +64,27 @@ _TP, _FP, _FN, _TN = range(4)
 
 class UndefinedMetricWarning(UserWarning):
     """A rate or gap has no defined value (no positives, no negatives, too few groups): it is NaN."""
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """How many posts, positives and negatives a group needs to enter each gap."""
+
+    min_group_size: int = MIN_GROUP_SIZE
+    min_positives: int = MIN_POSITIVES
+    min_negatives: int = MIN_NEGATIVES
+
+    def qualifying(self, counts: np.ndarray) -> dict[str, np.ndarray]:
+        """Per rate, which columns enter its gap, from full-sample confusion counts (4, C)."""
+        positives = counts[_TP] + counts[_FN]
+        negatives = counts[_FP] + counts[_TN]
+        sized = positives + negatives >= self.min_group_size
+        return {
+            "selection_rate": sized,
+            "accuracy": sized,
+            "tpr": positives >= self.min_positives,
+            "fpr": negatives >= self.min_negatives,
+        }
 
 
 @dataclass(frozen=True)
@@ -52,68 +100,97 @@ def group_metrics(
     predictions: np.ndarray,
     memberships: Mapping[str, pd.DataFrame],
     *,
-    min_group_size: int = 30,
+    min_group_size: int = MIN_GROUP_SIZE,
+    min_positives: int = MIN_POSITIVES,
+    min_negatives: int = MIN_NEGATIVES,
     n_resamples: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
+    interval: Interval = DEFAULT_INTERVAL,
 ) -> pd.DataFrame:
-    """Per-group rates and per-attribute gaps, with percentile bootstrap intervals.
+    """Per-group rates and per-attribute gaps, with bootstrap intervals.
 
     Parameters
     ----------
     labels, predictions : array of 0/1, length n
     memberships : mapping attribute -> boolean DataFrame (n × groups); a post may belong to any
         number of groups of an attribute.
-    min_group_size : a group enters an attribute's gaps and worst-group accuracy only when it has
-        at least this many posts (and the rate is defined); smaller groups are still reported.
+    min_group_size : a group enters DPD and worst-group accuracy only with at least this many
+        posts; smaller groups are still reported.
+    min_positives, min_negatives : a group enters the TPR gap only with at least this many
+        positives, the FPR gap only with this many negatives (:func:`qualifying_groups` lists
+        which groups entered each gap and why the others did not).
     n_resamples : bootstrap resamples of posts (one draw shared by every group, so overlapping
         groups stay consistent); 0 gives no intervals (NaN), for fast sweeps.
-    confidence : coverage of the percentile intervals.
+    confidence : nominal coverage of the intervals.
     seed : seed of the bootstrap draw.
+    interval : ``bca`` (default), ``bc``, ``basic`` or ``percentile`` (see
+        :func:`fairmerge.fairness.bootstrap.bootstrap_interval`).
 
     Returns
     -------
     Tidy frame with columns ``attribute, group, metric, value, ci_low, ci_high``:
     overall rows (attribute and group ``all``) with n, accuracy, selection_rate, tpr, fpr; for each
-    attribute and group the same five metrics; for each attribute (group ``all``) ``n_groups`` (groups
-    with n >= min_group_size), ``dpd`` (max - min selection rate), ``tpr_gap``, ``fpr_gap``, ``eod``
-    (max of the two gaps; NaN when either is) and ``worst_group_accuracy``. Undefined values are NaN
-    and raise an :class:`UndefinedMetricWarning`, never 0. Counts (n, n_groups) have no interval.
+    attribute and group the same five metrics; for each attribute (group ``all``) ``n_groups``,
+    ``n_groups_tpr``, ``n_groups_fpr`` (groups entering DPD, the TPR gap, the FPR gap), ``dpd``
+    (max - min selection rate), ``tpr_gap``, ``fpr_gap``, ``eod`` (max of the two gaps; NaN when
+    either is) and ``worst_group_accuracy``. Undefined values are NaN and raise an
+    :class:`UndefinedMetricWarning`, never 0. Counts have no interval.
 
-    Gaps are a max minus a min over noisy group rates, so their bootstrap distribution sits above
-    the point estimate when the true gap is small: a gap's interval may not contain its value.
+    Gaps are a max minus a min over noisy group rates, so they are biased upward at small counts
+    and their resamples sit above the estimate; the bias-corrected intervals (``bc``, ``bca``)
+    shift down for it. Even so a gap's interval cannot cover a true gap of 0 (docs/statistics.md):
+    read gaps next to their permutation noise floor (:func:`fairmerge.fairness.noise_floor`).
     """
     y, yhat = _check_binary(labels, "labels"), _check_binary(predictions, "predictions")
     if y.shape != yhat.shape:
         raise DataError(f"labels ({y.size}) and predictions ({yhat.size}) differ in length")
     if y.size == 0:
         raise DataError("cannot compute metrics on zero examples")
-    check_options(min_group_size=min_group_size, n_resamples=n_resamples, confidence=confidence)
+    check_options(
+        min_group_size=min_group_size,
+        min_positives=min_positives,
+        min_negatives=min_negatives,
+        n_resamples=n_resamples,
+        confidence=confidence,
+        interval=interval,
+    )
+    thresholds = Thresholds(min_group_size, min_positives, min_negatives)
 
     members, layout = _stack_memberships(memberships, y.size)
-    cells = np.stack([y & yhat, (1 - y) & yhat, y & (1 - yhat), (1 - y) & (1 - yhat)], axis=1)
-    # design[i, k * C + c] = 1 when post i is in column c and falls in confusion cell k.
-    design = (cells[:, :, None] * members[:, None, :]).reshape(y.size, -1).astype(np.float64)
+    design = _design(y, yhat, members)
     n_columns = members.shape[1]
 
     counts = design.sum(axis=0).reshape(4, n_columns)
     point = _rates(counts)
-    qualifies = point["n"] >= min_group_size
+    qualifies = thresholds.qualifying(counts)
     attr_point = _attribute_metrics(point, qualifies, layout)
     _warn_undefined(point, attr_point, layout)
 
+    group_ci: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    attr_ci: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
     if n_resamples > 0:
         boot_counts = bootstrap_sums(design, n_resamples=n_resamples, seed=seed).reshape(
             n_resamples, 4, n_columns
         )
         boot = _rates(np.moveaxis(boot_counts, 1, 0))
         attr_boot = _attribute_metrics(boot, qualifies, layout)
-        group_ci = {m: percentile_interval(boot[m], confidence) for m in GROUP_METRICS if m != "n"}
-        attr_ci = {
-            (a, m): percentile_interval(v, confidence) for (a, m), v in attr_boot.items() if m != "n_groups"
-        }
-    else:
-        group_ci, attr_ci = {}, {}
+        jack, attr_jack = _jackknife(design, counts, qualifies, layout) if interval == "bca" else ({}, {})
+        for metric in GROUP_METRICS:
+            if metric not in COUNT_METRICS:
+                group_ci[metric] = bootstrap_interval(
+                    boot[metric], point[metric], confidence, method=interval, jackknife=jack.get(metric)
+                )
+        for key, samples in attr_boot.items():
+            if key[1] not in COUNT_METRICS:
+                attr_ci[key] = bootstrap_interval(
+                    samples[:, None],
+                    attr_point[key],
+                    confidence,
+                    method=interval,
+                    jackknife=None if key not in attr_jack else attr_jack[key][:, None],
+                )
+                attr_ci[key] = (attr_ci[key][0][0], attr_ci[key][1][0])
 
     nan = float("nan")
     rows: list[tuple[str, str, str, float, float, float]] = []
@@ -168,10 +245,72 @@ def headline(frame: pd.DataFrame) -> dict[str, float]:
     return out
 
 
-def check_options(*, min_group_size: int = 30, n_resamples: int = 1000, confidence: float = 0.95) -> None:
+def qualifying_groups(
+    labels: np.ndarray,
+    memberships: Mapping[str, pd.DataFrame],
+    *,
+    min_group_size: int = MIN_GROUP_SIZE,
+    min_positives: int = MIN_POSITIVES,
+    min_negatives: int = MIN_NEGATIVES,
+) -> pd.DataFrame:
+    """Which groups enter each gap of each attribute, and why the others do not.
+
+    One row per (attribute, metric, group) with metric ``dpd`` (selection rates; the same groups
+    enter worst-group accuracy), ``tpr_gap`` and ``fpr_gap`` (EOD uses both): the group's n,
+    positives and negatives, ``entered`` and a ``reason`` such as ``"11 positives < min_positives
+    20"`` (empty when the group entered). Depends on the labels only, never on a model.
+    """
+    y = _check_binary(labels, "labels")
+    check_options(min_group_size=min_group_size, min_positives=min_positives, min_negatives=min_negatives)
+    members, layout = _stack_memberships(memberships, y.size)
+    positives = (members * y[:, None]).sum(axis=0)
+    sizes = members.sum(axis=0)
+    negatives = sizes - positives
+    needs = {
+        "dpd": (sizes, min_group_size, "posts", "min_group_size"),
+        "tpr_gap": (positives, min_positives, "positives", "min_positives"),
+        "fpr_gap": (negatives, min_negatives, "negatives", "min_negatives"),
+    }
+    rows = []
+    for attribute, span in layout.spans.items():
+        for metric, (have, need, what, option) in needs.items():
+            for column in range(span.start, span.stop):
+                entered = bool(have[column] >= need)
+                reason = "" if entered else f"{int(have[column])} {what} < {option} {need}"
+                rows.append(
+                    (
+                        attribute,
+                        metric,
+                        layout.names[column][1],
+                        int(sizes[column]),
+                        int(positives[column]),
+                        int(negatives[column]),
+                        entered,
+                        reason,
+                    )
+                )
+    return pd.DataFrame(rows, columns=QUALIFYING_COLUMNS)
+
+
+def check_options(
+    *,
+    min_group_size: int = MIN_GROUP_SIZE,
+    min_positives: int = MIN_POSITIVES,
+    min_negatives: int = MIN_NEGATIVES,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    interval: str = DEFAULT_INTERVAL,
+) -> None:
     """Reject option values :func:`group_metrics` cannot use (callers check before costly work)."""
-    if min_group_size < 1:
-        raise ConfigError(f"min_group_size must be >= 1, got {min_group_size}")
+    for name, value in (
+        ("min_group_size", min_group_size),
+        ("min_positives", min_positives),
+        ("min_negatives", min_negatives),
+    ):
+        if value < 1:
+            raise ConfigError(f"{name} must be >= 1, got {value}")
+    if interval not in INTERVALS:
+        raise ConfigError(f"interval must be one of {list(INTERVALS)}, got {interval!r}")
     if n_resamples < 0:
         raise ConfigError(f"n_resamples must be >= 0, got {n_resamples}")
     if not 0.0 < confidence < 1.0:
@@ -213,6 +352,21 @@ def _stack_memberships(memberships: Mapping[str, pd.DataFrame], n: int) -> tuple
     return np.concatenate(blocks, axis=1), _Layout(names, spans)
 
 
+def _design(y: np.ndarray, yhat: np.ndarray, members: np.ndarray) -> np.ndarray:
+    """n × 4C indicators: ``design[i, k * C + c] = 1`` when post i is in column c and in confusion cell k."""
+    cells = np.stack([y & yhat, (1 - y) & yhat, y & (1 - yhat), (1 - y) & (1 - yhat)], axis=1)
+    return (cells[:, :, None] * members[:, None, :]).reshape(y.size, -1).astype(np.float64)
+
+
+def _jackknife(
+    design: np.ndarray, counts: np.ndarray, qualifies: Mapping[str, np.ndarray], layout: _Layout
+) -> tuple[dict[str, np.ndarray], dict[tuple[str, str], np.ndarray]]:
+    """Leave-one-post-out rates and gaps (BCa's acceleration): the full counts minus each row."""
+    loo = np.moveaxis((counts.reshape(1, -1) - design).reshape(design.shape[0], 4, -1), 1, 0)
+    rates = _rates(loo)
+    return rates, _attribute_metrics(rates, qualifies, layout)
+
+
 def _rates(counts: np.ndarray) -> dict[str, np.ndarray]:
     """Group metrics from confusion counts shaped (4, ...): NaN where a denominator is 0."""
     tp, fp, fn, tn = counts[_TP], counts[_FP], counts[_FN], counts[_TN]
@@ -236,25 +390,30 @@ def _spread(values: np.ndarray) -> np.ndarray:
 
 
 def _attribute_metrics(
-    rates: dict[str, np.ndarray], qualifies: np.ndarray, layout: _Layout
+    rates: dict[str, np.ndarray], qualifies: Mapping[str, np.ndarray], layout: _Layout
 ) -> dict[tuple[str, str], np.ndarray]:
-    """Per-attribute gaps over qualifying groups (n >= min size in the full sample).
+    """Per-attribute gaps, each over the groups that qualify for its rate (see :class:`Thresholds`).
 
     Which groups qualify is decided once, on the full sample; in a bootstrap resample a qualifying
     group whose rate happens to be undefined is left out of that resample's gap.
     """
     out: dict[tuple[str, str], np.ndarray] = {}
     for attribute, span in layout.spans.items():
-        keep = np.flatnonzero(qualifies[span]) + span.start
 
-        def pick(metric: str, keep: np.ndarray = keep) -> np.ndarray:
+        def pick(metric: str, span: slice = span) -> np.ndarray:
+            keep = np.flatnonzero(qualifies[metric][span]) + span.start
             return rates[metric][..., keep]
 
         tpr_gap, fpr_gap = _spread(pick("tpr")), _spread(pick("fpr"))
         accuracy = pick("accuracy")
         defined = ~np.isnan(accuracy)
         worst = np.where(defined, accuracy, np.inf).min(axis=-1, initial=np.inf)
-        out[attribute, "n_groups"] = np.asarray(float(keep.size))
+        for name, metric in (
+            ("n_groups", "selection_rate"),
+            ("n_groups_tpr", "tpr"),
+            ("n_groups_fpr", "fpr"),
+        ):
+            out[attribute, name] = np.asarray(float(qualifies[metric][span].sum()))
         out[attribute, "dpd"] = _spread(pick("selection_rate"))
         out[attribute, "tpr_gap"] = tpr_gap
         out[attribute, "fpr_gap"] = fpr_gap
@@ -276,13 +435,14 @@ def _warn_undefined(
     undefined += [
         f"{metric} of {attribute}"
         for (attribute, metric), value in attr_point.items()
-        if metric != "n_groups" and np.isnan(value)
+        if metric not in COUNT_METRICS and np.isnan(value)
     ]
     if undefined:
         warnings.warn(
             "undefined (NaN): "
             + ", ".join(undefined)
-            + " — no positives (TPR), no negatives (FPR), no posts, or fewer than two qualifying groups",
+            + " — no positives (TPR), no negatives (FPR), no posts, or fewer than two groups qualify"
+            " (min_group_size posts for DPD, min_positives for the TPR gap, min_negatives for the FPR gap)",
             UndefinedMetricWarning,
             stacklevel=3,
         )
