@@ -3,10 +3,11 @@
 Every fine-tune starts from this one directory, so the task vectors of different subgroups share
 the same head; otherwise τ_g would differ by random heads and their sums would be meaningless.
 
-``head="linear_probe"`` is the first stage of LP-FT (Kumar et al., ICLR 2022): the head is trained
-on the train split with the body frozen (selected and stopped early on the val split), so every
-fine-tune starts from one sensible head instead of adapting the body to a random one. The probe is
-a cached fine-tune of kind ``probe``; its key covers the random base, the data and the probe config.
+``head="linear_probe"`` is the first stage of LP-FT (Kumar et al., ICLR 2022): the head is fitted on
+the train split with the body frozen (a logistic regression on the frozen features, regularisation
+chosen on the val split; see ``probe``), so every fine-tune starts from one sensible head instead of
+adapting the body to a random one. The probe is a cached entry of kind ``probe``; its key covers the
+random base, the data and the probe config.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from fairmerge.training.runtime import is_main_process, wait_for_everyone
 
 HeadInit = Literal["random", "linear_probe"]
 HEAD_INITS: tuple[str, ...] = ("random", "linear_probe")
-PROBE_CONFIG = TrainConfig(learning_rate=1e-3, epochs=5, patience=1, max_train_samples=4000, trainable="head")
-"""The linear probe's defaults: a head alone wants a ~20x larger step than full fine-tuning."""
+PROBE_CONFIG = TrainConfig(max_train_samples=4000, trainable="head")
+"""The linear probe's defaults; of its fields only the sample cap, max_length, batch sizes and seed count."""
 
 
 def make_base_checkpoint(
@@ -45,10 +46,10 @@ def make_base_checkpoint(
 
     ``model_name`` is a Hugging Face id, a local directory, or None / "default" for the embedded
     MiniLM. Local models are identified by the hash of their files; hub ids by their name.
-    ``head="linear_probe"`` then trains that head on ``dataset``'s train split with the body frozen
-    (``probe_config``, default ``PROBE_CONFIG``; ``trainable`` is forced to 'head'). The probe does
-    not depend on the study seed beyond the head's start and ``probe_config.seed``: pass the same
-    ``seed`` for every study seed to share one probed θ_base.
+    ``head="linear_probe"`` then fits that head on ``dataset``'s train split with the body frozen
+    (``probe_config``, default ``PROBE_CONFIG``; ``trainable`` is forced to 'head'). The fit is convex,
+    so its result does not depend on ``seed`` beyond the sample drawn by ``probe_config.seed``; pass
+    one ``seed`` for every study seed to share a single probed θ_base (and its cost).
     """
     if head not in HEAD_INITS:
         raise ConfigError(f"unknown head {head!r}; expected one of {list(HEAD_INITS)}")
@@ -70,6 +71,7 @@ def make_base_checkpoint(
         key_extra={"head": "linear_probe"},
         description="linear probe",
         progress=progress,
+        linear_probe=True,
     )
 
 

@@ -19,12 +19,13 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 
 from fairmerge.data.types import GroupedTextDataset, TextSplit
-from fairmerge.errors import ModelError
+from fairmerge.errors import ConfigError, ModelError
 from fairmerge.models import load_classifier, load_tokenizer
 from fairmerge.training.cache import TrainingCache, cache_key, hash_checkpoint, library_versions, split_digest
 from fairmerge.training.config import Method, TrainConfig
 from fairmerge.training.loop import fit, training_runtime
 from fairmerge.training.lora import ADAPTER_DIR, apply_lora, save_merged
+from fairmerge.training.probe import fit_linear_probe
 from fairmerge.training.runtime import is_main_process, wait_for_everyone
 
 logger = logging.getLogger("fairmerge.training")
@@ -94,11 +95,14 @@ def run_finetune(
     description: str,
     val_note: str = "val split",
     progress: bool = True,
+    linear_probe: bool = False,
 ) -> Path:
     """Train (or fetch from the cache) one fine-tune of θ_base on ``train``, selected on ``val``.
 
     ``key_extra`` names what the examples stand for (e.g. attribute, group, strategy); the cache
     key also covers the exact examples, so it is descriptive rather than load-bearing.
+    ``linear_probe`` fits only the head's output layer by logistic regression (``probe``) instead of
+    running the training loop.
     """
     base = Path(base_dir)
     if not (base / "config.json").is_file():
@@ -128,6 +132,7 @@ def run_finetune(
             "val_sha256": split_digest(val),
         },
         "config": config_values,
+        "trainer": "logistic_regression" if linear_probe else "loop",
         "runtime": runtime,
         "versions": library_versions(),
     }
@@ -143,17 +148,22 @@ def run_finetune(
     tokenizer = load_tokenizer(str(base))
     classifier = load_classifier(str(base), device="cpu")
     model: PreTrainedModel | PeftModel = apply_lora(classifier, config) if method == "lora" else classifier
-    result = fit(
-        model,
-        tokenizer,
-        train,
-        val,
-        config,
-        weights=weights,
-        progress=progress,
-        description=description,
-        val_note=val_note,
-    )
+    if linear_probe:
+        if weights is not None or method != "fft":
+            raise ConfigError("a linear probe takes no loss weights and no LoRA")
+        result = fit_linear_probe(model, tokenizer, train, val, config, description=description)
+    else:
+        result = fit(
+            model,
+            tokenizer,
+            train,
+            val,
+            config,
+            weights=weights,
+            progress=progress,
+            description=description,
+            val_note=val_note,
+        )
 
     def build(tmp: Path) -> dict[str, Any]:
         if isinstance(model, PeftModel):

@@ -78,8 +78,9 @@ class FitResult:
         return self.history[self.best_index]
 
     @property
-    def best_epoch(self) -> float:
-        return self.best["epoch"]
+    def best_epoch(self) -> float | None:
+        """Epochs done at the kept evaluation (None for a linear probe, which has no epochs)."""
+        return self.best.get("epoch")
 
     @property
     def stopped_early(self) -> bool:
@@ -261,7 +262,7 @@ def fit(
     summary = (
         f"{description}: {history[-1]['epoch']:g} epoch(s) ({stop_reason}), {len(train)} examples, "
         f"{train_seconds:.1f}s ({result.samples_per_s:.1f} samples/s); best at epoch "
-        f"{result.best_epoch:g} by val {config.select_by}: "
+        f"{result.best['epoch']:g} by val {config.select_by}: "
         f"val loss {result.best['val_loss']:.4f}, val accuracy {result.best['val_accuracy']:.3f} ({val_note})"
     )
     logger.info(summary)
