@@ -412,3 +412,44 @@ def plot_bound(bound: pd.DataFrame | None, path: Path) -> Path | None:
         ax.set_title("Observed DPD vs the λ–DPD bound along θ_base + λ·Σ τ_g")
         ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5))
         return _save(fig, path)
+
+
+TRAINING_PANELS = (
+    ("train_loss", "train loss"),
+    ("val_loss", "validation loss"),
+    ("val_accuracy", "validation accuracy"),
+)
+
+
+def plot_training_curves(histories: Mapping[str, Sequence[Mapping[str, Any]]], path: Path) -> Path | None:
+    """Train loss, validation loss and validation accuracy per evaluation of every fine-tune.
+
+    ``histories`` maps a model's name (``fft``, ``lora``, ``race/African [targeted]`` …) to the
+    ``history`` of its training-cache entry; entries without an ``epoch`` (a linear probe) are left
+    out. FFT and LoRA are drawn thick; each fine-tune's lowest validation loss is ringed (the
+    evaluation kept under the default ``select_by: loss``).
+    """
+    drawn = {name: [h for h in hist if h.get("epoch") is not None] for name, hist in histories.items()}
+    drawn = {name: hist for name, hist in drawn.items() if hist}
+    if not drawn:
+        return None
+    colors = _palette(len(drawn))
+    with _style():
+        fig, axes = _new_figure(1, 3, width=13.0, height=4.4)
+        for i, (name, hist) in enumerate(drawn.items()):
+            epochs = [float(h["epoch"]) for h in hist]
+            main = name in ("fft", "lora")
+            color = colors(i % colors.N)
+            best = int(np.nanargmin([float(h["val_loss"]) for h in hist]))
+            for ax, (key, _title) in zip(axes[0], TRAINING_PANELS, strict=True):
+                values = [float(h[key]) for h in hist]
+                ax.plot(epochs, values, color=color, linewidth=2.2 if main else 1.0, marker="o",
+                        markersize=3.5 if main else 2.5, label=name)  # fmt: skip
+                ax.scatter([epochs[best]], [values[best]], s=60, facecolors="none",
+                           edgecolors=[color], zorder=4)  # fmt: skip
+        for ax, (_key, title) in zip(axes[0], TRAINING_PANELS, strict=True):
+            ax.set_xlabel("epoch")
+            ax.set_title(title)
+        _figure_legend(fig, axes, loc="outside right center")
+        fig.suptitle("Training curves (ring: lowest validation loss, the evaluation kept)")
+        return _save(fig, path)
