@@ -33,15 +33,24 @@ def run(
         help="Replace --out even if it holds files fairmerge did not write "
         "(an earlier fairmerge output is replaced without it).",
     ),
+    set_values: list[str] = typer.Option(
+        None,
+        "--set",
+        help="Override any config key, e.g. --set sweep.lambdas='[0,0.5,1]' --set fft.epochs=2 (repeatable).",
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Validate config and data, print the plan (cached vs to train), exit."
+    ),
 ) -> None:
     """Run the fairness study of task arithmetic and write metrics.csv, summary.json and report.html.
 
-    Example: fairmerge run --data-dir ../shared/data --out runs/default
+    Example: fairmerge run --data-dir ../shared/data --out runs/default --set sweep.lambdas='[0,0.5,1]'
     """
     from fairmerge.outputs_guard import check_output_dir
     from fairmerge.study.run import run_study
 
-    check_output_dir(out, overwrite=overwrite)  # before any work
+    if not dry_run:
+        check_output_dir(out, overwrite=overwrite)  # before any work
     run_study(
         config,
         data_dir=data_dir,
@@ -51,6 +60,8 @@ def run(
         cache_dir=cache_dir,
         use_cache=not no_cache,
         overwrite=overwrite,
+        overrides=set_values or (),
+        dry_run=dry_run,
     )
 
 

@@ -15,12 +15,14 @@ import math
 import platform
 import time
 from collections.abc import Sequence
+from dataclasses import asdict
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from fairmerge.data import load_dataset
@@ -38,6 +40,7 @@ from fairmerge.study.outputs import (
     write_json,
     write_table,
 )
+from fairmerge.study.plan import StudyPlan, plan_study
 from fairmerge.study.score_cache import ScoreCache
 from fairmerge.study.seed_run import SeedOutcome, run_seed
 from fairmerge.study.summary import StudySummary
@@ -149,16 +152,20 @@ def run_study(
     use_cache: bool = True,
     overrides: Sequence[str] = (),
     overwrite: bool = False,
+    dry_run: bool = False,
     console: Console | None = None,
 ) -> dict[str, Any]:
     """Run the study of ``config`` and write ``out_dir``; return the content of ``summary.json``.
 
     ``config`` is a :class:`StudyConfig`, a YAML path, a built-in config name, or None for the
-    embedded default; ``overrides`` are ``dotted.key=value`` strings (``--set``).
+    embedded default; ``overrides`` are ``dotted.key=value`` strings (``--set``). With ``dry_run``
+    the config and data are validated and the plan is printed and returned; nothing is trained,
+    evaluated or written.
     """
     console = console or Console(stderr=True)
     started = time.perf_counter()
-    check_output_dir(out_dir, overwrite=overwrite)  # before any work: never replace a user's files
+    if not dry_run:
+        check_output_dir(out_dir, overwrite=overwrite)  # before any work: never replace a user's files
     study = load_config(config, fast=fast, overrides=overrides)
     seeds = list(seeds) if seeds else [study.seed]
     dataset = _load_dataset(study, data_dir)
@@ -166,6 +173,10 @@ def run_study(
 
     cache_root = Path(cache_dir) if cache_dir else default_cache_dir()
     training_cache = TrainingCache(cache_root / "training", enabled=use_cache)
+    if dry_run:
+        plan = plan_study(study, dataset, seeds, training_cache)
+        _print_plan(plan, console)
+        return {"plan": asdict(plan), "config": study.to_dict()}
     score_cache = ScoreCache(cache_root / "scores" / _score_cache_key(study, dataset), enabled=use_cache)
     outcomes = []
     for seed in seeds:
@@ -272,3 +283,17 @@ def _print_headline(
     console.print("time per stage (s): " + ", ".join(f"{k} {v}" for k, v in timings.items()))
     console.print(f"verdict: {verdict}")
     console.print(f"wrote {out_dir}/metrics.csv, summary.json, report.html")
+
+
+def _print_plan(plan: StudyPlan, console: Console) -> None:
+    console.print("[bold]plan[/bold] (dry run: nothing is trained, evaluated or written)")
+    for number, stage in enumerate(plan.stages, start=1):
+        console.print(f"  {number}. {stage}", markup=False)
+    table = Table(title=f"fine-tunes: {plan.to_train} to train, {len(plan.finetunes) - plan.to_train} cached")
+    for column in ("seed", "fine-tune", "status"):
+        table.add_column(column)
+    for item in plan.finetunes:
+        table.add_row(str(item.seed), escape(item.what), "cached" if item.cached else "to train")
+    console.print(table)
+    points = ", ".join(f"{family} {n}" for family, n in plan.lambda_points.items())
+    console.print(f"validation points per seed (merge: at most, with refinement): {points}", markup=False)

@@ -29,7 +29,7 @@ class TrainedModels:
 
 def vector_names(pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
     """A readable name per (attribute, group): the group, or ``attribute:group`` where names clash."""
-    pairs = list(pairs)
+    pairs = list(dict.fromkeys(pairs))
     counts: dict[str, int] = {}
     for _, group in pairs:
         counts[group] = counts.get(group, 0) + 1

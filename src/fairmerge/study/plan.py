@@ -1,0 +1,112 @@
+"""``fairmerge run --dry-run``: what a study would do, from the config, the data and the cache alone.
+
+Nothing is trained or evaluated. Each fine-tune's cache key is computed exactly as training would
+compute it, through a cache that answers every lookup without building anything, so "cached" here
+means the run will not train it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from fairmerge.data.types import GroupedTextDataset
+from fairmerge.study.config import StudyConfig
+from fairmerge.training import TrainingCache, make_base_checkpoint, train_fft, train_lora, train_subgroups
+
+STAGES = (
+    "train: base, fft, lora, one fine-tune per subgroup and strategy (cached)",
+    "evaluate: baselines on validation",
+    "sweep: merge θ_base + λ·Σ τ_g (validation)",
+    "sweep: per-group coefficients λ_g (validation, TPE)",
+    "sweep: injection θ_FFT + λ·τ_g (validation)",
+    "sweep: compared subgroup strategies (validation)",
+    "select on validation, then test each selected model once",
+    "write metrics.csv, summary.json, report.html",
+)
+
+
+@dataclass(frozen=True)
+class PlannedFineTune:
+    seed: int
+    what: str
+    cached: bool
+
+
+@dataclass(frozen=True)
+class StudyPlan:
+    stages: tuple[str, ...]
+    finetunes: list[PlannedFineTune]
+    lambda_points: dict[str, int]
+
+    @property
+    def to_train(self) -> int:
+        return sum(not f.cached for f in self.finetunes)
+
+
+class _LookupOnlyCache(TrainingCache):
+    """A training cache that never builds: a missing entry is answered with its would-be path."""
+
+    def lookup(self, kind: str, key: str) -> Path | None:
+        return super().lookup(kind, key) or self.path(kind, key)
+
+    def store(self, *args: object, **kwargs: object) -> Path:
+        raise AssertionError("a dry run never stores")
+
+
+def _subgroup_names(config: StudyConfig, dataset: GroupedTextDataset) -> list[str]:
+    train = dataset["train"]
+    return [
+        f"{attribute}/{group}"
+        for attribute in config.attributes
+        for group in train.group_names(attribute)
+        if int(train.in_group(attribute, group).sum()) >= config.subgroups.min_train_size
+    ]
+
+
+def _plan_seed(
+    config: StudyConfig, dataset: GroupedTextDataset, seed: int, cache: _LookupOnlyCache
+) -> list[PlannedFineTune]:
+    strategies = [config.subgroups.strategy, *config.subgroups.compare]
+    base = make_base_checkpoint(config.model, seed=seed, cache=cache)
+    if not base.is_dir():  # every other fine-tune starts from θ_base: none can be cached yet
+        groups = _subgroup_names(config, dataset)
+        names = ["base", "fft", "lora", *[f"{g} [{s}]" for s in strategies for g in groups]]
+        return [PlannedFineTune(seed, name, False) for name in names]
+    plan = [PlannedFineTune(seed, "base", True)]
+    for name, train in (("fft", train_fft), ("lora", train_lora)):
+        section = config.fft if name == "fft" else config.lora
+        path = train(dataset, base_dir=base, config=section.replace(seed=seed), cache=cache, progress=False)
+        plan.append(PlannedFineTune(seed, name, path.is_dir()))
+    for strategy in strategies:
+        paths = train_subgroups(
+            dataset,
+            config.attributes,
+            base_dir=base,
+            config=config.subgroups.train.replace(seed=seed),
+            strategy=strategy,
+            min_train_size=config.subgroups.min_train_size,
+            cache=cache,
+            method=config.subgroups.method,
+            progress=False,
+        )
+        plan += [PlannedFineTune(seed, f"{a}/{g} [{strategy}]", p.is_dir()) for (a, g), p in paths.items()]
+    return plan
+
+
+def plan_study(
+    config: StudyConfig, dataset: GroupedTextDataset, seeds: Sequence[int], cache: TrainingCache
+) -> StudyPlan:
+    """The stages, the fine-tunes (cached or to train) and the λ points of every swept family."""
+    probe = _LookupOnlyCache(cache.root, enabled=cache.enabled)
+    finetunes = [f for seed in seeds for f in _plan_seed(config, dataset, seed, probe)]
+    sweep = config.sweep
+    n_groups = len(_subgroup_names(config, dataset))
+    points = {
+        "merge": len(sweep.lambdas) + 2 * sweep.refine_rounds,
+        "merge_pergroup": sweep.pergroup_trials,
+        "inject": len(sweep.injection_lambdas) * (n_groups if sweep.inject_all_groups else 1),
+    }
+    points |= {f"merge[{s}]": len(sweep.compare_lambdas) for s in config.subgroups.compare}
+    return StudyPlan(STAGES, finetunes, points)

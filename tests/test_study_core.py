@@ -1,0 +1,122 @@
+"""The study's core: typed config with overrides, model labels, the dry-run plan, the library face."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from training_tiny import save_tiny_bert
+from typer.testing import CliRunner
+
+import fairmerge as fm
+from fairmerge.cli import app
+from fairmerge.errors import ConfigError
+from fairmerge.labels import ModelLabel
+from fairmerge.study.config import load_config, parse_override
+from fairmerge.training import TrainingCache, make_base_checkpoint
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "study.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_yaml_numbers_like_5e_5_are_numbers(tmp_path: Path) -> None:
+    # PyYAML reads 5e-5 (no dot) as a string; the study config takes it as the number it is
+    config = load_config(_write(tmp_path, "fft: {learning_rate: 5e-5}\n"))
+    assert config.fft.learning_rate == pytest.approx(5e-5)
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("fft: {epochz: 1}\n", r"fft.*epochz"),
+        ("sweep: {lambdas: '0.5'}\n", r"sweep\.lambdas"),
+        ("fft: {batch_size: big}\n", r"fft.*batch_size"),
+        ("sweep: {lambdaz: [0, 1]}\n", r"sweep\.lambdaz: unknown key"),
+        ("evaluation: {n_resamples: -1}\n", r"evaluation\.n_resamples"),
+        ("fast: {sweep: {lambdas: [5]}}\n", r"fast profile.*sweep\.lambdas\.0"),
+    ],
+)
+def test_wrong_types_and_unknown_keys_name_the_full_key_path(tmp_path: Path, text: str, named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        load_config(_write(tmp_path, text))
+
+
+def test_overrides_change_any_key_and_are_validated() -> None:
+    config = load_config(
+        None, overrides=["sweep.lambdas=[0, 0.5, 1]", "fft.epochs=2", "selection.rule=accuracy"]
+    )
+    assert config.sweep.lambdas == [0.0, 0.5, 1.0]
+    assert config.fft.epochs == 2 and config.selection.rule == "accuracy"
+    assert config.fft.learning_rate == load_config(None).fft.learning_rate  # the rest of fft is kept
+    with pytest.raises(ConfigError, match=r"sweep\.lambdaz"):
+        load_config(None, overrides=["sweep.lambdaz=[0]"])
+    with pytest.raises(ConfigError, match=r"dotted\.key=value"):
+        parse_override("sweep.lambdas")
+    # overrides apply after the fast profile
+    assert load_config(None, fast=True, overrides=["sweep.lambdas=[0.25]"]).sweep.lambdas == [0.25]
+
+
+def test_a_config_object_round_trips() -> None:
+    config = load_config(None, overrides=["seed=3"])
+    again = load_config(config)
+    assert again == config and again.seed == 3
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["fft", "merge", "merge[balanced]@calibrated", "inject:Native American", "inject:worst@calibrated"],
+)
+def test_model_labels_round_trip_through_their_string(text: str) -> None:
+    label = ModelLabel.parse(text)
+    assert str(label) == text
+    assert ModelLabel.parse("merge[balanced]@calibrated") == ModelLabel(
+        "merge", "balanced", None, "calibrated"
+    )
+
+
+def test_import_fairmerge_is_the_library_face() -> None:
+    for name in ("TaskVector", "load_dataset", "evaluate", "InPlaceMerger", "run_study", "load_config"):
+        assert callable(getattr(fm, name)), name
+    with pytest.raises(AttributeError):
+        _ = fm.no_such_thing  # type: ignore[attr-defined]
+
+
+def test_the_notebook_sweep_runs_as_written(tmp_path: Path, data_dir: Path) -> None:
+    text = (Path(__file__).parents[1] / "docs" / "notebook.md").read_text()
+    sweep_block = re.findall(r"```python\n(.*?)```", text, flags=re.S)[0]
+    assert len(sweep_block.strip().splitlines()) <= 10
+    namespace = {
+        "DATA_DIR": str(data_dir),
+        "MODEL": str(save_tiny_bert(tmp_path / "tiny")),
+        "CACHE_DIR": str(tmp_path / "cache"),
+    }
+    exec(compile(sweep_block, "docs/notebook.md", "exec"), namespace)
+    curve = namespace["curve"]
+    assert sorted(curve) == [0.0, 0.5, 1.0]
+    for frame in curve.values():
+        assert {"attribute", "group", "metric", "value", "ci_low", "ci_high"} <= set(frame.columns)
+        assert {"dpd", "eod", "n"} <= set(frame.metric)
+    accuracy = [
+        float(f[(f.attribute == "all") & (f.metric == "accuracy")].value.iloc[0]) for f in curve.values()
+    ]
+    assert len(set(accuracy)) > 1, "the merge must change the model"
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path: Path, data_dir: Path) -> None:
+    tiny = save_tiny_bert(tmp_path / "tiny")
+    cache, out = tmp_path / "cache", tmp_path / "out"
+    args = ["run", "--fast", "--dry-run", "--data-dir", str(data_dir), "--out", str(out)]
+    args += ["--cache-dir", str(cache), "--set", f"model={tiny}"]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert "fine-tunes: 13 to train, 0 cached" in first.output
+    assert re.search(r"merge\s+3", first.output) and not out.exists()
+    make_base_checkpoint(str(tiny), seed=0, cache=TrainingCache(cache / "training"))
+    second = CliRunner().invoke(app, args)
+    assert second.exit_code == 0 and "12 to train, 1 cached" in second.output
+    assert not out.exists() and os.listdir(cache) == ["training"]
