@@ -11,8 +11,8 @@ from fairlearn.metrics import demographic_parity_difference, equalized_odds_diff
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fairmerge.errors import DataError
-from fairmerge.fairness import UndefinedMetricWarning, group_metrics, headline
+from fairmerge.errors import ConfigError, DataError
+from fairmerge.fairness import UndefinedMetricWarning, group_metrics, headline, qualifying_groups
 
 
 def _value(frame: pd.DataFrame, attribute: str, group: str, metric: str) -> float:
@@ -235,3 +235,45 @@ def test_bad_input_names_the_problem(
 ) -> None:
     with pytest.raises(DataError, match=message):
         group_metrics(np.array(labels), np.array(predictions), {"a": membership}, n_resamples=0)
+
+
+def test_qualifying_groups_follow_class_counts() -> None:
+    # A: 40 posts, 30 positives / 10 negatives; B: 40 posts, 10 / 30; C: 12 posts, 6 / 6.
+    labels = np.array([1] * 30 + [0] * 10 + [1] * 10 + [0] * 30 + [1] * 6 + [0] * 6)
+    group = np.array(["A"] * 40 + ["B"] * 40 + ["C"] * 12)
+    membership = pd.get_dummies(pd.Series(group)).astype(bool)
+    rng = np.random.default_rng(8)
+    predictions = rng.integers(0, 2, labels.size)
+    kwargs = {"min_group_size": 30, "min_positives": 20, "min_negatives": 20}
+    table = qualifying_groups(labels, {"a": membership}, **kwargs).set_index(["metric", "group"])
+    assert table.loc[("dpd", "A"), "entered"] and table.loc[("dpd", "B"), "entered"]
+    assert not table.loc[("dpd", "C"), "entered"] and table.loc[("dpd", "C"), "reason"] == (
+        "12 posts < min_group_size 30"
+    )
+    assert table.loc[("tpr_gap", "A"), "entered"] and not table.loc[("tpr_gap", "B"), "entered"]
+    assert table.loc[("tpr_gap", "B"), "reason"] == "10 positives < min_positives 20"
+    assert table.loc[("fpr_gap", "B"), "entered"] and not table.loc[("fpr_gap", "A"), "entered"]
+    assert table.loc[("fpr_gap", "A"), "reason"] == "10 negatives < min_negatives 20"
+    assert table.loc[("tpr_gap", "A"), ["n", "positives", "negatives"]].tolist() == [40, 30, 10]
+    # group_metrics uses the same groups: only A enters the TPR gap, so it (and EOD) is undefined.
+    with pytest.warns(UndefinedMetricWarning, match="tpr_gap of a"):
+        frame = group_metrics(labels, predictions, {"a": membership}, n_resamples=0, **kwargs)
+    assert _value(frame, "a", "all", "n_groups_tpr") == 1 and _value(frame, "a", "all", "n_groups_fpr") == 1
+    assert np.isnan(_value(frame, "a", "all", "eod"))
+    loose = group_metrics(
+        labels, predictions, {"a": membership}, n_resamples=0, min_positives=10, min_negatives=10
+    )
+    tpr = [predictions[(group == g) & (labels == 1)].mean() for g in ("A", "B")]
+    assert _value(loose, "a", "all", "tpr_gap") == pytest.approx(abs(tpr[0] - tpr[1]))
+
+
+def test_interval_methods_and_clipping() -> None:
+    rng = np.random.default_rng(9)
+    labels, predictions = rng.integers(0, 2, 400), rng.integers(0, 2, 400)
+    membership = {"a": pd.DataFrame({"x": np.arange(400) < 200, "y": np.arange(400) >= 200})}
+    for interval in ("percentile", "basic", "bc", "bca"):
+        frame = group_metrics(labels, predictions, membership, n_resamples=200, interval=interval)
+        defined = frame.dropna(subset=["ci_low"])
+        assert ((defined.ci_low >= 0) & (defined.ci_high <= 1) & (defined.ci_low <= defined.ci_high)).all()
+    with pytest.raises(ConfigError, match="interval"):
+        group_metrics(labels, predictions, membership, interval="normal")  # type: ignore[arg-type]

@@ -1,6 +1,8 @@
 """The generated verdict names the models that stay close to FFT with a lower EOD, and says if it is noise."""
 
-from fairmerge.study.verdict import strategy_verdict
+import pandas as pd
+
+from fairmerge.study.verdict import classify, comparison_verdict, strategy_verdict, verdict_table
 
 FFT = {"model": "fft", "accuracy": 0.82, "race_eod": 0.50}
 
@@ -22,3 +24,56 @@ def test_winner_with_significant_and_noisy_reductions() -> None:
     text = strategy_verdict(FFT, candidates, tests, ["race"])
     assert "merge, merge_pergroup" in text
     assert "outside the CI" in text and "within noise" in text
+
+
+def _comparisons() -> pd.DataFrame:
+    nan = float("nan")
+    rows = [
+        # merge: fairer on race EOD (primary), accuracy kept within δ; DPD not detectable.
+        ("merge", "all", "accuracy", -0.01, -0.03, 0.01, 0.30, 0.60, False),
+        ("merge", "race", "eod", -0.20, -0.30, -0.10, 0.002, 0.002, True),
+        ("merge", "race", "dpd", -0.03, -0.12, 0.06, 0.40, 0.80, False),
+        # inject:worst: higher race EOD, and an accuracy loss larger than δ is not ruled out.
+        ("inject:worst", "all", "accuracy", -0.05, -0.09, -0.01, 0.01, 0.04, False),
+        ("inject:worst", "race", "eod", 0.15, 0.05, 0.25, 0.004, 0.016, False),
+        ("inject:worst", "gender", "eod", nan, nan, nan, nan, nan, False),
+    ]
+    columns = ["model", "attribute", "metric", "delta", "ci_low", "ci_high", "p_value", "p_holm", "primary"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def test_interval_verdict_has_three_outcomes_and_undefined() -> None:
+    table = verdict_table(_comparisons())
+    assert table["outcome"].tolist() == [
+        "no detectable difference",
+        "lower",
+        "no detectable difference",
+        "lower",
+        "higher",
+        "undefined",
+    ]
+    # Significant before correction is not enough: Holm decides.
+    assert classify({"ci_low": -0.3, "ci_high": -0.01, "p_holm": 0.2}) == "no detectable difference"
+
+
+def test_interval_verdict_wording() -> None:
+    mde = {"race": {"dpd": 0.31, "eod": 0.42}, "gender": {"dpd": float("nan"), "eod": float("nan")}}
+    text = comparison_verdict(_comparisons(), accuracy_margin=0.05, mde=mde)
+    assert text.startswith(
+        "Detectably fairer than FFT on test while keeping accuracy within 0.05: merge (race EOD)."
+    )
+    assert "race EOD lower than FFT (95% CI of the difference [-0.300, -0.100], p (primary) = 0.002)" in text
+    assert "race DPD: no detectable difference from FFT" in text
+    assert "this test split cannot detect a ΔDPD smaller than 0.31" in text
+    assert "race EOD higher than FFT" in text and "gender EOD undefined" in text
+    assert "a loss larger than δ = 0.05 is not ruled out" in text and "within δ = 0.05" in text
+    assert "2 lower, 1 higher, 2 with no detectable difference, 1 undefined" in text
+    # Never a headline point estimate: the deltas themselves do not appear.
+    assert "-0.200" not in text and "0.150" not in text
+
+
+def test_no_model_detectably_fairer() -> None:
+    frame = _comparisons()
+    frame = frame[frame["model"] == "inject:worst"]
+    text = comparison_verdict(frame, accuracy_margin=0.05, mde={"race": {"eod": 0.4}})
+    assert text.startswith("No model is detectably fairer than FFT")

@@ -96,14 +96,17 @@ def bootstrap_interval(
     estimate: np.ndarray,
     confidence: float = 0.95,
     *,
-    method: Interval = "bca",
+    method: Interval = "basic",
     jackknife: np.ndarray | None = None,
+    support: tuple[float, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Interval of each column of ``samples`` (resamples × statistics) around ``estimate``.
 
     ``jackknife`` (leave-one-out values, examples × statistics) gives BCa its acceleration; it is
-    required for ``bca`` only. NaN resamples are ignored, as in :func:`percentile_interval`; a
-    statistic whose estimate is NaN gets a NaN interval.
+    required for ``bca`` only. ``support`` clips the interval to the statistic's range (rates and
+    gaps lie in [0, 1]; the ``basic`` reflection can leave it, and clipping to a range the truth
+    lies in never lowers coverage). NaN resamples are ignored, as in :func:`percentile_interval`;
+    a statistic whose estimate is NaN gets a NaN interval.
     """
     _check_confidence(confidence)
     if method not in INTERVALS:
@@ -127,6 +130,8 @@ def bootstrap_interval(
             with np.errstate(divide="ignore", invalid="ignore"):
                 levels.append(ndtr(z0 + (z0 + z) / (1.0 - accel * (z0 + z))))
         low, high = _quantiles(samples, levels[0]), _quantiles(samples, levels[1])
+    if support is not None:
+        low, high = np.clip(low, *support), np.clip(high, *support)
     undefined = np.isnan(estimate)
     return np.where(undefined, np.nan, low), np.where(undefined, np.nan, high)
 

@@ -1,10 +1,22 @@
-"""A short written verdict, generated from the numbers (never hand-written into the report)."""
+"""A short written verdict, generated from the numbers (never hand-written into the report).
+
+:func:`comparison_verdict` is built from intervals: every method-vs-reference comparison (from
+:func:`fairmerge.fairness.comparison_table`) has one of three outcomes — lower than the reference
+(the Holm-corrected test rejects and the interval lies below 0), higher (it lies above 0), or no
+detectable difference (reported with its interval and the test split's minimum detectable
+difference) — or is undefined. It never headlines a point estimate.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
+
+import pandas as pd
+
+Outcome = Literal["lower", "higher", "no detectable difference", "undefined"]
+_NAMES = {"accuracy": "accuracy", "dpd": "DPD", "eod": "EOD"}
 
 
 def _fmt(value: float) -> str:
@@ -59,3 +71,123 @@ def strategy_verdict(
         f"Within {accuracy_margin:.2f} of FFT's test accuracy with a lower EOD: {', '.join(winners)}. "
         + " ".join(lines)
     )
+
+
+def classify(row: Mapping[Any, Any], *, alpha: float = 0.05) -> Outcome:
+    """Outcome of one comparison row (``delta, ci_low, ci_high, p_holm``) at family-wise level ``alpha``."""
+    values = [row.get(k) for k in ("ci_low", "ci_high", "p_holm")]
+    if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in values):
+        return "undefined"
+    low, high, p = (float(v) for v in values)  # type: ignore[arg-type]
+    if p < alpha and high < 0:
+        return "lower"
+    if p < alpha and low > 0:
+        return "higher"
+    return "no detectable difference"
+
+
+def verdict_table(comparisons: pd.DataFrame, *, alpha: float = 0.05) -> pd.DataFrame:
+    """``comparisons`` with an ``outcome`` column (see :func:`classify`)."""
+    frame = comparisons.copy()
+    frame["outcome"] = [classify(row, alpha=alpha) for row in frame.to_dict(orient="records")]
+    return frame
+
+
+def comparison_verdict(
+    comparisons: pd.DataFrame,
+    *,
+    accuracy_margin: float,
+    mde: Mapping[str, Mapping[str, float]],
+    reference: str = "FFT",
+    alpha: float = 0.05,
+    confidence: float = 0.95,
+) -> str:
+    """The written verdict: a headline of which models are detectably fairer, then every comparison.
+
+    ``comparisons``: rows of :func:`fairmerge.fairness.comparison_table` (``model, attribute, metric,
+    ci_low, ci_high, p_value, p_holm, primary``). ``accuracy_margin`` is the δ the selection rule used:
+    a model keeps accuracy when the lower end of its Δaccuracy interval is at least −δ. ``mde`` maps
+    an attribute to ``{"dpd": ..., "eod": ...}`` (:func:`fairmerge.fairness.minimum_detectable_difference`).
+    """
+    table = verdict_table(comparisons, alpha=alpha)
+    level = f"{confidence:.0%}"
+    fairer: list[str] = []
+    sentences: list[str] = []
+    for model, rows in table.groupby("model", sort=False):
+        parts = []
+        keeps = _keeps_accuracy(rows, accuracy_margin)
+        for row in rows.to_dict(orient="records"):
+            parts.append(_sentence(row, reference, level, mde, accuracy_margin))
+            if row["metric"] != "accuracy" and row["outcome"] == "lower" and keeps:
+                fairer.append(f"{model} ({row['attribute']} {_NAMES[row['metric']]})")
+        sentences.append(f"{model} vs {reference}: " + "; ".join(parts) + ".")
+    counts = table["outcome"].value_counts()
+    primary = table[table["primary"].astype(bool)] if "primary" in table else table.iloc[:0]
+    head = (
+        f"Detectably fairer than {reference} on test while keeping accuracy within {accuracy_margin:.2f}: "
+        + ", ".join(fairer)
+        + "."
+        if fairer
+        else f"No model is detectably fairer than {reference} on test while keeping accuracy within "
+        f"{accuracy_margin:.2f}."
+    )
+    tally = (
+        f" Of {len(table)} comparisons (Holm-corrected at α = {alpha:g}"
+        + (
+            f"; primary: {primary.iloc[0]['model']} {primary.iloc[0]['attribute']} "
+            f"{_NAMES.get(str(primary.iloc[0]['metric']), primary.iloc[0]['metric'])}, not adjusted"
+            if len(primary)
+            else ""
+        )
+        + f"): {int(counts.get('lower', 0))} lower, {int(counts.get('higher', 0))} higher, "
+        f"{int(counts.get('no detectable difference', 0))} with no detectable difference, "
+        f"{int(counts.get('undefined', 0))} undefined."
+    )
+    return head + tally + " " + " ".join(sentences)
+
+
+def _keeps_accuracy(rows: pd.DataFrame, margin: float) -> bool:
+    accuracy = rows[rows["metric"] == "accuracy"]
+    if accuracy.empty or pd.isna(accuracy["ci_low"].iloc[0]):
+        return False
+    return bool(float(accuracy["ci_low"].iloc[0]) >= -margin)
+
+
+def _sentence(
+    row: Mapping[Any, Any],
+    reference: str,
+    level: str,
+    mde: Mapping[str, Mapping[str, float]],
+    margin: float,
+) -> str:
+    metric = str(row["metric"])
+    name = (
+        _NAMES.get(metric, metric)
+        if metric == "accuracy"
+        else f"{row['attribute']} {_NAMES.get(metric, metric)}"
+    )
+    outcome = row["outcome"]
+    if outcome == "undefined":
+        return f"{name} undefined (too few qualifying groups or posts; no test)"
+    p_name = "p (primary)" if bool(row.get("primary")) else "Holm p"
+    interval = (
+        f"{level} CI of the difference [{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}], "
+        f"{p_name} = {_fmt(row['p_holm'])}"
+    )
+    if outcome == "lower":
+        text = f"{name} lower than {reference} ({interval})"
+    elif outcome == "higher":
+        text = f"{name} higher than {reference} ({interval})"
+    else:
+        text = f"{name}: no detectable difference from {reference} ({interval}"
+        smallest = mde.get(str(row["attribute"]), {}).get(metric) if metric != "accuracy" else None
+        if smallest is not None and not math.isnan(smallest):
+            text += f"; this test split cannot detect a Δ{_NAMES[metric]} smaller than {smallest:.2f}"
+        text += ")"
+    if metric == "accuracy" and not pd.isna(row["ci_low"]):
+        text += (
+            f", within δ = {margin:.2f}"
+            if float(row["ci_low"]) >= -margin
+            else f", a loss larger than δ = {margin:.2f} is not ruled out"
+        )
+    return text

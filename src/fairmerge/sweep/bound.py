@@ -2,17 +2,22 @@
 
 If group g's selection rate s_g is L_g-Lipschitz along the unit direction τ/‖τ‖, then
 |s_g(λ) − s_g(λ₀)| ≤ L_g·|λ − λ₀|·‖τ‖ and DPD(λ) ≤ DPD(λ₀) + (L_(1) + L_(2))·|λ − λ₀|·‖τ‖ with
-L_(1) ≥ L_(2) the two largest constants. L_g is *estimated* by finite differences over the
-evaluated λ grid, so on that grid the bound holds by construction (triangle inequality along the
-grid); at λ values not used for the estimate (e.g. refinement midpoints) it is a falsifiable check,
-not a guarantee: selection rates are step functions of the weights.
+L_(1) ≥ L_(2) the two largest constants. L_g is *estimated* by finite differences over the base
+λ grid only; on that grid the bound holds by construction (triangle inequality along the grid),
+so it is checked only at held-out λ (refinement points, or every other grid point when there are
+none), where it can fail: selection rates are step functions of the weights. A bound above 1 is
+vacuous (DPD ≤ 1 always) and marked so.
+
+``pergroup_bound_table`` checks the per-group form (Proposition 1 of the study),
+DPD(θ(λ)) ≤ DPD(reference) + 2·L·Σ_g |λ_g − λ_ref|·‖τ_g‖, on the per-group search's trials, with
+L estimated on the uniform path: every trial is a held-out check.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -33,7 +38,23 @@ BOUND_COLUMNS = [
     "distance",
     "anchor_lambda",
     "in_estimation",
+    "held_out",
     "holds",
+    "vacuous",
+    "method",
+]
+PERGROUP_BOUND_COLUMNS = [
+    "trial",
+    "attribute",
+    "observed_dpd",
+    "bound",
+    "lipschitz",
+    "distance",
+    "reference_lambda",
+    "reference_dpd",
+    "held_out",
+    "holds",
+    "vacuous",
     "method",
 ]
 _TOLERANCE = 1e-12  # float noise when the bound is tight by construction
@@ -70,9 +91,12 @@ def dpd_bound_table(
     column — the per-group selection rates give one constant per group (``method='groups'``) — or
     a points table with ``<attribute>_dpd`` (one constant for DPD itself, ``method='dpd'``).
     ``tau_norm`` is ‖Σ τ‖ (the direction of the path). ``anchor`` is λ₀ (0: the unedited model)
-    and must have been evaluated; ``estimate_on`` restricts the λ used to estimate the constants
-    (default: all), the others are held-out checks (``in_estimation`` False). ``min_group_size``
-    must match the one the metrics were computed with: only groups that enter the DPD count.
+    and must have been evaluated. ``estimate_on`` is the base λ grid the constants are estimated on
+    (pass the sweep's grid; the refinement points are then held out); without it every other
+    evaluated λ (from the anchor's side) is held out. ``holds`` is set only at held-out λ
+    (``held_out`` True) — on the estimation grid it would hold by construction — and ``vacuous``
+    marks bounds above 1. ``min_group_size`` must match the one the metrics were computed with:
+    only groups that enter the DPD count.
     """
     _check_norm(tau_norm)
     if "lambda" not in points_or_tidy.columns:
@@ -93,7 +117,7 @@ def dpd_bound_table(
     if not np.isclose(lambdas, anchor).any():
         raise DataError(f"anchor λ={anchor:g} was not evaluated; evaluated λ: {sorted(lambdas.tolist())}")
     anchor_value = float(observed.iloc[int(np.argmin(np.abs(lambdas - anchor)))])
-    grid = _estimation_grid(lambdas, estimate_on)
+    grid = _estimation_grid(lambdas, _base_grid(lambdas, anchor) if estimate_on is None else estimate_on)
     if not np.isclose(grid, anchor).any():
         raise ConfigError(f"estimate_on must include the anchor λ={anchor:g}")
 
@@ -121,10 +145,100 @@ def dpd_bound_table(
             "in_estimation": np.isin(lambdas, grid),
         }
     )
+    table["held_out"] = ~table["in_estimation"]
     holds = (table["observed_dpd"] <= table["bound"] + _TOLERANCE).astype("boolean")
-    table["holds"] = holds.mask(table["observed_dpd"].isna() | table["bound"].isna())
+    table["holds"] = holds.mask(table["observed_dpd"].isna() | table["bound"].isna() | table["in_estimation"])
+    table["vacuous"] = (table["bound"] > 1.0).astype("boolean").mask(table["bound"].isna())
     table["method"] = method
     return table[BOUND_COLUMNS].sort_values("lambda", ignore_index=True)
+
+
+def pergroup_bound_table(
+    trials: pd.DataFrame,
+    tau_norms: Mapping[str, float],
+    attribute: str,
+    *,
+    lipschitz: float,
+    reference_dpd: float,
+    reference_lambda: float = 0.0,
+) -> pd.DataFrame:
+    """Proposition 1 on per-group coefficient trials: DPD ≤ DPD(ref) + 2·L·Σ_g |λ_g − λ_ref|·‖τ_g‖.
+
+    ``trials``: the per-group search's trials (``lambda_<name>`` per vector and ``<attribute>_dpd``,
+    as :func:`fairmerge.sweep.search_group_coefficients` returns them). ``tau_norms`` maps each
+    vector name to ‖τ_g‖. ``lipschitz`` is L, the largest per-group selection-rate constant
+    estimated on the uniform merge path's base grid (``lipschitz_max`` of :func:`dpd_bound_table`),
+    and ``reference_dpd`` the DPD at the uniform point λ_g = ``reference_lambda`` (0: the base
+    model). No trial enters the estimate of L, so every row is a held-out check.
+
+    By the triangle inequality Σ_g |Δλ_g|·‖τ_g‖ ≥ ‖Σ_g Δλ_g τ_g‖, so under (A) with one constant L
+    for every direction in the span of the vectors the bound follows as in docs/bound.md; L is
+    only measured along the uniform direction, which is what the check tests.
+    """
+    column = f"{attribute}_dpd"
+    if column not in trials.columns:
+        raise DataError(f"trials have no column {column!r}")
+    names = [c.removeprefix("lambda_") for c in trials.columns if c.startswith("lambda_")]
+    if not names:
+        raise DataError("trials have no lambda_<vector> columns")
+    missing = sorted(set(names) - set(tau_norms))
+    if missing:
+        raise DataError(f"no ‖τ‖ given for vectors {missing}")
+    for name in names:
+        _check_norm(float(tau_norms[name]))
+    coefficients = trials[[f"lambda_{n}" for n in names]].to_numpy(dtype=float)
+    norms = np.array([float(tau_norms[n]) for n in names])
+    distance = (np.abs(coefficients - reference_lambda) * norms).sum(axis=1)
+    observed = trials[column].to_numpy(dtype=float)
+    bound = reference_dpd + 2.0 * lipschitz * distance
+    table = pd.DataFrame(
+        {
+            "trial": trials["trial"].to_numpy() if "trial" in trials.columns else np.arange(len(trials)),
+            "attribute": attribute,
+            "observed_dpd": observed,
+            "bound": bound,
+            "lipschitz": lipschitz,
+            "distance": distance,
+            "reference_lambda": reference_lambda,
+            "reference_dpd": reference_dpd,
+            "held_out": True,
+        }
+    )
+    undefined = np.isnan(observed) | np.isnan(bound)
+    table["holds"] = pd.array(observed <= bound + _TOLERANCE, dtype="boolean")
+    table["holds"] = table["holds"].mask(undefined)
+    table["vacuous"] = pd.array(bound > 1.0, dtype="boolean")
+    table["vacuous"] = table["vacuous"].mask(np.isnan(bound))
+    table["method"] = "proposition1"
+    return table[PERGROUP_BOUND_COLUMNS]
+
+
+def bound_checks(table: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """Per attribute: held-out checks made, how many hold, and how many bounds are vacuous (> 1)."""
+    out: dict[str, dict[str, int]] = {}
+    for attribute, part in table.groupby("attribute", sort=False):
+        held = part[part["held_out"].astype(bool)]
+        checked = held["holds"].dropna().astype(bool)
+        out[str(attribute)] = {
+            "held_out": len(held),
+            "checked": len(checked),
+            "holds": int(checked.sum()),
+            "vacuous": int(part["vacuous"].fillna(False).astype(bool).sum()),
+        }
+    return out
+
+
+def _base_grid(lambdas: np.ndarray, anchor: float) -> np.ndarray:
+    """Every other evaluated λ counted from the anchor (the anchor included): the rest is held out.
+
+    With fewer than three evaluated λ nothing can be held out, and every λ is used.
+    """
+    ordered = np.unique(lambdas)
+    if ordered.size < 3:
+        return ordered
+    start = int(np.argmin(np.abs(ordered - anchor)))
+    keep = (np.arange(ordered.size) - start) % 2 == 0
+    return ordered[keep]
 
 
 def _group_curves(tidy: pd.DataFrame, attribute: str, min_group_size: int) -> tuple[pd.DataFrame, pd.Series]:

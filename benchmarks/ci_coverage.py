@@ -1,0 +1,315 @@
+"""Measured coverage of the nominal 95 % intervals of accuracy, DPD and EOD at HateXplain's sizes.
+
+Simulates classifiers whose per-group rates are known, at the default test split's race group
+sizes and class balance (read from the data: ``FAIRMERGE_DATA_DIR``, default /work/shared/data),
+and counts how often each interval method covers the true value. Two families of scenarios, each
+with true gaps 0, 0.1 and 0.3:
+
+- ``eod``: every group has TPR 0.70 and FPR 0.15 except African, whose TPR is lowered and FPR
+  raised by the gap (so TPR gap = FPR gap = EOD = gap; DPD follows from the class balance);
+- ``dpd``: predictions ignore the label, every group selects 35 % of its posts except African,
+  which selects 35 % + gap (DPD = EOD = gap).
+
+Each replicate draws every group's labels (Bernoulli at the group's real positive rate) and
+predictions anew, so the truth is the population value over the groups that qualify. Intervals
+come from the same bootstrap draw ``group_metrics`` makes (checked against it on the first
+replicate), with 1,000 resamples. Also prints the mean estimated EOD at a true EOD of 0 for
+several ``min_positives`` / ``min_negatives`` (point estimates only). Runs on 2 processes.
+LAST line: one JSON object; ``coverage_dpd`` / ``coverage_eod`` are the default method's minimum
+coverage over every scenario whose true DPD / EOD is > 0, ``coverage_accuracy`` its minimum over
+the scenarios with a true gap > 0, and ``mean_bias_eod_at_zero`` the mean estimated EOD at a true
+EOD of 0 (default thresholds).
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import json  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from concurrent.futures import ProcessPoolExecutor  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from fairmerge.data import load_dataset  # noqa: E402
+from fairmerge.fairness import group_metrics  # noqa: E402
+from fairmerge.fairness.bootstrap import INTERVALS, bootstrap_interval, bootstrap_sums  # noqa: E402
+from fairmerge.fairness.metrics import (  # noqa: E402
+    DEFAULT_INTERVAL,
+    MIN_GROUP_SIZE,
+    MIN_NEGATIVES,
+    MIN_POSITIVES,
+    Thresholds,
+    _attribute_metrics,
+    _design,
+    _jackknife,
+    _Layout,
+    _rates,
+)
+
+REPLICATES, RESAMPLES, GAPS, CONFIDENCE = 120, 1000, (0.0, 0.1, 0.3), 0.95
+TPR, FPR, SELECTION, SHIFTED = 0.70, 0.15, 0.35, "African"
+METRICS = ("accuracy", "dpd", "eod", "tpr_gap", "fpr_gap", "worst_group_accuracy")
+
+
+@dataclass(frozen=True)
+class Population:
+    groups: list[str]
+    sizes: np.ndarray  # posts per group; the last entry is the posts that target no race group
+    positive_rate: np.ndarray
+
+
+def population() -> Population:
+    split = load_dataset("hatexplain", os.environ.get("FAIRMERGE_DATA_DIR", "/work/shared/data"))["test"]
+    membership = split.membership("race")
+    groups = [str(g) for g in membership.columns]
+    mask = membership.to_numpy()
+    sizes = [int(mask[:, j].sum()) for j in range(len(groups))]
+    rates = [float(split.labels[mask[:, j]].mean()) for j in range(len(groups))]
+    rest = ~mask.any(axis=1)
+    return Population(
+        groups, np.array([*sizes, int(rest.sum())]), np.array([*rates, float(split.labels[rest].mean())])
+    )
+
+
+def rates_for(pop: Population, scenario: str, gap: float) -> tuple[np.ndarray, np.ndarray]:
+    """P(ŷ = 1 | y = 1) and P(ŷ = 1 | y = 0) per group (last: no race group)."""
+    k = len(pop.sizes)
+    shifted = pop.groups.index(SHIFTED)
+    if scenario == "eod":
+        tpr, fpr = np.full(k, TPR), np.full(k, FPR)
+        tpr[shifted] -= gap
+        fpr[shifted] += gap
+    else:
+        tpr = fpr = np.full(k, SELECTION)
+        tpr = fpr = np.where(np.arange(k) == shifted, SELECTION + gap, SELECTION)
+    return tpr, fpr
+
+
+def truth(pop: Population, tpr: np.ndarray, fpr: np.ndarray, thresholds: Thresholds) -> dict[str, float]:
+    """Population values over the groups that qualify at the expected counts."""
+    pi = pop.positive_rate
+    selection = pi * tpr + (1 - pi) * fpr
+    accuracy = pi * tpr + (1 - pi) * (1 - fpr)
+    g = slice(0, len(pop.groups))
+    positives, negatives = pop.sizes * pi, pop.sizes * (1 - pi)
+    sized = pop.sizes[g] >= thresholds.min_group_size
+    with_pos = np.round(positives[g]) >= thresholds.min_positives
+    with_neg = np.round(negatives[g]) >= thresholds.min_negatives
+
+    def spread(values: np.ndarray, keep: np.ndarray) -> float:
+        return float(values[g][keep].max() - values[g][keep].min()) if keep.sum() >= 2 else float("nan")
+
+    tpr_gap, fpr_gap = spread(tpr, with_pos), spread(fpr, with_neg)
+    return {
+        "accuracy": float((accuracy * pop.sizes).sum() / pop.sizes.sum()),
+        "dpd": spread(selection, sized),
+        "tpr_gap": tpr_gap,
+        "fpr_gap": fpr_gap,
+        "eod": max(tpr_gap, fpr_gap),
+        "worst_group_accuracy": float(accuracy[g][sized].min()),
+    }
+
+
+def draw(
+    pop: Population, tpr: np.ndarray, fpr: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    group = np.repeat(np.arange(len(pop.sizes)), pop.sizes)
+    labels = (rng.random(group.size) < pop.positive_rate[group]).astype(np.int64)
+    p = np.where(labels == 1, tpr[group], fpr[group])
+    predictions = (rng.random(group.size) < p).astype(np.int64)
+    members = (group[:, None] == np.arange(len(pop.groups))[None, :]).astype(np.int64)
+    return labels, predictions, members
+
+
+def intervals(
+    labels: np.ndarray, predictions: np.ndarray, members: np.ndarray, thresholds: Thresholds, seed: int
+) -> dict[str, dict[str, tuple[float, float, float]]]:
+    """Per method and metric: (estimate, low, high), from one bootstrap draw like group_metrics'."""
+    stacked = np.concatenate([np.ones((labels.size, 1), dtype=np.int64), members], axis=1)
+    layout = _Layout(
+        [("all", "all"), *(("race", str(j)) for j in range(members.shape[1]))],
+        {"race": slice(1, stacked.shape[1])},
+    )
+    design = _design(labels, predictions, stacked)
+    columns = stacked.shape[1]
+    counts = design.sum(axis=0).reshape(4, columns)
+    qualifies = thresholds.qualifying(counts)
+    point_rates = _rates(counts)
+    point = {**{k[1]: v for k, v in _attribute_metrics(point_rates, qualifies, layout).items()}}
+    point["accuracy"] = point_rates["accuracy"][0]
+    boot_counts = bootstrap_sums(design, n_resamples=RESAMPLES, seed=seed).reshape(RESAMPLES, 4, columns)
+    boot_rates = _rates(np.moveaxis(boot_counts, 1, 0))
+    boot = {k[1]: v for k, v in _attribute_metrics(boot_rates, qualifies, layout).items()}
+    boot["accuracy"] = boot_rates["accuracy"][:, 0]
+    jack_rates, jack_attr = _jackknife(design, counts, qualifies, layout)
+    jack = {k[1]: v for k, v in jack_attr.items()}
+    jack["accuracy"] = jack_rates["accuracy"][:, 0]
+    out: dict[str, dict[str, tuple[float, float, float]]] = {}
+    for method in INTERVALS:
+        out[method] = {}
+        for metric in METRICS:
+            low, high = bootstrap_interval(
+                boot[metric][:, None],
+                point[metric],
+                CONFIDENCE,
+                method=method,
+                jackknife=jack[metric][:, None],
+                support=(0.0, 1.0),
+            )
+            out[method][metric] = (float(point[metric]), float(low[0]), float(high[0]))
+    return out
+
+
+def run_scenario(args: tuple[Population, str, float, Thresholds, int]) -> dict[str, object]:
+    pop, scenario, gap, thresholds, replicates = args
+    tpr, fpr = rates_for(pop, scenario, gap)
+    true = truth(pop, tpr, fpr, thresholds)
+    rng = np.random.default_rng([int(gap * 1000), len(scenario), thresholds.min_positives])
+    covered = {m: {k: 0 for k in METRICS} for m in INTERVALS}
+    defined = {k: 0 for k in METRICS}
+    estimates: dict[str, list[float]] = {k: [] for k in METRICS}
+    for r in range(replicates):
+        labels, predictions, members = draw(pop, tpr, fpr, rng)
+        result = intervals(labels, predictions, members, thresholds, seed=r)
+        if r == 0:  # the benchmark's path is group_metrics' path
+            check_against_group_metrics(labels, predictions, members, thresholds, result, seed=r)
+        for metric in METRICS:
+            estimate = result["percentile"][metric][0]
+            if np.isnan(estimate):
+                continue
+            defined[metric] += 1
+            estimates[metric].append(estimate)
+            for method in INTERVALS:
+                _, low, high = result[method][metric]
+                covered[method][metric] += int(low - 1e-12 <= true[metric] <= high + 1e-12)
+    return {
+        "scenario": scenario,
+        "gap": gap,
+        "truth": true,
+        "coverage": {
+            m: {k: covered[m][k] / defined[k] if defined[k] else float("nan") for k in METRICS}
+            for m in INTERVALS
+        },
+        "bias": {
+            k: float(np.mean(estimates[k]) - true[k]) if estimates[k] else float("nan") for k in METRICS
+        },
+    }
+
+
+def check_against_group_metrics(
+    labels: np.ndarray,
+    predictions: np.ndarray,
+    members: np.ndarray,
+    thresholds: Thresholds,
+    result: dict[str, dict[str, tuple[float, float, float]]],
+    seed: int,
+) -> None:
+    membership = {
+        "race": pd.DataFrame(members.astype(bool), columns=[str(j) for j in range(members.shape[1])])
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        frame = group_metrics(
+            labels,
+            predictions,
+            membership,
+            min_group_size=thresholds.min_group_size,
+            min_positives=thresholds.min_positives,
+            min_negatives=thresholds.min_negatives,
+            n_resamples=RESAMPLES,
+            seed=seed,
+        )
+    row = frame[(frame.attribute == "race") & (frame.group == "all") & (frame.metric == "eod")].iloc[0]
+    mine = result[DEFAULT_INTERVAL]["eod"]
+    if not np.allclose([row.value, row.ci_low, row.ci_high], mine, equal_nan=True):
+        raise AssertionError(f"benchmark path differs from group_metrics: {mine} vs {row.tolist()}")
+
+
+def bias_at_zero(pop: Population, minimum: int, replicates: int = 1000) -> float:
+    """Mean estimated EOD when every group has the same TPR and FPR (true EOD 0)."""
+    thresholds = Thresholds(MIN_GROUP_SIZE, minimum, minimum)
+    tpr, fpr = rates_for(pop, "eod", 0.0)
+    rng = np.random.default_rng(minimum)
+    values = []
+    for _ in range(replicates):
+        labels, predictions, members = draw(pop, tpr, fpr, rng)
+        stacked = np.concatenate([np.ones((labels.size, 1), dtype=np.int64), members], axis=1)
+        layout = _Layout(
+            [("all", "all"), *(("race", str(j)) for j in range(members.shape[1]))],
+            {"race": slice(1, stacked.shape[1])},
+        )
+        counts = _design(labels, predictions, stacked).sum(axis=0).reshape(4, -1)
+        values.append(
+            float(_attribute_metrics(_rates(counts), thresholds.qualifying(counts), layout)["race", "eod"])
+        )
+    return float(np.nanmean(values))
+
+
+def main() -> None:
+    start = time.perf_counter()
+    pop = population()
+    defaults = Thresholds(MIN_GROUP_SIZE, MIN_POSITIVES, MIN_NEGATIVES)
+    print("race groups of the HateXplain test split (posts, positive rate):")
+    for name, n, pi in zip(pop.groups, pop.sizes, pop.positive_rate, strict=False):
+        print(f"  {name:10s} {n:4d}  {pi:.2f}")
+    print(f"  (no race)  {pop.sizes[-1]:4d}  {pop.positive_rate[-1]:.2f}")
+    print(
+        f"thresholds: min_group_size {defaults.min_group_size}, min_positives {defaults.min_positives}, "
+        f"min_negatives {defaults.min_negatives}; {REPLICATES} replicates, {RESAMPLES} resamples"
+    )
+    jobs = [(pop, s, g, defaults, REPLICATES) for s in ("eod", "dpd") for g in GAPS]
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(run_scenario, jobs))
+        minima = (1, 5, 10, 20, 30)
+        biases = dict(zip(minima, pool.map(bias_at_zero, [pop] * len(minima), minima), strict=True))
+    for result in results:
+        truth_text = ", ".join(f"{k} {v:.3f}" for k, v in result["truth"].items())  # type: ignore[union-attr]
+        print(f"\nscenario {result['scenario']}, gap {result['gap']}: truth {truth_text}")
+        print("  coverage of nominal 95% " + " ".join(f"{m:>22s}" for m in METRICS))
+        for method in INTERVALS:
+            cov = result["coverage"][method]  # type: ignore[index]
+            print(f"  {method:24s}" + " ".join(f"{cov[m]:22.3f}" for m in METRICS))
+        bias = result["bias"]
+        print("  mean bias of the estimate " + " ".join(f"{bias[m]:+20.3f}" for m in METRICS))  # type: ignore[index]
+    print("\nmean estimated EOD at a true EOD of 0, by min_positives = min_negatives:")
+    for minimum, value in biases.items():
+        print(f"  {minimum:3d}: {value:.3f}")
+
+    def coverage(metric: str) -> float:
+        """Minimum coverage over the scenarios with a true gap > 0 (for accuracy: of the scenario)."""
+        values = [
+            r["coverage"][DEFAULT_INTERVAL][metric]  # type: ignore[index]
+            for r in results
+            if (r["truth"][metric if metric != "accuracy" else r["scenario"]] > 0)  # type: ignore[index]
+        ]
+        return round(float(min(values)), 3)
+
+    zero = next(r for r in results if r["scenario"] == "eod" and r["gap"] == 0.0)
+    elapsed = time.perf_counter() - start
+    print(f"\n{elapsed:.1f} s")
+    print(
+        json.dumps(
+            {
+                "bench": "ci_coverage",
+                "interval": DEFAULT_INTERVAL,
+                "replicates": REPLICATES,
+                "resamples": RESAMPLES,
+                "coverage_dpd": coverage("dpd"),
+                "coverage_eod": coverage("eod"),
+                "coverage_accuracy": coverage("accuracy"),
+                "mean_bias_eod_at_zero": round(float(zero["bias"]["eod"]), 3),  # type: ignore[index]
+                "seconds": round(elapsed, 1),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""The permutation noise floor: uniform p-values without an effect, the floor is its null's quantile."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from fairmerge.errors import ConfigError
+from fairmerge.fairness import group_metrics
+from fairmerge.fairness.noise import noise_floor
+
+
+def _data(rng: np.random.Generator, n: int = 300, effect: float = 0.0) -> tuple[np.ndarray, np.ndarray, dict]:
+    group = rng.integers(0, 3, n)
+    labels = rng.integers(0, 2, n)
+    rate = np.where(labels == 1, 0.7, 0.2) + effect * (group == 0)
+    predictions = (rng.random(n) < rate).astype(int)
+    return labels, predictions, {"a": pd.DataFrame({f"g{k}": group == k for k in range(3)})}
+
+
+def _value(frame: pd.DataFrame, metric: str) -> float:
+    return float(frame.loc[frame["metric"] == metric, "value"].iloc[0])
+
+
+def test_no_effect_gives_roughly_uniform_p_values() -> None:
+    rng = np.random.default_rng(0)
+    p = {"dpd": [], "eod": []}
+    for i in range(150):
+        labels, predictions, membership = _data(rng)
+        frame = noise_floor(labels, predictions, membership, n_permutations=99, seed=i, min_group_size=20)
+        for gap in p:
+            p[gap].append(_value(frame, f"{gap}_perm_p"))
+    for gap, values in p.items():
+        values = np.asarray(values)
+        assert 0.01 <= np.mean(values <= 0.05) <= 0.11, gap
+        assert 0.4 <= np.mean(values <= 0.5) <= 0.6, gap
+        assert stats.kstest(values, "uniform").pvalue > 0.001, gap
+
+
+def test_floor_is_the_quantile_of_the_permutation_null() -> None:
+    rng = np.random.default_rng(1)
+    labels, predictions, membership = _data(rng, n=200)
+    b = 60
+    frame = noise_floor(labels, predictions, membership, n_permutations=b, seed=3, min_group_size=20)
+    # The same permutations by hand: shuffle whole membership rows, recompute the gap with group_metrics.
+    cell = (1 - labels) + 2 * (1 - predictions)
+    shuffled = np.random.default_rng(3).permuted(np.broadcast_to(cell, (b, labels.size)), axis=1)
+    null = {"dpd": [], "eod": []}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for row in shuffled:
+            y, p = (row % 2 == 0).astype(int), (row < 2).astype(int)
+            gaps = group_metrics(y, p, membership, min_group_size=20, n_resamples=0)
+            for gap in null:
+                null[gap].append(float(gaps.loc[gaps["metric"] == gap, "value"].iloc[0]))
+        observed = group_metrics(labels, predictions, membership, min_group_size=20, n_resamples=0)
+    for gap, values in null.items():
+        assert _value(frame, f"{gap}_noise_floor") == pytest.approx(np.quantile(values, 0.95), abs=1e-12)
+        value = float(observed.loc[observed["metric"] == gap, "value"].iloc[0])
+        expected_p = (1 + np.sum(np.asarray(values) >= value - 1e-12)) / (1 + b)
+        assert _value(frame, f"{gap}_perm_p") == pytest.approx(expected_p)
+
+
+def test_a_real_effect_sits_above_the_floor() -> None:
+    labels, predictions, membership = _data(np.random.default_rng(2), n=600, effect=0.25)
+    frame = noise_floor(labels, predictions, membership, n_permutations=200, min_group_size=20)
+    gaps = group_metrics(labels, predictions, membership, min_group_size=20, n_resamples=0)
+    assert float(gaps.loc[gaps["metric"] == "dpd", "value"].iloc[0]) > _value(frame, "dpd_noise_floor")
+    assert _value(frame, "dpd_perm_p") < 0.01 and _value(frame, "eod_perm_p") < 0.01
+    assert list(frame.columns) == ["attribute", "group", "metric", "value", "ci_low", "ci_high"]
+
+
+def test_undefined_gap_has_nan_floor_and_p() -> None:
+    labels = np.array([0, 1] * 50)
+    predictions = labels.copy()
+    membership = {"a": pd.DataFrame({"big": np.arange(100) < 90, "small": np.arange(100) >= 90})}
+    frame = noise_floor(labels, predictions, membership, n_permutations=20)
+    assert frame["value"].isna().all()
+    with pytest.raises(ConfigError):
+        noise_floor(labels, predictions, membership, n_permutations=0)
