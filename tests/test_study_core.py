@@ -120,3 +120,20 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path: Path, data_dir: Pa
     second = CliRunner().invoke(app, args)
     assert second.exit_code == 0 and "12 to train, 1 cached" in second.output
     assert not out.exists() and os.listdir(cache) == ["training"]
+
+
+def test_a_log_gets_the_whole_table_and_labels_verbatim() -> None:
+    import io
+
+    from rich.console import Console
+
+    from fairmerge.study.printing import print_headline
+
+    buffer = io.StringIO()
+    row = {"model": "merge[targeted+background]@calibrated", "lambda": 0.6, "accuracy": 0.612345}
+    row |= {"worst_group_accuracy": float("nan"), "race_dpd": 0.25, "race_eod": 0.5}
+    row |= {"gender_dpd": None, "gender_eod": 0.123456}
+    print_headline([row], load_config(None), {"total": 1.0}, "v", Path("out"), Console(file=buffer, width=80))
+    text = buffer.getvalue()
+    assert "merge[targeted+background]@calibrated" in text
+    assert "0.612" in text and "0.123" in text and "…" not in text

@@ -24,13 +24,13 @@ from fairmerge.report import plots
 from fairmerge.report.frames import attributes_of, group_sizes, validate_metrics
 from fairmerge.report.tables import (
     NA,
+    display_headline,
     fmt_lambda,
     fmt_number,
     fmt_plain,
     fmt_significant,
     gap_test_table,
     group_size_table,
-    headline_table,
     multi_seed_tables,
     records_table,
     strategy_table,
@@ -222,7 +222,7 @@ def _summary_section(summary: Mapping[str, Any]) -> str:
 
 
 def _headline_section(summary: Mapping[str, Any], metrics: pd.DataFrame, attributes: list[str]) -> str:
-    headline = _table(headline_table(summary, attributes))
+    headline = _table(display_headline(summary, attributes))
     sizes = group_size_table({split: group_sizes(metrics, split) for split in ("val", "test")})
     body = (
         "<p>Test split, evaluated once at the points selected on validation. "

@@ -228,7 +228,7 @@ def select_columns(
     return frame[[c for c in frame.columns if c in wanted]]
 
 
-def headline_table(summary: Mapping[str, Any], attributes: Sequence[str]) -> pd.DataFrame:
+def display_headline(summary: Mapping[str, Any], attributes: Sequence[str]) -> pd.DataFrame:
     """The headline test table: model, λ, accuracy, worst-group accuracy, DPD / EOD and the number of
     groups in the gaps per attribute. A model without a single λ shows its per-group λ from ``selected``."""
     rows = [dict(r) for r in summary.get("headline") or []]

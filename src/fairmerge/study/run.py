@@ -22,8 +22,6 @@ from typing import Any
 
 import pandas as pd
 from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from fairmerge.data import load_dataset
 from fairmerge.data.types import GroupedTextDataset
@@ -40,7 +38,8 @@ from fairmerge.study.outputs import (
     write_json,
     write_table,
 )
-from fairmerge.study.plan import StudyPlan, plan_study
+from fairmerge.study.plan import plan_study
+from fairmerge.study.printing import print_dataset, print_headline, print_plan
 from fairmerge.study.score_cache import ScoreCache
 from fairmerge.study.seed_run import SeedOutcome, run_seed
 from fairmerge.study.summary import StudySummary
@@ -55,28 +54,6 @@ def _check_attributes(config: StudyConfig, dataset: GroupedTextDataset) -> None:
         raise ConfigError(
             f"attributes {unknown} not in dataset {dataset.name!r}; it has {dataset.attributes}"
         )
-
-
-def _print_dataset(dataset: GroupedTextDataset, config: StudyConfig, console: Console) -> None:
-    summary = dataset.summary(config.evaluation.min_group_size)
-    table = Table(title=f"{dataset.name} ({dataset.label_scheme}): posts per split and group")
-    for column in ("split", "attribute", "group", "n", "positives", "rate", "note"):
-        table.add_column(column)
-    rows = summary[summary.attribute.isin(["all", *config.attributes])]
-    for row in rows.itertuples():
-        note = ("small " if row.small else "") + ("weak" if row.weak_groups else "")
-        table.add_row(
-            str(row.split),
-            str(row.attribute),
-            str(row.group),
-            str(row.n),
-            str(row.positives),
-            f"{row.positive_rate:.2f}",
-            note.strip(),
-        )
-    console.print(table)
-    for note in dataset.notes:
-        console.print(f"[dim]{note}[/dim]")
 
 
 def _score_cache_key(config: StudyConfig, dataset: GroupedTextDataset) -> str:
@@ -169,13 +146,13 @@ def run_study(
     study = load_config(config, fast=fast, overrides=overrides)
     seeds = list(seeds) if seeds else [study.seed]
     dataset = _load_dataset(study, data_dir)
-    _print_dataset(dataset, study, console)
+    print_dataset(dataset, study, console)
 
     cache_root = Path(cache_dir) if cache_dir else default_cache_dir()
     training_cache = TrainingCache(cache_root / "training", enabled=use_cache)
     if dry_run:
         plan = plan_study(study, dataset, seeds, training_cache)
-        _print_plan(plan, console)
+        print_plan(plan, console)
         return {"plan": asdict(plan), "config": study.to_dict()}
     score_cache = ScoreCache(cache_root / "scores" / _score_cache_key(study, dataset), enabled=use_cache)
     outcomes = []
@@ -240,7 +217,7 @@ def run_study(
             strategies=primary.strategies,
             provenance=summary["provenance"],
         )
-    _print_headline(headline, study, timings, verdict, Path(out_dir), console)
+    print_headline(headline, study, timings, verdict, Path(out_dir), console)
     return summary
 
 
@@ -253,47 +230,3 @@ def _load_dataset(config: StudyConfig, data_dir: str | Path | None) -> GroupedTe
         ) from exc
     _check_attributes(config, dataset)
     return dataset
-
-
-def _print_headline(
-    headline: list[dict[str, Any]],
-    config: StudyConfig,
-    timings: dict[str, float],
-    verdict: str,
-    out_dir: Path,
-    console: Console,
-) -> None:
-    table = Table(title="test (reported once; every choice made on validation)")
-    columns = ["model", "lambda", "accuracy", "worst_group_accuracy"]
-    columns += [f"{a}_{m}" for a in config.attributes for m in ("dpd", "eod")]
-    headers = {"lambda": "λ", "accuracy": "acc", "worst_group_accuracy": "worst grp"}
-    for column in columns:
-        header = headers.get(column, column.replace("_", " ").replace("dpd", "DPD").replace("eod", "EOD"))
-        table.add_column(header, no_wrap=column == "model")
-    for row in headline:
-        table.add_row(
-            *[
-                str(row[c])
-                if isinstance(row[c], str)
-                else ("-" if row[c] is None or row[c] != row[c] else f"{row[c]:.3f}")
-                for c in columns
-            ]
-        )
-    console.print(table)
-    console.print("time per stage (s): " + ", ".join(f"{k} {v}" for k, v in timings.items()))
-    console.print(f"verdict: {verdict}")
-    console.print(f"wrote {out_dir}/metrics.csv, summary.json, report.html")
-
-
-def _print_plan(plan: StudyPlan, console: Console) -> None:
-    console.print("[bold]plan[/bold] (dry run: nothing is trained, evaluated or written)")
-    for number, stage in enumerate(plan.stages, start=1):
-        console.print(f"  {number}. {stage}", markup=False)
-    table = Table(title=f"fine-tunes: {plan.to_train} to train, {len(plan.finetunes) - plan.to_train} cached")
-    for column in ("seed", "fine-tune", "status"):
-        table.add_column(column)
-    for item in plan.finetunes:
-        table.add_row(str(item.seed), escape(item.what), "cached" if item.cached else "to train")
-    console.print(table)
-    points = ", ".join(f"{family} {n}" for family, n in plan.lambda_points.items())
-    console.print(f"validation points per seed (merge: at most, with refinement): {points}", markup=False)
