@@ -1,6 +1,7 @@
 """Score a split with a classifier and turn scores into group-fairness metrics and prediction tables.
 
-``score_split`` runs the model once (tokenized inputs, length-bucketed batches); everything after it
+``score_split`` runs the model once (tokenized texts in length-bucketed batches, or images decoded
+once); everything after it
 works on the cached scores, so re-thresholding or re-bootstrapping never runs the model again.
 """
 
@@ -13,15 +14,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from transformers import PreTrainedModel
+import torch
 
 from fairmerge.atomic import atomic_write_text
 from fairmerge.data.types import TextSplit
 from fairmerge.errors import ConfigError, DataError, ModelError
 from fairmerge.fairness.calibration import Objective, choose_threshold, predict_at
-from fairmerge.fairness.metrics import COLUMNS, check_options, group_metrics
-from fairmerge.inference import EncodedTexts, encode_texts, positive_scores, predict_logits
-from fairmerge.models import DEFAULT_MODEL, load_classifier, load_tokenizer, resolve_model_name
+from fairmerge.fairness.metrics import COLUMNS, MIN_NEGATIVES, MIN_POSITIVES, check_options, group_metrics
+from fairmerge.inference import EncodedInputs, encode_inputs, positive_scores, predict_logits
+from fairmerge.models import DEFAULT_MODEL, load_classifier, load_processor, resolve_model_name
 
 METRICS_FILE = "metrics.csv"
 PREDICTIONS_FILE = "predictions.csv"
@@ -30,10 +31,10 @@ CONTRACT_COLUMNS = ["model", "lambda", "split", *COLUMNS]
 
 
 def score_split(
-    model: PreTrainedModel, encoded: EncodedTexts, batch_size: int = 128, progress: bool = False
+    model: torch.nn.Module, encoded: EncodedInputs, batch_size: int = 128, progress: bool = False
 ) -> np.ndarray:
     """P(y = 1) for every example of ``encoded``, in its order (float64)."""
-    num_labels = getattr(model.config, "num_labels", None)
+    num_labels = getattr(getattr(model, "config", None), "num_labels", None)
     if num_labels != 2:
         raise ModelError(f"expected a two-class classifier, the model has {num_labels} labels")
     return positive_scores(predict_logits(model, encoded, batch_size=batch_size, progress=progress))
@@ -48,6 +49,8 @@ def evaluate_scores(
     min_group_size: int = 30,
     n_resamples: int = 1000,
     seed: int = 0,
+    min_positives: int = MIN_POSITIVES,
+    min_negatives: int = MIN_NEGATIVES,
 ) -> pd.DataFrame:
     """Group metrics (see :func:`fairmerge.fairness.group_metrics`) of ``score > threshold``."""
     scores = _check_scores(split, scores)
@@ -57,6 +60,8 @@ def evaluate_scores(
         predict_at(scores, threshold),
         memberships,
         min_group_size=min_group_size,
+        min_positives=min_positives,
+        min_negatives=min_negatives,
         n_resamples=n_resamples,
         seed=seed,
     )
@@ -138,7 +143,7 @@ def evaluate_checkpoint(
     device: str | None = None,
     progress: bool = True,
 ) -> pd.DataFrame:
-    """Evaluate a sequence-classification checkpoint on ``split`` end to end.
+    """Evaluate a classifier checkpoint (text or image, matching ``split.modality``) on ``split``.
 
     Writes ``out_dir/metrics.csv`` (DESIGN.md format; ``model`` = the checkpoint's directory name
     unless ``model_name`` is given, ``lambda`` empty) and ``out_dir/predictions.csv``. Everything is
@@ -154,9 +159,9 @@ def evaluate_checkpoint(
     if out.exists() and not out.is_dir():
         raise ConfigError(f"output path {out} exists and is not a directory")
     name = model_name or _checkpoint_name(model_path)
-    tokenizer = load_tokenizer(_str_or_none(tokenizer_path if tokenizer_path is not None else model_path))
+    processor = load_processor(_str_or_none(tokenizer_path if tokenizer_path is not None else model_path))
     model = load_classifier(_str_or_none(model_path), device=device)
-    encoded = encode_texts(tokenizer, split.texts, max_length=max_length)
+    encoded = encode_inputs(processor, split, max_length=max_length)  # a modality mismatch fails here
     scores = score_split(model, encoded, batch_size=batch_size, progress=progress)
 
     metrics = evaluate_scores(

@@ -1,8 +1,12 @@
-"""Tokenize once, batch by length, and score texts with a sequence classifier.
+"""Encode inputs once, batch them, and score them with a classifier (texts or images).
 
-Sorting by length and padding each batch to its own longest sequence removes almost all padding
-(the study's script padded every batch to a fixed length); inputs are tokenized once and reused for
-every model evaluated on them, which is what makes λ sweeps cheap.
+Texts are tokenized once; sorting by length and padding each batch to its own longest sequence
+removes almost all padding (the study's script padded every batch to a fixed length). Images are
+decoded once per resolution into uint8 tensors (:func:`fairmerge.data.images.decode_images`) and
+normalised batch by batch. Either way the encoded inputs are reused for every model evaluated on
+them, which is what makes λ sweeps cheap. ``encode_inputs`` picks the encoding from the model's
+processor and refuses a processor that does not fit the split's modality; everything downstream
+(``length_bucketed_batches``, ``collate``, ``predict_logits``, the training loop) is shared.
 """
 
 from __future__ import annotations
@@ -13,8 +17,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-from transformers import PreTrainedModel
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
+
+from fairmerge.data.images import ImageInputFormat, decode_images
+from fairmerge.data.types import TextSplit
+from fairmerge.errors import DataError
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,74 @@ class EncodedTexts:
 
     def subset(self, indices: Sequence[int] | np.ndarray) -> EncodedTexts:
         return EncodedTexts([self.input_ids[i] for i in np.asarray(indices)], self.pad_token_id)
+
+
+@dataclass(frozen=True)
+class EncodedImages:
+    """Decoded images (``n × 3 × H × W`` uint8) and the normalisation a model expects.
+
+    All images have the same size, so ``lengths`` is constant and length-bucketed batching reduces
+    to a plain (seeded) shuffle for training and the original order for inference.
+    """
+
+    pixels: torch.Tensor
+    mean: torch.Tensor
+    std: torch.Tensor
+    augment: str = "none"
+
+    def __len__(self) -> int:
+        return int(self.pixels.shape[0])
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.ones(len(self), dtype=np.int64)
+
+    def subset(self, indices: Sequence[int] | np.ndarray) -> EncodedImages:
+        index = torch.as_tensor(np.asarray(indices), dtype=torch.long)
+        return EncodedImages(self.pixels[index], self.mean, self.std, self.augment)
+
+    def collate(self, indices: np.ndarray, *, train: bool = False) -> dict[str, torch.Tensor]:
+        """``pixel_values`` (float32, normalised) for the given rows; flips only when training with them."""
+        batch = self.pixels[torch.as_tensor(indices, dtype=torch.long)]
+        if train and self.augment == "flip":
+            flip = torch.rand(len(batch)) < 0.5  # torch RNG: seeded by the training loop
+            batch = torch.where(flip.view(-1, 1, 1, 1), batch.flip(-1), batch)
+        pixel_values = batch.to(torch.float32).mul_(1 / 255).sub_(self.mean).div_(self.std)
+        return {"pixel_values": pixel_values}
+
+
+EncodedInputs = EncodedTexts | EncodedImages
+InputProcessor = PreTrainedTokenizerBase | ImageInputFormat
+"""What turns a split's inputs into model inputs: a tokenizer (texts) or an image format (images)."""
+
+
+def encode_images(image_format: ImageInputFormat, paths: Sequence[str]) -> EncodedImages:
+    """Decode (or fetch from the cache) the images at ``image_format.size`` px."""
+    return EncodedImages(
+        pixels=decode_images(paths, image_format.size),
+        mean=torch.tensor(image_format.mean, dtype=torch.float32).view(1, 3, 1, 1),
+        std=torch.tensor(image_format.std, dtype=torch.float32).view(1, 3, 1, 1),
+        augment=image_format.augment,
+    )
+
+
+def encode_inputs(processor: InputProcessor, split: TextSplit, *, max_length: int) -> EncodedInputs:
+    """The split's inputs as the model's processor wants them; a modality mismatch is a DataError.
+
+    ``max_length`` applies to texts only.
+    """
+    if isinstance(processor, ImageInputFormat):
+        if split.modality != "image":
+            raise DataError(
+                f"an image model cannot score a {split.modality} dataset: use a text model or image inputs"
+            )
+        return encode_images(processor, split.texts)
+    if split.modality != "text":
+        raise DataError(
+            f"a text model cannot score an {split.modality} dataset: use an image classifier "
+            "(e.g. embedded:efficientnet-lite0) or a text dataset"
+        )
+    return encode_texts(processor, split.texts, max_length=max_length)
 
 
 def encode_texts(
@@ -78,8 +153,11 @@ def length_bucketed_batches(
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def collate(encoded: EncodedTexts, indices: np.ndarray) -> dict[str, torch.Tensor]:
-    """Right-padded ``input_ids`` and ``attention_mask`` for the given rows."""
+def collate(encoded: EncodedInputs, indices: np.ndarray, *, train: bool = False) -> dict[str, torch.Tensor]:
+    """Model inputs for the given rows: right-padded ``input_ids`` and ``attention_mask`` for texts,
+    normalised ``pixel_values`` for images (``train`` enables the images' augmentation, if any)."""
+    if isinstance(encoded, EncodedImages):
+        return encoded.collate(indices, train=train)
     rows = [encoded.input_ids[i] for i in indices]
     width = max(len(r) for r in rows)
     input_ids = torch.full((len(rows), width), encoded.pad_token_id, dtype=torch.long)
@@ -92,8 +170,8 @@ def collate(encoded: EncodedTexts, indices: np.ndarray) -> dict[str, torch.Tenso
 
 @torch.inference_mode()
 def predict_logits(
-    model: PreTrainedModel,
-    encoded: EncodedTexts,
+    model: torch.nn.Module,
+    encoded: EncodedInputs,
     *,
     batch_size: int = 128,
     progress: bool = False,
@@ -103,7 +181,7 @@ def predict_logits(
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    num_labels = int(model.config.num_labels or 2)
+    num_labels = int(getattr(model, "config").num_labels or 2)  # noqa: B009  (nn.Module types .config as a Tensor)
     out = np.empty((len(encoded), num_labels), dtype=np.float32)
     batches = length_bucketed_batches(encoded.lengths, batch_size)
     autocast = device.type == "cuda" and torch.cuda.is_bf16_supported()

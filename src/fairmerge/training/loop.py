@@ -5,8 +5,9 @@ its batch order is exactly the seeded, length-bucketed one (Trainer re-samples a
 own collator), per-example loss weights need no subclassing, and no per-step callbacks or logging
 integrations cost time — the benchmark holds it to ≥ 0.9× a bare loop.
 
-What it does: tokenize once (``encode_texts``); each epoch draw length-bucketed, shuffled batches
-from a generator seeded by (seed, epoch) and pad each batch to its own longest post; AdamW (no
+What it does: encode once (``encode_inputs``: tokenize texts or decode images); each epoch draw
+length-bucketed, shuffled batches from a generator seeded by (seed, epoch) and pad each batch to
+its own longest post (images need no padding); AdamW (no
 weight decay on 1-D parameters: biases and LayerNorm/RMSNorm gains) with a linear warm-up/decay
 schedule; gradient clipping; bf16 autocast on CUDA when supported; every ``eval_every_steps``
 steps (default: every epoch end) score the validation split, keep the best evaluation by validation
@@ -43,11 +44,16 @@ from accelerate.utils import set_seed
 from peft import PeftModel
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
-from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 from fairmerge.data.types import TextSplit
 from fairmerge.errors import ConfigError, DataError
-from fairmerge.inference import collate, encode_texts, length_bucketed_batches, predict_logits
+from fairmerge.inference import (
+    InputProcessor,
+    collate,
+    encode_inputs,
+    length_bucketed_batches,
+    predict_logits,
+)
 from fairmerge.training.config import TrainConfig
 from fairmerge.training.heads import head_parameter_names
 
@@ -102,7 +108,7 @@ def training_runtime(config: TrainConfig) -> dict[str, Any]:
 
 def fit(
     model: torch.nn.Module,
-    tokenizer: PreTrainedTokenizerBase,
+    tokenizer: InputProcessor,
     train: TextSplit,
     val: TextSplit,
     config: TrainConfig,
@@ -131,8 +137,8 @@ def fit(
     main = accelerator.is_main_process
     rank, world = accelerator.process_index, accelerator.num_processes
 
-    train_enc = encode_texts(tokenizer, train.texts, max_length=config.max_length)
-    val_enc = encode_texts(tokenizer, val.texts, max_length=config.max_length)
+    train_enc = encode_inputs(tokenizer, train, max_length=config.max_length)
+    val_enc = encode_inputs(tokenizer, val, max_length=config.max_length)
     lengths = train_enc.lengths
     labels = torch.as_tensor(train.labels, dtype=torch.long)
 
@@ -178,7 +184,8 @@ def fit(
             wrapped.train()
             start = time.perf_counter()
             for idx in batches_of(epoch - 1):
-                batch = {k: v.to(device, non_blocking=True) for k, v in collate(train_enc, idx).items()}
+                inputs = collate(train_enc, idx, train=True)
+                batch = {k: v.to(device, non_blocking=True) for k, v in inputs.items()}
                 target = labels[idx].to(device, non_blocking=True)
                 logits = wrapped(**batch).logits.float()
                 losses = F.cross_entropy(logits, target, reduction="none")

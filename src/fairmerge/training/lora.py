@@ -20,11 +20,11 @@ from peft import LoraConfig, PeftModel, TaskType, get_peft_model
 from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
 from transformers import PreTrainedModel
 from transformers.pytorch_utils import Conv1D
-from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 from fairmerge.atomic import atomic_directory
 from fairmerge.errors import ConfigError, ModelError
-from fairmerge.models import load_classifier, load_tokenizer
+from fairmerge.inference import InputProcessor
+from fairmerge.models import load_classifier, load_processor
 from fairmerge.training.config import TrainConfig
 from fairmerge.training.heads import head_modules
 
@@ -38,6 +38,8 @@ _EXTRA_TARGETS: dict[str, list[str]] = {
     "mpnet": ["q", "v"],
     "modernbert": ["Wqkv"],
     "phi3": ["qkv_proj"],
+    # image classifiers; transformers 5 names ViT's attention query/value projections q_proj/v_proj
+    "vit": ["q_proj", "v_proj"],
 }
 
 
@@ -99,7 +101,7 @@ def apply_lora(model: PreTrainedModel, config: TrainConfig) -> PeftModel:
 
 
 def save_merged(
-    peft_model: PeftModel, out_dir: str | os.PathLike[str], tokenizer: PreTrainedTokenizerBase | None
+    peft_model: PeftModel, out_dir: str | os.PathLike[str], tokenizer: InputProcessor | None
 ) -> PreTrainedModel:
     """Merge the adapters into the weights (W + s·B·A) and save a plain checkpoint into ``out_dir``.
 
@@ -144,7 +146,7 @@ def merge_lora(
                 )
         except (OSError, ValueError, RuntimeError) as exc:
             raise ModelError(f"cannot load adapter {adapter_path} onto base {base}: {exc}") from exc
-    tokenizer = load_tokenizer(str(base)) if base is not None and Path(base).is_dir() else None
+    tokenizer = load_processor(str(base)) if base is not None and Path(base).is_dir() else None
     with atomic_directory(out) as tmp:
         save_merged(peft_model, tmp, tokenizer)
     return out

@@ -20,11 +20,10 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
-from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 from fairmerge.data.types import TextSplit
 from fairmerge.errors import DataError, ModelError
-from fairmerge.inference import EncodedTexts, collate, encode_texts, length_bucketed_batches
+from fairmerge.inference import EncodedInputs, InputProcessor, collate, encode_inputs, length_bucketed_batches
 from fairmerge.training.config import TrainConfig
 from fairmerge.training.heads import head_modules
 from fairmerge.training.loop import FitResult, training_runtime
@@ -48,7 +47,7 @@ def output_layer(model: torch.nn.Module) -> torch.nn.Linear:
 
 
 @torch.inference_mode()
-def head_features(model: torch.nn.Module, encoded: EncodedTexts, *, batch_size: int = 128) -> np.ndarray:
+def head_features(model: torch.nn.Module, encoded: EncodedInputs, *, batch_size: int = 128) -> np.ndarray:
     """What the output layer receives for each example (n × hidden, float32), in ``encoded``'s order."""
     layer = output_layer(model)
     captured: list[torch.Tensor] = []
@@ -73,7 +72,7 @@ def head_features(model: torch.nn.Module, encoded: EncodedTexts, *, batch_size: 
 
 def fit_linear_probe(
     model: torch.nn.Module,
-    tokenizer: PreTrainedTokenizerBase,
+    tokenizer: InputProcessor,
     train: TextSplit,
     val: TextSplit,
     config: TrainConfig,
@@ -89,9 +88,9 @@ def fit_linear_probe(
         raise DataError(f"{description}: the training set has a single class")
     model.to("cpu")
     start = time.perf_counter()
-    x_train = head_features(model, encode_texts(tokenizer, train.texts, max_length=config.max_length),
+    x_train = head_features(model, encode_inputs(tokenizer, train, max_length=config.max_length),
                             batch_size=config.eval_batch_size)  # fmt: skip
-    x_val = head_features(model, encode_texts(tokenizer, val.texts, max_length=config.max_length),
+    x_val = head_features(model, encode_inputs(tokenizer, val, max_length=config.max_length),
                           batch_size=config.eval_batch_size)  # fmt: skip
     classes = np.arange(output_layer(model).out_features)
     history: list[dict[str, float]] = []
