@@ -8,6 +8,7 @@ only when it is such a folder and holds nothing else, or when the user passes ``
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import tempfile
@@ -20,14 +21,16 @@ from fairmerge.errors import OutputError
 MARKER = ".fairmerge-output.json"
 
 
-def _foreign_files(path: Path) -> list[str]:
-    """Files under the folder ``path`` that its fairmerge marker does not list (all, without one)."""
-    present = sorted(str(p.relative_to(path)) for p in path.rglob("*") if not p.is_dir() and p.name != MARKER)
+def _foreign_files(path: Path, limit: int = 4) -> list[str]:
+    """Up to ``limit`` files under the folder ``path`` that its fairmerge marker does not list
+    (any file, without a marker; an empty folder has none)."""
     try:
         listed = set(json.loads((path / MARKER).read_text(encoding="utf-8"))["files"])
     except (OSError, ValueError, KeyError, TypeError):
-        return present or ["(no fairmerge marker)"]
-    return [name for name in present if name not in listed]
+        listed = set()
+    files = (p for p in path.rglob("*") if p.name != MARKER and not p.is_dir())
+    foreign = (name for name in (str(p.relative_to(path)) for p in files) if name not in listed)
+    return list(itertools.islice(foreign, limit))
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -77,7 +80,7 @@ def check_output_dir(path: str | os.PathLike[str], *, overwrite: bool = False, f
             raise OutputError(f"{flag} {path} is an existing file; pass --overwrite to replace it")
         foreign = _foreign_files(path)
         if foreign:
-            shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+            shown = ", ".join(foreign[:3]) + (" and more" if len(foreign) > 3 else "")
             raise OutputError(
                 f"{flag} {path} exists and holds files fairmerge did not write ({shown}); "
                 "pass --overwrite to replace it, or choose another folder"
@@ -86,20 +89,25 @@ def check_output_dir(path: str | os.PathLike[str], *, overwrite: bool = False, f
     return path
 
 
-def check_output_file(
+def check_new_output(
     path: str | os.PathLike[str], *, overwrite: bool = False, flag: str = "--output"
 ) -> Path:
-    """Check before any work that file ``path`` can be written: absent (or ``overwrite``), not a
-    folder, with a writable parent. Raises :class:`OutputError` naming the path."""
-    if not os.fspath(path).strip() or Path(path).name in ("", ".", ".."):
-        raise OutputError(f"{flag} {os.fspath(path)!r} is not a file name")
-    path = Path(path).expanduser()
-    if path.is_dir():
-        raise OutputError(f"{flag} {path} is a folder; give a file name")
+    """Check before any work that ``path`` (a file or folder to create) can be written: absent (or
+    ``overwrite``), not through a file, with a writable parent. Raises :class:`OutputError`."""
+    path = _check_name(path, flag)
     if (path.exists() or path.is_symlink()) and not overwrite:
         raise OutputError(f"{flag} {path} already exists; pass --overwrite to replace it")
     _check_parent_writable(path, flag)
     return path
+
+
+def check_output_file(
+    path: str | os.PathLike[str], *, overwrite: bool = False, flag: str = "--output"
+) -> Path:
+    """:func:`check_new_output` for a file: a folder at ``path`` is refused even with ``overwrite``."""
+    if Path(path).expanduser().is_dir():
+        raise OutputError(f"{flag} {path} is a folder; give a file name")
+    return check_new_output(path, overwrite=overwrite, flag=flag)
 
 
 def _write_marker(folder: Path) -> None:

@@ -78,14 +78,15 @@ def _usage_error(exc: Exception) -> int | None:
     """Show a click/typer usage error (wrong option, bad value) as one line; its exit code, or
     None when ``exc`` is not one. Duck-typed: typer ≥ 0.20 vendors click's exception classes."""
     code = getattr(exc, "exit_code", None)
-    if not isinstance(code, int) or not callable(getattr(exc, "format_message", None)):
+    format_message = getattr(exc, "format_message", None)
+    if not isinstance(code, int) or not callable(format_message):
         return None
     if type(exc).__name__ == "NoArgsIsHelpError":  # a bare group: its help text
         exc.show()  # type: ignore[attr-defined]
         return code
     context = getattr(exc, "ctx", None)
     hint = f" (see {context.command_path} --help)" if context is not None else ""
-    typer.echo(f"error: {' '.join(exc.format_message().split())}{hint}", err=True)
+    typer.echo(f"error: {' '.join(str(format_message()).split())}{hint}", err=True)
     return code
 
 
@@ -98,7 +99,7 @@ def main() -> None:
     try:
         code = app(args=expand_multi_value(sys.argv[1:], "--seeds"), standalone_mode=False)
     except FairmergeError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {' '.join(str(exc).split())}", err=True)  # one line, whatever a library said
         sys.exit(EXIT_BAD_INPUT)
     except KeyboardInterrupt:
         code = EXIT_INTERRUPTED

@@ -12,7 +12,9 @@ from rich.console import Console
 from rich.table import Table
 
 from fairmerge.errors import ConfigError, VectorError
+from fairmerge.outputs_guard import check_new_output, check_output_file
 from fairmerge.vectors import METHODS, TaskVector, merge_checkpoints
+from fairmerge.vectors.merge import validate_merge_args
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
@@ -51,19 +53,22 @@ def vector(
     dtype: str | None = typer.Option(
         None, "--dtype", help="Store deltas in this dtype (float32, bfloat16, ...); default: the base's."
     ),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT if it exists."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace OUTPUT if it exists (without it, an existing file is an error)."
+    ),
 ) -> None:
     """Write the task vector τ = FINETUNED − BASE as safetensors, reading one tensor at a time.
 
     Example: fairmerge vector runs/base runs/ft-african -o tau_african.safetensors
     """
-    if output.exists() and not overwrite:
-        raise VectorError(f"{output} already exists (pass --overwrite to replace it)")
+    check_output_file(output, overwrite=overwrite, flag="--output")
     if dtype is not None and dtype not in _DTYPES:
         raise ConfigError(f"--dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
     tau = TaskVector.from_checkpoints(
         base, finetuned, include_head=not exclude_head, dtype=_DTYPES[dtype] if dtype else None
     )
+    if len(tau) == 0:
+        raise VectorError(f"{base} and {finetuned} share no float tensor: the task vector would be empty")
     tau.save(output)
     typer.echo(f"wrote {output}: {len(tau)} tensors, {tau.num_parameters:,} parameters")
 
@@ -83,7 +88,9 @@ def merge(
     ),
     seed: int = typer.Option(0, "--seed", help="dare: random seed."),
     max_shard_size: str = typer.Option("5GB", "--max-shard-size", help="Largest output shard, e.g. 2GB."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT if it exists."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace OUTPUT if it exists (without it, an existing path is an error)."
+    ),
 ) -> None:
     """Write BASE + combine(λ, τ) as a checkpoint directory that transformers loads as is.
 
@@ -94,9 +101,11 @@ def merge(
     Example: fairmerge merge runs/base -v tau_a.safetensors -l 0.3 -v tau_b.safetensors -l 0.5 -o merged
     """
     shard_bytes = parse_size(max_shard_size)
+    validate_merge_args(len(vectors), lambdas, method=method, density=density, seed=seed)
+    check_new_output(output, overwrite=overwrite, flag="--output")
     out = merge_checkpoints(
         base,
-        vectors,
+        [_nonempty(path) for path in vectors],
         lambdas,
         output,
         method=method,
@@ -107,6 +116,14 @@ def merge(
         progress=True,
     )
     typer.echo(f"wrote {out}")
+
+
+def _nonempty(path: Path) -> TaskVector:
+    """The vector saved at ``path``, read lazily; one with no tensor would merge to a copy of the base."""
+    tau = TaskVector.load(path, lazy=True)
+    if len(tau) == 0:
+        raise VectorError(f"--vector {path} holds no tensor; merging it would only copy the base")
+    return tau
 
 
 def inspect_vectors(

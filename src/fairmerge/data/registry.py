@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import math
 import os
 from collections.abc import Callable
 from typing import Any
@@ -60,4 +61,27 @@ def load_dataset(
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise ConfigError(f"dataset {name!r} has no option(s) {unknown}; it accepts {sorted(accepted)}")
+    _check_option_types(name, options, accepted)
     return loader(data_dir, **options)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_option_types(name: str, options: dict[str, Any], accepted: dict[str, Any]) -> None:
+    """An option whose default is a flag, a number or a tuple of numbers must be one too
+    (``min_target_share=banana`` is an error here, not a ValueError inside the loader)."""
+    for key, value in options.items():
+        default = accepted[key]
+        if isinstance(default, bool):
+            fits, wanted = isinstance(value, bool), "true or false"
+        elif isinstance(default, int | float):
+            fits, wanted = _number(value), "a finite number"
+        elif isinstance(default, tuple) and all(_number(v) for v in default):
+            fits = isinstance(value, list | tuple) and len(value) == len(default) and all(map(_number, value))
+            wanted = f"a list of {len(default)} numbers"
+        else:
+            continue
+        if not fits:
+            raise ConfigError(f"dataset {name!r}: option {key}={value!r} must be {wanted}")

@@ -9,7 +9,8 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -33,11 +34,25 @@ def table_columns(path: PathLike) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"data file {path} does not exist")
-    if _is_parquet(path):
-        import pyarrow.parquet as pq
+    with _readable(path):
+        if _is_parquet(path):
+            import pyarrow.parquet as pq
 
-        return list(pq.read_schema(path).names)
-    return list(pd.read_csv(path, sep=_separator(path), nrows=0).columns)
+            return list(pq.read_schema(path).names)
+        return list(pd.read_csv(path, sep=_separator(path), nrows=0).columns)
+
+
+@contextlib.contextmanager
+def _readable(path: Path) -> Iterator[None]:
+    """Turn a parser's failure on an empty, truncated or corrupt file into a one-line DataError."""
+    try:
+        yield
+    except pd.errors.EmptyDataError:
+        raise DataError(f"data file {path} is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, EOFError, OSError, zlib.error) as exc:
+        kind = "Parquet" if _is_parquet(path) else "CSV"
+        reason = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+        raise DataError(f"data file {path} cannot be read as {kind} ({reason})") from None
 
 
 def read_table(
@@ -55,10 +70,11 @@ def read_table(
     if missing:
         raise DataError(f"{path}: missing column(s) {missing}; columns found: {found}")
     usecols = list(dict.fromkeys(columns)) if columns else None
-    if _is_parquet(path):
-        return pd.read_parquet(path, columns=usecols)
-    dtype = {c: "string" for c in text_columns if usecols is None or c in usecols}
-    return pd.read_csv(path, sep=_separator(path), usecols=usecols, dtype=dtype)
+    with _readable(path):
+        if _is_parquet(path):
+            return pd.read_parquet(path, columns=usecols)
+        dtype = {c: "string" for c in text_columns if usecols is None or c in usecols}
+        return pd.read_csv(path, sep=_separator(path), usecols=usecols, dtype=dtype)
 
 
 def _is_parquet(path: Path) -> bool:
@@ -105,6 +121,13 @@ def binary_labels(values: pd.Series, column: str, positive: object = None) -> np
             warnings.warn(
                 f"label column {column!r} never equals positive={positive!r} here; values found: "
                 f"{sorted(text.unique().tolist())[:20]}",
+                stacklevel=2,
+            )
+        elif text.nunique() > 2:
+            classes = sorted(text.unique().tolist())
+            warnings.warn(
+                f"label column {column!r} has {len(classes)} classes {classes[:10]}; positive={positive!r} "
+                "is scored against all the others together (one-vs-rest)",
                 stacklevel=2,
             )
         return hits.to_numpy(dtype=np.int64)

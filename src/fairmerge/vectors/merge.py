@@ -183,6 +183,10 @@ def _key_merger(
                 f"non-finite values (NaN or inf) in tensor {key!r} of a task vector, or the merge overflowed "
                 f"{base.dtype}"
             ) from None
+        except RuntimeError as exc:  # torch: a coefficient such as 1e40 does not fit the dtype
+            if "overflow" not in str(exc):
+                raise
+            raise VectorError(f"tensor {key!r}: a coefficient overflows {base.dtype} ({exc})") from None
 
     return merge_key
 

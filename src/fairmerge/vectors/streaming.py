@@ -103,7 +103,7 @@ def stream_merge(
     changed = set(check_vectors_against(base.specs, vectors, f"base {base.path}"))
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
-        raise VectorError(f"output {out_dir} already exists (pass overwrite to replace it)")
+        raise VectorError(f"output {out_dir} already exists (pass --overwrite to replace it)")
     # Tied copies in ``.bin`` files share storage; safetensors stores them once and
     # transformers re-ties them from the config on load.
     specs = {k: s for k, s in base.specs.items() if k not in base.aliases}
