@@ -59,7 +59,15 @@ def test_metrics_on_hatexplain_test(test_split: TextSplit) -> None:
     assert any(len(m) > 1 for m in race)
     single = np.array([len(m) == 1 for m in race])
     subset = test_split.subset(single)
-    sub = evaluate_scores(subset, scores[single], attributes=["race"], min_group_size=1, n_resamples=0)
+    sub = evaluate_scores(
+        subset,
+        scores[single],
+        attributes=["race"],
+        min_group_size=1,
+        min_positives=1,
+        min_negatives=1,
+        n_resamples=0,
+    )
     sub_values = sub.set_index(["attribute", "group", "metric"])["value"]
     sensitive = [next(iter(m)) for m in subset.groups["race"]]
     predictions = (scores[single] > 0.5).astype(int)
