@@ -53,7 +53,7 @@ from fairmerge.fairness.metrics import (  # noqa: E402
     _rates,
 )
 
-REPLICATES, RESAMPLES, GAPS, CONFIDENCE = 120, 1000, (0.0, 0.1, 0.3), 0.95
+REPLICATES, RESAMPLES, GAPS, CONFIDENCE = 200, 1000, (0.0, 0.1, 0.3), 0.95
 TPR, FPR, SELECTION, SHIFTED = 0.70, 0.15, 0.35, "African"
 METRICS = ("accuracy", "dpd", "eod", "tpr_gap", "fpr_gap", "worst_group_accuracy")
 

@@ -52,6 +52,7 @@ COMPARISON_COLUMNS = [
     "p_holm",
     "primary",
     "n_seeds",
+    "mde",
     "method",
 ]
 _ATTRIBUTE = "attribute"  # internal name of the one attribute a comparison looks at
@@ -79,7 +80,9 @@ def compare_to_reference(
     :func:`~fairmerge.fairness.group_metrics` with the same thresholds.
 
     Returns ``delta, ci_low, ci_high, p_value`` (two-sided, 0 is "no difference"), ``n_seeds``,
-    ``method`` (how the interval was made), ``seed_deltas``, the two views separately
+    ``method`` (how the interval was made), ``mde`` (the smallest |Δ| this comparison would detect
+    with 80 % power at α = 1 − confidence: (z_{1−α/2} + z_{0.8}) · the standard error implied by
+    the interval's width), ``seed_deltas``, the two views separately
     (``bootstrap_low, bootstrap_high, bootstrap_p, t_low, t_high, t_p``; t fields NaN with one
     seed) and ``reason`` (why a comparison is undefined, else empty). Undefined comparisons —
     a gap with fewer than two qualifying groups — are NaN throughout, never 0.
@@ -165,6 +168,8 @@ def compare_to_reference(
             f"two-level bootstrap (seeds, then test posts) and a t-interval over {n_seeds} seeds' "
             "deltas: the wider interval and the larger p-value"
         )
+    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    result["mde"] = (z + float(stats.norm.ppf(0.8))) * (result["ci_high"] - result["ci_low"]) / (2 * z)
     return result
 
 
@@ -225,6 +230,7 @@ def _undefined(n_seeds: int, reason: str) -> dict[str, Any]:
         "p_value": nan,
         "n_seeds": n_seeds,
         "method": "undefined",
+        "mde": nan,
         "seed_deltas": [nan] * n_seeds,
         "bootstrap_low": nan,
         "bootstrap_high": nan,

@@ -5,14 +5,17 @@ moves the rate of one of the two groups that define the gap, its standard error 
 difference of two differences of proportions. We use the normal approximation, not a simulation,
 so the study can report it for every attribute at no cost:
 
-    MDE = (z_{1−α/2} + z_{power}) · √(2 · (v/n_a + v/n_b)),
+    MDE = (z_{1−α/2} + z_{power}) · √(2 · (1 − ρ) · (v/n_a + v/n_b)),
 
 with n_a ≤ n_b the two smallest denominators among the groups that enter the gap (posts for DPD,
 positives for the TPR gap, negatives for the FPR gap: the groups that make a max − min gap noisy),
-v = rate·(1 − rate) (0.25 at the default rate 0.5, the worst case) and the factor 2 for two models
-evaluated with independent errors. Predictions of two models on the same posts are correlated,
-which lowers the variance, and seed variance raises it; docs/statistics.md discusses both. EOD's
-MDE is the larger of the TPR- and FPR-gap MDEs, since either gap can define EOD.
+v = rate·(1 − rate) (0.25 at the default rate 0.5, the worst case) and 2·(1 − ρ) for two models
+whose group-rate estimates correlate by ρ (default 0: independent errors, an upper end; two models
+scored on the same posts correlate positively, which lowers the variance, while seed variance
+raises it). This is the split's design-based MDE, known before any model is trained; each
+comparison also reports its own MDE from its measured standard error
+(:func:`fairmerge.fairness.compare_to_reference`). EOD's MDE is the larger of the TPR- and
+FPR-gap MDEs, since either gap can define EOD.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ def minimum_detectable_difference(
     power: float = 0.8,
     alpha: float = 0.05,
     rate: float = 0.5,
+    correlation: float = 0.0,
     min_group_size: int = MIN_GROUP_SIZE,
     min_positives: int = MIN_POSITIVES,
     min_negatives: int = MIN_NEGATIVES,
@@ -43,13 +47,16 @@ def minimum_detectable_difference(
     """Per attribute, the MDE of ``dpd``, ``eod``, ``tpr_gap`` and ``fpr_gap`` (NaN if undefined).
 
     ``labels`` and ``memberships`` describe the test split; ``rate`` is the assumed group rate
-    (0.5 maximises the variance, so the MDE is an upper end). Groups qualify with the same
-    thresholds as :func:`~fairmerge.fairness.group_metrics`.
+    (0.5 maximises the variance, so the MDE is an upper end) and ``correlation`` ρ that of the two
+    models' group-rate estimates. Groups qualify with the same thresholds as
+    :func:`~fairmerge.fairness.group_metrics`.
     """
     if not 0.0 < power < 1.0 or not 0.0 < alpha < 1.0:
         raise ConfigError(f"power and alpha must be in (0, 1), got {power} and {alpha}")
     if not 0.0 < rate < 1.0:
         raise ConfigError(f"rate must be in (0, 1), got {rate}")
+    if not -1.0 <= correlation < 1.0:
+        raise ConfigError(f"correlation must be in [-1, 1), got {correlation}")
     table = qualifying_groups(
         labels,
         memberships,
@@ -58,7 +65,7 @@ def minimum_detectable_difference(
         min_negatives=min_negatives,
     )
     multiplier = float(norm.ppf(1 - alpha / 2) + norm.ppf(power))
-    variance = rate * (1 - rate)
+    variance = rate * (1 - rate) * 2 * (1 - correlation)
     out: dict[str, dict[str, float]] = {}
     for attribute in memberships:
         rows = table[(table["attribute"] == attribute) & table["entered"]]
@@ -68,7 +75,7 @@ def minimum_detectable_difference(
             if sizes.size < 2:
                 result[metric] = float("nan")
             else:
-                result[metric] = multiplier * float(np.sqrt(2 * (variance / sizes[0] + variance / sizes[1])))
+                result[metric] = multiplier * float(np.sqrt(variance / sizes[0] + variance / sizes[1]))
         result["eod"] = float(np.maximum(result["tpr_gap"], result["fpr_gap"]))  # NaN if either is
         out[attribute] = {m: result[m] for m in ("dpd", "eod", "tpr_gap", "fpr_gap")}
     return out

@@ -107,7 +107,8 @@ def comparison_verdict(
     ``comparisons``: rows of :func:`fairmerge.fairness.comparison_table` (``model, attribute, metric,
     ci_low, ci_high, p_value, p_holm, primary``). ``accuracy_margin`` is the δ the selection rule used:
     a model keeps accuracy when the lower end of its Δaccuracy interval is at least −δ. ``mde`` maps
-    an attribute to ``{"dpd": ..., "eod": ...}`` (:func:`fairmerge.fairness.minimum_detectable_difference`).
+    an attribute to ``{"dpd": ..., "eod": ...}`` (:func:`fairmerge.fairness.minimum_detectable_difference`);
+    a row's own ``mde`` column (the comparison's measured MDE), when present, is quoted instead.
     """
     table = verdict_table(comparisons, alpha=alpha)
     level = f"{confidence:.0%}"
@@ -180,9 +181,13 @@ def _sentence(
         text = f"{name} higher than {reference} ({interval})"
     else:
         text = f"{name}: no detectable difference from {reference} ({interval}"
-        smallest = mde.get(str(row["attribute"]), {}).get(metric) if metric != "accuracy" else None
+        smallest = row.get("mde")
+        if smallest is None or pd.isna(smallest):
+            smallest = mde.get(str(row["attribute"]), {}).get(metric)
         if smallest is not None and not math.isnan(smallest):
-            text += f"; this test split cannot detect a Δ{_NAMES[metric]} smaller than {smallest:.2f}"
+            text += (
+                f"; this test split cannot detect a Δ{_NAMES.get(metric, metric)} smaller than {smallest:.2f}"
+            )
         text += ")"
     if metric == "accuracy" and not pd.isna(row["ci_low"]):
         text += (
