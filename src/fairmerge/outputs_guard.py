@@ -8,6 +8,7 @@ only when it is such a folder and holds nothing else, or when the user passes ``
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import json
 import os
@@ -19,6 +20,7 @@ from fairmerge.atomic import atomic_directory, atomic_write_text
 from fairmerge.errors import OutputError
 
 MARKER = ".fairmerge-output.json"
+_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
 
 
 def _foreign_files(path: Path, limit: int = 4) -> list[str]:
@@ -67,7 +69,13 @@ def _check_name(raw: str | os.PathLike[str], flag: str) -> Path:
     return path.expanduser()
 
 
-def check_output_dir(path: str | os.PathLike[str], *, overwrite: bool = False, flag: str = "--out") -> Path:
+def check_output_dir(
+    path: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    flag: str = "--out",
+    what: str = "fairmerge output",
+) -> Path:
     """Check before any work that folder ``path`` can be written and replaced; return it.
 
     Raises :class:`OutputError` (exit 2, naming the path) when ``path`` exists and is not an earlier
@@ -77,12 +85,14 @@ def check_output_dir(path: str | os.PathLike[str], *, overwrite: bool = False, f
     path = _check_name(path, flag)
     if (path.exists() or path.is_symlink()) and not overwrite:
         if not path.is_dir():
-            raise OutputError(f"{flag} {path} is an existing file; pass --overwrite to replace it")
+            raise OutputError(
+                f"{flag} {path} is an existing file, not an earlier {what}; pass --overwrite to replace it"
+            )
         foreign = _foreign_files(path)
         if foreign:
             shown = ", ".join(foreign[:3]) + (" and more" if len(foreign) > 3 else "")
             raise OutputError(
-                f"{flag} {path} exists and holds files fairmerge did not write ({shown}); "
+                f"{flag} {path} is not an earlier {what}: it holds files fairmerge did not write ({shown}); "
                 "pass --overwrite to replace it, or choose another folder"
             )
     _check_parent_writable(path, flag)
@@ -117,7 +127,11 @@ def _write_marker(folder: Path) -> None:
 
 @contextlib.contextmanager
 def output_directory(
-    path: str | os.PathLike[str], *, overwrite: bool = False, flag: str = "--out"
+    path: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    flag: str = "--out",
+    what: str = "fairmerge output",
 ) -> Iterator[Path]:
     """Yield a temporary folder that replaces ``path`` atomically when the block succeeds.
 
@@ -126,11 +140,13 @@ def output_directory(
     On any exception nothing at ``path`` changes; a failed write (full disk, read-only
     filesystem) is an :class:`OutputError` naming ``path``.
     """
-    path = check_output_dir(path, overwrite=overwrite, flag=flag)
+    path = check_output_dir(path, overwrite=overwrite, flag=flag, what=what)
     try:
         with atomic_directory(path, overwrite=True) as tmp:
             yield tmp
             _write_marker(tmp)
-            check_output_dir(path, overwrite=overwrite, flag=flag)
+            check_output_dir(path, overwrite=overwrite, flag=flag, what=what)
     except OSError as exc:
+        if exc.errno not in _WRITE_ERRORS:
+            raise
         raise OutputError(f"{flag} {path}: cannot write ({exc.strerror or exc})") from None

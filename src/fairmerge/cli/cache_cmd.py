@@ -6,14 +6,27 @@ from pathlib import Path
 
 import typer
 
-from fairmerge.paths import CACHE_DIR_ENV
+from fairmerge.errors import ConfigError
+from fairmerge.paths import CACHE_DIR_ENV, training_cache_dir
 
 cache_app = typer.Typer(help="Inspect or empty the training cache.", no_args_is_help=True)
 
+KINDS = ("base", "probe", "fft", "lora", "subgroup")
+"""Kinds of training-cache entries (``fairmerge.training``'s ``cache.store`` calls)."""
+
 _CACHE_DIR = typer.Option(
-    None, "--cache-dir", envvar=CACHE_DIR_ENV, help="Cache directory (default ~/.cache/fairmerge)."
+    None,
+    "--cache-dir",
+    envvar=CACHE_DIR_ENV,
+    help="Cache root, as for `fairmerge run` and `train` (entries in DIR/training; "
+    "default ~/.cache/fairmerge).",
 )
-_KIND = typer.Option(None, "--kind", help="Only entries of this kind: base, fft, lora or subgroup.")
+_KIND = typer.Option(None, "--kind", help=f"Only entries of this kind: {', '.join(KINDS)}.")
+
+
+def _check_kind(kind: str | None) -> None:
+    if kind is not None and kind not in KINDS:
+        raise ConfigError(f"--kind {kind!r} is not a cache kind; choose one of {', '.join(KINDS)}")
 
 
 @cache_app.command("list")
@@ -27,7 +40,8 @@ def list_entries(cache_dir: Path = _CACHE_DIR, kind: str = _KIND) -> None:
 
     from fairmerge.training import TrainingCache
 
-    cache = TrainingCache(cache_dir)
+    _check_kind(kind)
+    cache = TrainingCache(training_cache_dir(cache_dir))
     entries = cache.entries(kind)
     if not entries:
         typer.echo(f"no cached entries in {cache.root}")
@@ -59,7 +73,8 @@ def clear(
     """
     from fairmerge.training import TrainingCache
 
-    cache = TrainingCache(cache_dir)
+    _check_kind(kind)
+    cache = TrainingCache(training_cache_dir(cache_dir))
     entries = cache.entries(kind)
     what = f"{len(entries)} {kind or 'cached'} entries in {cache.root}"
     if not yes and not typer.confirm(f"delete {what}?"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import typer
@@ -27,10 +28,14 @@ def parse_group_cols(specs: list[str]) -> dict[str, str]:
 
 def evaluate(
     model: str = typer.Argument(
-        ..., help="Checkpoint directory or Hugging Face id ('default' = the bundled MiniLM)."
+        ...,
+        help="Checkpoint directory or Hugging Face id ('default' = the bundled MiniLM); text or image model.",
     ),
     data: Path = typer.Option(..., "--data", help="CSV or Parquet file with one example per row."),
-    text_col: str = typer.Option(..., "--text-col", help="Column holding the text."),
+    text_col: str | None = typer.Option(None, "--text-col", help="Column holding the text (text models)."),
+    image_col: str | None = typer.Option(
+        None, "--image-col", help="Column of image paths, relative to the table's folder (image models)."
+    ),
     label_col: str = typer.Option(..., "--label-col", help="Column holding the label."),
     group_col: list[str] = typer.Option(
         ..., "--group-col", help="Group column, as COL or ATTR=COL; repeat for several attributes."
@@ -42,7 +47,12 @@ def evaluate(
         None, "--group-sep", help="Separator of several groups in one cell, e.g. '|'."
     ),
     id_col: str | None = typer.Option(None, "--id-col", help="Column of example ids (default: row number)."),
-    out: Path = typer.Option(Path("evaluation"), "--out", help="Output directory."),
+    out: Path = typer.Option(
+        Path("evaluation"), "--out", help="Output folder (written atomically; an earlier output is replaced)."
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace --out even if it holds files fairmerge did not write."
+    ),
     tokenizer: str | None = typer.Option(
         None, "--tokenizer", help="Tokenizer, when the checkpoint directory has none."
     ),
@@ -55,41 +65,53 @@ def evaluate(
     seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
     device: str | None = typer.Option(None, "--device", help="cpu, cuda, … (default: CUDA if available)."),
 ) -> None:
-    """Evaluate a sequence classifier on a table: group metrics with bootstrap intervals.
+    """Evaluate a text or image classifier on a table: group metrics with bootstrap intervals.
 
     Writes OUT/metrics.csv (model, lambda, split, attribute, group, metric, value, ci_low, ci_high)
     and OUT/predictions.csv (id, label, prediction, score, groups).
 
     Example: fairmerge evaluate ./ckpt --data posts.csv --text-col text --label-col label
     --positive hate --group-col race=target_race --group-sep "|" --out eval
-    """
-    from fairmerge.data.table import read_table_split
-    from fairmerge.evaluation import METRICS_FILE, PREDICTIONS_FILE, evaluate_checkpoint
 
-    split = read_table_split(
+    Images: fairmerge evaluate ./image-ckpt --data faces.csv --image-col path --label-col age_over_30
+    --group-col race --group-col gender --out eval
+    """
+    from fairmerge.data.table import read_image_table_split, read_table_split
+    from fairmerge.evaluation import METRICS_FILE, PREDICTIONS_FILE, evaluate_checkpoint
+    from fairmerge.outputs_guard import check_output_dir, output_directory
+
+    check_output_dir(out, overwrite=overwrite)
+    if not (math.isfinite(threshold) and 0.0 <= threshold <= 1.0):
+        raise ConfigError(f"--threshold must be a probability in [0, 1], got {threshold}")
+    if (text_col is None) == (image_col is None):
+        raise ConfigError("give exactly one of --text-col (texts) and --image-col (a column of image paths)")
+    read = read_table_split if text_col is not None else read_image_table_split
+    inputs = {"text_col": text_col} if text_col is not None else {"image_col": image_col}
+    split = read(
         data,
-        text_col=text_col,
+        **inputs,  # type: ignore[arg-type]
         label_col=label_col,
         group_cols=parse_group_cols(group_col),
         positive=positive,
         group_sep=group_sep,
         id_col=id_col,
     )
-    metrics = evaluate_checkpoint(
-        model,
-        split,
-        out,
-        split_name=split_name,
-        tokenizer_path=tokenizer,
-        max_length=max_length,
-        batch_size=batch_size,
-        threshold=threshold,
-        min_group_size=min_group_size,
-        n_resamples=resamples,
-        seed=seed,
-        device=device,
-        progress=True,
-    )
+    with output_directory(out, overwrite=overwrite) as tmp:
+        metrics = evaluate_checkpoint(
+            model,
+            split,
+            tmp,
+            split_name=split_name,
+            tokenizer_path=tokenizer,
+            max_length=max_length,
+            batch_size=batch_size,
+            threshold=threshold,
+            min_group_size=min_group_size,
+            n_resamples=resamples,
+            seed=seed,
+            device=device,
+            progress=True,
+        )
     overall = metrics[(metrics["attribute"] == "all") & (metrics["metric"] == "accuracy")].iloc[0]
     typer.echo(
         f"{len(split)} examples, accuracy {overall['value']:.3f} "

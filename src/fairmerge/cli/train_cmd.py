@@ -10,8 +10,8 @@ from typing import Any
 
 import typer
 
-from fairmerge.errors import ConfigError
-from fairmerge.paths import CACHE_DIR_ENV, DATA_DIR_ENV
+from fairmerge.outputs_guard import check_output_dir, output_directory
+from fairmerge.paths import CACHE_DIR_ENV, DATA_DIR_ENV, training_cache_dir
 
 train_app = typer.Typer(
     help="Fine-tune θ_base (full, LoRA, or one per subgroup); results are cached and copied to --out.\n\n"
@@ -22,11 +22,21 @@ train_app = typer.Typer(
 
 _CONFIG = typer.Argument(None, help="YAML with TrainConfig fields (top level or under 'train:').")
 _DATA_DIR = typer.Option(None, "--data-dir", envvar=DATA_DIR_ENV, help="Directory with the data files.")
-_OUT = typer.Option(..., "--out", "-o", help="Output directory (written atomically; replaced if ours).")
+_OUT = typer.Option(
+    ..., "--out", "-o", help="Output folder (written atomically; an earlier fairmerge output is replaced)."
+)
+_OVERWRITE = typer.Option(
+    False, "--overwrite", help="Replace --out even if it holds files fairmerge did not write."
+)
 _DATASET = typer.Option("hatexplain", "--dataset", help="Registered dataset name.")
 _LABEL_SCHEME = typer.Option(None, "--label-scheme", help="Dataset label scheme, e.g. hate or toxic.")
 _MODEL = typer.Option("default", "--model", help="HF id or local dir ('default' = the bundled MiniLM).")
-_CACHE_DIR = typer.Option(None, "--cache-dir", envvar=CACHE_DIR_ENV, help="Training cache directory.")
+_CACHE_DIR = typer.Option(
+    None,
+    "--cache-dir",
+    envvar=CACHE_DIR_ENV,
+    help="Cache root, as for `fairmerge run` (fine-tunes live in DIR/training; default ~/.cache/fairmerge).",
+)
 _NO_CACHE = typer.Option(False, "--no-cache", help="Ignore cached results and train again.")
 _SEED = typer.Option(None, "--seed", help="Override the config's seed (also seeds θ_base's head).")
 _EPOCHS = typer.Option(None, "--epochs", help="Override the config's number of epochs.")
@@ -54,34 +64,22 @@ def _prepare(
     config = config.replace(**{k: v for k, v in overrides.items() if v is not None})
     options = {"label_scheme": label_scheme} if label_scheme is not None else {}
     dataset = load_dataset(dataset_name, data_dir, **options)
-    cache = TrainingCache(cache_dir, enabled=not no_cache)
+    cache = TrainingCache(training_cache_dir(cache_dir), enabled=not no_cache)
     base = make_base_checkpoint(model, seed=config.seed, cache=cache)
     return config, dataset, cache, base
 
 
-def _check_out(out: Path) -> None:
-    """Refuse to replace a non-empty directory that this command did not write."""
-    if out.exists() and (
-        not out.is_dir()
-        or (any(out.iterdir()) and not ((out / "meta.json").is_file() or (out / "subgroups.json").is_file()))
-    ):
-        raise ConfigError(
-            f"--out {out} exists and is not an earlier training output; choose another directory"
-        )
-
-
-def _publish(entries: dict[str, Path], out: Path, index: dict[str, Any] | None) -> None:
+def _publish(entries: dict[str, Path], out: Path, index: dict[str, Any] | None, overwrite: bool) -> None:
     """Copy cache entries into ``out`` (``""`` = out itself) atomically, plus an optional index file.
 
     Under a multi-process launcher only the main process writes.
     """
-    from fairmerge.atomic import atomic_directory
     from fairmerge.training.runtime import is_main_process, wait_for_everyone
 
     if not is_main_process():
         wait_for_everyone()
         return
-    with atomic_directory(out, overwrite=True) as tmp:
+    with output_directory(out, overwrite=overwrite, what="training output") as tmp:
         for relative, entry in entries.items():
             shutil.copytree(entry, tmp / relative if relative else tmp, dirs_exist_ok=True)
         if index is not None:
@@ -94,11 +92,12 @@ def _single(method: str, **kwargs: Any) -> None:
 
     out: Path = kwargs.pop("out")
     quiet: bool = kwargs.pop("quiet")
-    _check_out(out)
+    overwrite: bool = kwargs.pop("overwrite")
+    check_output_dir(out, overwrite=overwrite, what="training output")  # before any training
     config, dataset, cache, base = _prepare(**kwargs)
     train = train_fft if method == "fft" else train_lora
     entry = train(dataset, base_dir=base, config=config, cache=cache, progress=not quiet)
-    _publish({"": entry}, out, None)
+    _publish({"": entry}, out, None, overwrite)
     typer.echo(f"{method} checkpoint: {out} (cache entry {entry})")
 
 
@@ -118,6 +117,7 @@ def fft(
     max_train_samples: int = _MAX_TRAIN,
     device: str = _DEVICE,
     quiet: bool = _QUIET,
+    overwrite: bool = _OVERWRITE,
 ) -> None:
     """Full fine-tuning of θ_base on the train split; best epoch chosen on val.
 
@@ -135,6 +135,7 @@ def fft(
         no_cache=no_cache,
         out=out,
         quiet=quiet,
+        overwrite=overwrite,
     )
 
 
@@ -154,6 +155,7 @@ def lora(
     max_train_samples: int = _MAX_TRAIN,
     device: str = _DEVICE,
     quiet: bool = _QUIET,
+    overwrite: bool = _OVERWRITE,
 ) -> None:
     """LoRA fine-tune of θ_base; OUT holds the merged checkpoint and the adapter under OUT/adapter.
 
@@ -171,6 +173,7 @@ def lora(
         no_cache=no_cache,
         out=out,
         quiet=quiet,
+        overwrite=overwrite,
     )
 
 
@@ -197,6 +200,7 @@ def subgroups(
     max_train_samples: int = _MAX_TRAIN,
     device: str = _DEVICE,
     quiet: bool = _QUIET,
+    overwrite: bool = _OVERWRITE,
 ) -> None:
     """One fine-tune of θ_base per group; writes OUT/<attribute>/<group>/ and OUT/subgroups.json.
 
@@ -204,7 +208,7 @@ def subgroups(
     """
     from fairmerge.training import train_subgroups
 
-    _check_out(out)
+    check_output_dir(out, overwrite=overwrite, what="training output")  # before any training
     train_config, data, cache, base = _prepare(
         config,
         _overrides(seed, epochs, learning_rate, max_train_samples, device),
@@ -234,7 +238,7 @@ def subgroups(
             for (a, g), path in paths.items()
         ],
     }
-    _publish(entries, out, index)
+    _publish(entries, out, index, overwrite)
     typer.echo(f"{len(paths)} subgroup checkpoint(s) in {out} (index: {out / 'subgroups.json'})")
 
 
