@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import warnings
 import zlib
@@ -324,3 +325,38 @@ def _resolve(path: PathLike, root: Path | None) -> Path:
     if candidate.is_absolute() or root is None:
         return candidate
     return root / candidate
+
+
+def read_image_table_split(
+    path: PathLike,
+    *,
+    image_col: str,
+    label_col: str,
+    group_cols: Mapping[str, str],
+    positive: object = None,
+    group_sep: str | None = None,
+    id_col: str | None = None,
+) -> TextSplit:
+    """One CSV / Parquet file of image paths as an image split (same columns as ``read_table_split``).
+
+    ``image_col`` holds a path per row; relative paths resolve against the table's folder. A path
+    that does not exist is a one-line DataError before any image is decoded.
+    """
+    split = read_table_split(
+        path,
+        text_col=image_col,
+        label_col=label_col,
+        group_cols=group_cols,
+        positive=positive,
+        group_sep=group_sep,
+        id_col=id_col,
+    )
+    folder = Path(path).resolve().parent
+    paths = [str(_resolve(cell, folder)) for cell in split.texts]
+    missing = [p for p in paths if not Path(p).is_file()]
+    if missing:
+        raise DataError(
+            f"{path}: {len(missing)} of {len(paths)} image path(s) in column {image_col!r} do not exist, "
+            f"e.g. {missing[0]}"
+        )
+    return dataclasses.replace(split, texts=paths, modality="image")
