@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import typer
@@ -46,7 +47,12 @@ def evaluate(
         None, "--group-sep", help="Separator of several groups in one cell, e.g. '|'."
     ),
     id_col: str | None = typer.Option(None, "--id-col", help="Column of example ids (default: row number)."),
-    out: Path = typer.Option(Path("evaluation"), "--out", help="Output directory."),
+    out: Path = typer.Option(
+        Path("evaluation"), "--out", help="Output folder (written atomically; an earlier output is replaced)."
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace --out even if it holds files fairmerge did not write."
+    ),
     tokenizer: str | None = typer.Option(
         None, "--tokenizer", help="Tokenizer, when the checkpoint directory has none."
     ),
@@ -72,7 +78,11 @@ def evaluate(
     """
     from fairmerge.data.table import read_image_table_split, read_table_split
     from fairmerge.evaluation import METRICS_FILE, PREDICTIONS_FILE, evaluate_checkpoint
+    from fairmerge.outputs_guard import check_output_dir, output_directory
 
+    check_output_dir(out, overwrite=overwrite)
+    if not (math.isfinite(threshold) and 0.0 <= threshold <= 1.0):
+        raise ConfigError(f"--threshold must be a probability in [0, 1], got {threshold}")
     if (text_col is None) == (image_col is None):
         raise ConfigError("give exactly one of --text-col (texts) and --image-col (a column of image paths)")
     read = read_table_split if text_col is not None else read_image_table_split
@@ -86,21 +96,22 @@ def evaluate(
         group_sep=group_sep,
         id_col=id_col,
     )
-    metrics = evaluate_checkpoint(
-        model,
-        split,
-        out,
-        split_name=split_name,
-        tokenizer_path=tokenizer,
-        max_length=max_length,
-        batch_size=batch_size,
-        threshold=threshold,
-        min_group_size=min_group_size,
-        n_resamples=resamples,
-        seed=seed,
-        device=device,
-        progress=True,
-    )
+    with output_directory(out, overwrite=overwrite) as tmp:
+        metrics = evaluate_checkpoint(
+            model,
+            split,
+            tmp,
+            split_name=split_name,
+            tokenizer_path=tokenizer,
+            max_length=max_length,
+            batch_size=batch_size,
+            threshold=threshold,
+            min_group_size=min_group_size,
+            n_resamples=resamples,
+            seed=seed,
+            device=device,
+            progress=True,
+        )
     overall = metrics[(metrics["attribute"] == "all") & (metrics["metric"] == "accuracy")].iloc[0]
     typer.echo(
         f"{len(split)} examples, accuracy {overall['value']:.3f} "
