@@ -141,11 +141,18 @@ def output_directory(
     filesystem) is an :class:`OutputError` naming ``path``.
     """
     path = check_output_dir(path, overwrite=overwrite, flag=flag, what=what)
+    with writing(path, flag), atomic_directory(path, overwrite=True) as tmp:
+        yield tmp
+        _write_marker(tmp)
+        check_output_dir(path, overwrite=overwrite, flag=flag, what=what)
+
+
+@contextlib.contextmanager
+def writing(path: str | os.PathLike[str], flag: str = "--output") -> Iterator[None]:
+    """Turn a refused write (full disk, quota, read-only filesystem, permissions) in the block into
+    an :class:`OutputError` naming ``path``."""
     try:
-        with atomic_directory(path, overwrite=True) as tmp:
-            yield tmp
-            _write_marker(tmp)
-            check_output_dir(path, overwrite=overwrite, flag=flag, what=what)
+        yield
     except OSError as exc:
         if exc.errno not in _WRITE_ERRORS:
             raise

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fairmerge.errors import ConfigError, VectorError
-from fairmerge.outputs_guard import check_new_output, check_output_file
+from fairmerge.outputs_guard import check_new_output, check_output_file, writing
 from fairmerge.vectors import METHODS, TaskVector, merge_checkpoints
 from fairmerge.vectors.merge import validate_merge_args
 
@@ -69,7 +69,8 @@ def vector(
     )
     if len(tau) == 0:
         raise VectorError(f"{base} and {finetuned} share no float tensor: the task vector would be empty")
-    tau.save(output)
+    with writing(output):
+        tau.save(output)
     typer.echo(f"wrote {output}: {len(tau)} tensors, {tau.num_parameters:,} parameters")
 
 
@@ -103,18 +104,19 @@ def merge(
     shard_bytes = parse_size(max_shard_size)
     validate_merge_args(len(vectors), lambdas, method=method, density=density, seed=seed)
     check_new_output(output, overwrite=overwrite, flag="--output")
-    out = merge_checkpoints(
-        base,
-        [_nonempty(path) for path in vectors],
-        lambdas,
-        output,
-        method=method,
-        density=density,
-        seed=seed,
-        max_shard_bytes=shard_bytes,
-        overwrite=overwrite,
-        progress=True,
-    )
+    with writing(output):
+        out = merge_checkpoints(
+            base,
+            [_nonempty(path) for path in vectors],
+            lambdas,
+            output,
+            method=method,
+            density=density,
+            seed=seed,
+            max_shard_bytes=shard_bytes,
+            overwrite=overwrite,
+            progress=True,
+        )
     typer.echo(f"wrote {out}")
 
 
