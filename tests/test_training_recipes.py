@@ -141,3 +141,16 @@ def test_config_rejects_bad_recipe_fields() -> None:
     for bad in ({"patience": 0}, {"eval_every_steps": -1}, {"trainable": "neck"}):
         with pytest.raises(ConfigError, match=next(iter(bad))):
             TrainConfig.from_mapping(bad)
+
+
+def test_the_loop_trains_only_what_trainable_names(tiny_source: Path, tmp_path: Path) -> None:
+    base = make_base_checkpoint(str(tiny_source), seed=0, cache=TrainingCache(tmp_path))
+    dataset, start = tiny_dataset(), _weights(base)
+    for trainable in ("head", "body"):
+        model, tokenizer = load_classifier(str(base)), load_tokenizer(str(base))
+        config = TrainConfig(learning_rate=1e-2, epochs=1, batch_size=16, trainable=trainable)
+        fit(model, tokenizer, dataset["train"], dataset["val"], config, progress=False)
+        for key, value in model.state_dict().items():
+            if key in start and start[key].is_floating_point():
+                moved = not torch.equal(value, start[key])
+                assert moved == (is_head_key(key) == (trainable == "head")), key
