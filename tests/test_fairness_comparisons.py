@@ -10,7 +10,7 @@ import pytest
 from fairlearn.metrics import equalized_odds_difference
 
 from fairmerge.errors import ConfigError, DataError
-from fairmerge.fairness import compare_to_reference, comparison_table, holm
+from fairmerge.fairness import compare_all, compare_to_reference, comparison_table, holm
 
 N = 600
 
@@ -124,3 +124,32 @@ def test_comparison_table_keeps_the_primary_unadjusted() -> None:
     ]
     with pytest.raises(ConfigError, match="primary"):
         comparison_table(rows, {"model": "fft", "attribute": "race", "metric": "eod"})
+
+
+def test_compare_all_pairs_on_shared_seeds_and_never_crashes_on_a_missing_family() -> None:
+    labels, membership, _ = _data()
+    rng = np.random.default_rng(6)
+    reference = {s: _model(labels, rng, 0.75) for s in (0, 1, 2)}
+    methods = {
+        "merge": {s: _model(labels, rng, 0.8) for s in (0, 1, 2)},
+        "inject:worst": {0: _model(labels, rng, 0.7), 2: _model(labels, rng, 0.7)},  # absent from seed 1
+        "only_seed_9": {9: _model(labels, rng, 0.7)},
+    }
+    tiny = pd.DataFrame({"men": np.arange(N) < 6, "women": np.arange(N) >= 400})
+    table = compare_all(
+        labels,
+        {"race": membership, "gender": tiny},
+        methods,
+        reference,
+        primary={"model": "merge", "attribute": "race", "metric": "eod"},
+        n_resamples=100,
+    )
+    assert len(table) == 3 * 5  # accuracy + (race, gender) × (dpd, eod) per model
+    merge = table[table["model"] == "merge"].set_index(["attribute", "metric"])
+    assert merge.loc[("race", "eod"), "primary"] and merge.loc[("all", "accuracy"), "n_seeds"] == 3
+    inject = table[table["model"] == "inject:worst"]
+    assert (inject["n_seeds"] == 2).all() and (inject["seeds"] == "0,2").all()
+    gender = table[table["attribute"] == "gender"]
+    assert gender["delta"].isna().all() and gender["p_holm"].isna().all()
+    lonely = table[table["model"] == "only_seed_9"]
+    assert lonely["delta"].isna().all() and (lonely["reason"] == "no seed shared with the reference").all()

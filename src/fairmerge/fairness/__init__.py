@@ -1,6 +1,12 @@
 """Group-fairness metrics with overlapping groups, intervals, noise floors, comparisons and power."""
 
-from fairmerge.fairness.comparisons import COMPARISON_COLUMNS, compare_to_reference, comparison_table, holm
+from fairmerge.fairness.comparisons import (
+    COMPARISON_COLUMNS,
+    compare_all,
+    compare_to_reference,
+    comparison_table,
+    holm,
+)
 from fairmerge.fairness.metrics import (
     ATTRIBUTE_METRICS,
     GROUP_METRICS,
@@ -21,6 +27,7 @@ __all__ = [
     "NOISE_METRICS",
     "OVERALL",
     "UndefinedMetricWarning",
+    "compare_all",
     "compare_to_reference",
     "comparison_table",
     "group_metrics",

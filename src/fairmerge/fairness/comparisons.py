@@ -31,6 +31,7 @@ from fairmerge.fairness.metrics import (
     MIN_GROUP_SIZE,
     MIN_NEGATIVES,
     MIN_POSITIVES,
+    OVERALL,
     Thresholds,
     _attribute_metrics,
     _check_binary,
@@ -171,6 +172,69 @@ def compare_to_reference(
     z = float(stats.norm.ppf(0.5 + confidence / 2))
     result["mde"] = (z + float(stats.norm.ppf(0.8))) * (result["ci_high"] - result["ci_low"]) / (2 * z)
     return result
+
+
+def compare_all(
+    labels: np.ndarray,
+    memberships: Mapping[str, pd.DataFrame],
+    method_predictions: Mapping[str, Mapping[int, np.ndarray]],
+    reference_predictions: Mapping[int, np.ndarray],
+    *,
+    primary: Mapping[str, str] | None = None,
+    metrics: Sequence[Metric] = METRICS,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    min_group_size: int = MIN_GROUP_SIZE,
+    min_positives: int = MIN_POSITIVES,
+    min_negatives: int = MIN_NEGATIVES,
+) -> pd.DataFrame:
+    """Every model against the reference: accuracy once, DPD and EOD per attribute, Holm-corrected.
+
+    ``method_predictions`` maps a model label to ``{seed: test predictions}``; ``reference_predictions``
+    is ``{seed: predictions}`` of the reference. Each model is paired with the reference on the seeds
+    both have (``n_seeds`` and ``seeds`` say which), so a family missing from some seeds is compared
+    on the others; a model sharing no seed with the reference gets NaN rows with a reason. Returns
+    :func:`comparison_table`'s frame plus ``seeds`` and ``reason``.
+    """
+    rows: list[dict[str, Any]] = []
+    options = {
+        "n_resamples": n_resamples,
+        "confidence": confidence,
+        "seed": seed,
+        "min_group_size": min_group_size,
+        "min_positives": min_positives,
+        "min_negatives": min_negatives,
+    }
+    for model, by_seed in method_predictions.items():
+        seeds = sorted(set(by_seed) & set(reference_predictions))
+        targets: list[tuple[str, Metric]] = [(OVERALL, "accuracy")] if "accuracy" in metrics else []
+        targets += [(a, m) for a in memberships for m in metrics if m != "accuracy"]
+        for attribute, metric in targets:
+            if seeds:
+                result = compare_to_reference(
+                    labels,
+                    None if metric == "accuracy" else memberships[attribute],
+                    [by_seed[s] for s in seeds],
+                    [reference_predictions[s] for s in seeds],
+                    metric=metric,
+                    **options,  # type: ignore[arg-type]
+                )
+            else:
+                result = _undefined(0, "no seed shared with the reference")
+            rows.append(
+                {
+                    **result,
+                    "model": model,
+                    "attribute": attribute,
+                    "metric": metric,
+                    "seeds": ",".join(map(str, seeds)),
+                }
+            )
+    table = comparison_table(rows, primary)
+    table["seeds"] = [r["seeds"] for r in rows]
+    table["reason"] = [r["reason"] for r in rows]
+    return table
 
 
 def holm(p_values: Sequence[float] | np.ndarray) -> np.ndarray:
