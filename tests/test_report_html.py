@@ -15,8 +15,6 @@ import pytest
 
 from fairmerge.errors import DataError
 from fairmerge.report import write_report
-from fairmerge.report.frames import validate_metrics
-from fairmerge.report.html import render_html
 from fairmerge.study.multiseed import aggregate_seeds
 from fairmerge.study.outputs import headline_row, headline_table
 from fairmerge.sweep import dpd_bound_table
@@ -110,8 +108,13 @@ def _cached_metrics(seed: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _gap_test(delta: float) -> dict[str, float]:
-    return {"delta": delta, "ci_low": delta - 0.1, "ci_high": delta + 0.1, "p_value": 0.04}
+def _comparison(model: str, attribute: str, metric: str, delta: float, p_holm: float) -> dict[str, Any]:
+    undefined = math.isnan(delta)
+    return {"model": model, "attribute": attribute, "metric": metric, "delta": None if undefined else delta,
+            "ci_low": None if undefined else delta - 0.1, "ci_high": None if undefined else delta + 0.05,
+            "p_value": None if undefined else p_holm / 2, "p_holm": None if undefined else p_holm,
+            "primary": (model, attribute, metric) == ("merge", "race", "eod"), "n_seeds": 2,
+            "method": "two-level bootstrap (seeds, posts)"}
 
 
 def _summary() -> dict[str, Any]:
@@ -119,16 +122,10 @@ def _summary() -> dict[str, Any]:
     attributes = list(GROUPS)
     headlines = [headline_table(_metrics(seed), attributes) for seed in (0, 1)]
     stats = aggregate_seeds(headlines)
-    tests = {
-        "merge": {"race": {"dpd": _gap_test(-0.12), "eod": _gap_test(-0.05)},
-                  "gender": {"dpd": dict.fromkeys(("delta", "ci_low", "ci_high", "p_value"), math.nan),
-                             "eod": dict.fromkeys(("delta", "ci_low", "ci_high", "p_value"), math.nan)}},
-        "inject:African": {"race": {"dpd": _gap_test(0.02), "eod": _gap_test(0.3)}},
-    }
-    gap_rows = [{"model": m, "metric": f"{a}_{k}_minus_fft", "mean": r["delta"], "ci_low": r["ci_low"],
-                 "ci_high": r["ci_high"], "p_value": r["p_value"], "n_seeds": 2}
-                for m, per_attr in tests.items() for a, per_metric in per_attr.items()
-                for k, r in per_metric.items()]
+    comparisons = [_comparison("merge", "race", "dpd", -0.2, 0.01),
+                   _comparison("merge", "race", "eod", -0.05, 0.3),
+                   _comparison("merge", "gender", "eod", math.nan, math.nan),
+                   _comparison("inject:worst", "race", "eod", 0.3, 0.001)]
     selected: dict[str, dict[str, Any]] = {
         label: {"lambda": lam, "lambdas": None, "rule": "constrained", "feasible": True, "reason": "ok"}
         for label, lam in SELECTED.items()
@@ -147,11 +144,12 @@ def _summary() -> dict[str, Any]:
         "selected": selected,
         "worst_group": {"attribute": "race", "group": "African", "criterion": "accuracy"},
         "headline": headlines[0],
-        "gap_tests_vs_fft": tests,
+        "comparisons": comparisons,
+        "mde": {"race": {"dpd": 0.21, "eod": 0.38}, "gender": {"dpd": None, "eod": None}},
         "timings_s": {"data": 3.2, "fft": 281.0, "subgroups": 400.5, "sweep": 120.25, "total": 812.4},
         "verdict": "No strategy keeps accuracy within 2 points of FFT with a lower EOD.\n\n"
                    "Differences are inside the CIs <script>alert(1)</script>.",
-        "multi_seed": pd.concat([stats, pd.DataFrame(gap_rows)], ignore_index=True).to_dict(orient="records"),
+        "multi_seed": stats.to_dict(orient="records"),
     }
 
 
@@ -280,11 +278,10 @@ def test_missing_values_render_as_na(full_report: tuple[Path, str]) -> None:
     assert sizes[("race", "African")]["n (test)"] == "315"
     assert sizes[("gender", "Men")]["n (val)"] == "6"
     assert headline["merge[balanced]@calibrated"]["λ"] == "0.0"
-    tests = {row["model"]: row for row in _table_rows(document, "headline", 2)}
-    assert tests["merge"]["race ΔDPD vs FFT"] == "-0.120 [-0.220, -0.020]"
-    assert tests["merge"]["race ΔDPD p-value"] == "0.040"
-    assert tests["merge"]["gender ΔEOD vs FFT"] == "n/a"
-    assert tests["inject:African"]["gender ΔEOD vs FFT"] == "n/a"  # absent, not 0
+    tests = {(r["model"], r["attribute"], r["metric"]): r for r in _table_rows(document, "headline", 2)}
+    assert tests[("merge", "race", "DPD")]["Δ vs FFT [95% CI]"] == "-0.200 [-0.300, -0.150]"
+    assert tests[("merge", "race", "DPD")]["p"] == "0.005"
+    assert tests[("merge", "gender", "EOD")]["Δ vs FFT [95% CI]"] == "n/a"  # undefined, not 0
     seeds = {row["model"]: row for row in _table_rows(document, "multi-seed")}
     assert re.fullmatch(r"0\.\d{3} ± 0\.\d{3}", seeds["fft"]["race EOD (mean ± std)"])
     assert seeds["base"]["λ (mean ± std)"] == "n/a"
@@ -307,15 +304,16 @@ def test_strategy_table_lists_every_strategy_next_to_references(full_report: tup
     assert all(re.fullmatch(r"0\.\d{3} \[0\.\d{3}, 0\.\d{3}\]", r["accuracy"]) for r in rows)
 
 
-def test_paired_tests_move_to_multi_seed_when_the_headline_has_none() -> None:
-    summary = _summary()
-    del summary["gap_tests_vs_fft"]
-    document = render_html(metrics=validate_metrics(_metrics()), summary=summary, bound=None, strategies=None,
-                           provenance={}, images={})
-    assert 'id="gap-tests"' not in document
-    tests = {(r["model"], r["metric"]): r for r in _table_rows(document, "multi-seed", 1)}
-    assert tests[("merge", "race DPD − FFT")]["Δ"] == "-0.120 [-0.220, -0.020]"
-    assert tests[("merge", "gender EOD − FFT")]["Δ"] == "n/a"
+def test_comparisons_show_intervals_corrected_p_and_outcomes(full_report: tuple[Path, str]) -> None:
+    _, document = full_report
+    rows = {(r["model"], r["attribute"], r["metric"]): r for r in _table_rows(document, "headline", 2)}
+    assert rows[("merge", "race", "DPD")]["outcome"] == "lower"
+    assert rows[("merge", "race", "EOD")]["p (Holm)"] == "primary"
+    assert rows[("merge", "race", "EOD")]["outcome"] == "no detectable difference"
+    assert rows[("merge", "gender", "EOD")]["Δ vs FFT [95% CI]"] == "n/a"
+    assert rows[("merge", "gender", "EOD")]["outcome"] == "undefined"
+    assert rows[("inject:worst", "race", "EOD")]["outcome"] == "higher"
+    assert "race: ΔDPD 0.210, ΔEOD 0.380" in document
 
 
 def test_optional_inputs_omit_their_sections(tmp_path: Path) -> None:

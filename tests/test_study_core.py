@@ -137,3 +137,12 @@ def test_a_log_gets_the_whole_table_and_labels_verbatim() -> None:
     text = buffer.getvalue()
     assert "merge[targeted+background]@calibrated" in text
     assert "0.612" in text and "0.123" in text and "…" not in text
+
+
+def test_the_primary_comparison_must_be_one_the_study_makes() -> None:
+    assert load_config(None).primary.model == "merge"
+    with pytest.raises(ConfigError, match=r"primary\.model 'merge\[nope\]'"):
+        load_config(None, overrides=["primary.model=merge[nope]"])
+    with pytest.raises(ConfigError, match=r"primary\.attribute 'religion'"):
+        load_config(None, overrides=["primary.attribute=religion"])
+    assert load_config(None, overrides=["primary={model: lora, attribute: all, metric: accuracy}"])

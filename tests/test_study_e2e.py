@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,7 @@ from typer.testing import CliRunner
 from fairmerge.cli import app
 from fairmerge.data.types import GroupedTextDataset, TextSplit
 from fairmerge.study import run as study_run
+from fairmerge.study import seed_run
 
 pytestmark = pytest.mark.slow
 
@@ -70,6 +72,11 @@ def test_outputs_follow_the_contract(fast_run: tuple[Path, Path]) -> None:
     assert {"n", "accuracy", "selection_rate", "tpr", "fpr", "dpd", "eod", "worst_group_accuracy"} <= set(
         metrics.metric
     )
+    # every gap has its permutation noise floor and p-value next to it
+    gaps = metrics[metrics.metric.isin(["dpd", "eod"])]
+    floors = metrics[metrics.metric.isin(["dpd_noise_floor", "eod_noise_floor", "dpd_perm_p", "eod_perm_p"])]
+    assert len(floors) == 2 * len(gaps)
+    assert floors.dropna(subset=["value"]).value.between(0, 1).all()
     test_acc = metrics[
         (metrics.split == "test") & (metrics.metric == "accuracy") & (metrics.attribute == "all")
     ]
@@ -77,7 +84,16 @@ def test_outputs_follow_the_contract(fast_run: tuple[Path, Path]) -> None:
     # test is evaluated once per model: one λ per model on test
     assert (metrics[metrics.split == "test"].groupby("model")["lambda"].nunique(dropna=False) == 1).all()
     summary = json.loads((out / "summary.json").read_text())
-    for key in ("selected", "headline", "worst_group", "timings_s", "verdict", "provenance"):
+    for key in (
+        "selected",
+        "headline",
+        "worst_group",
+        "timings_s",
+        "verdict",
+        "provenance",
+        "comparisons",
+        "mde",
+    ):
         assert key in summary
     assert summary["selected"]["merge"]["lambda"] in set(metrics[(metrics.model == "merge")]["lambda"])
     for name in ("similarity.csv", "bound.csv", "strategies.csv"):
@@ -127,8 +143,24 @@ def test_missing_data_dir_fails_cleanly(tmp_path: Path) -> None:
     assert not out.exists()
 
 
-def test_two_seeds_resume_from_the_cache_and_add_paired_tests(fast_run: tuple[Path, Path]) -> None:
+def test_two_seeds_with_different_worst_groups_compare_over_seeds(
+    fast_run: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     out, cache = fast_run
+    chosen, calls = seed_run.worst_group, []
+
+    def another_group_for_seed_1(
+        fft_val: pd.DataFrame, attributes: list[str], names: dict[tuple[str, str], str], **kwargs: Any
+    ) -> dict[str, str]:
+        """FFT's worst group differs between seeds in real runs; force it here for the second seed."""
+        worst = chosen(fft_val, attributes, names, **kwargs)
+        calls.append(worst)
+        if len(calls) == 2:
+            (attribute, group), other = next((p, n) for p, n in names.items() if n != worst["label"])
+            worst = {**worst, "attribute": attribute, "group": group, "label": other}
+        return worst
+
+    monkeypatch.setattr(seed_run, "worst_group", another_group_for_seed_1)
     second = out.parent / "two-seeds"
     summary = study_run.run_study(
         None,
@@ -139,6 +171,8 @@ def test_two_seeds_resume_from_the_cache_and_add_paired_tests(fast_run: tuple[Pa
         seeds=[0, 1],
     )
     assert summary["seeds"] == [0, 1]
+    by_seed = summary["worst_groups_by_seed"]
+    assert by_seed["0"] != by_seed["1"], by_seed
     # seed 0 comes entirely from the cache and reproduces the first run's numbers exactly
     first = pd.read_csv(out / "metrics.csv")
     again = pd.read_csv(second / "seed-0" / "metrics.csv")
@@ -147,6 +181,13 @@ def test_two_seeds_resume_from_the_cache_and_add_paired_tests(fast_run: tuple[Pa
     assert set(multiseed.n_seeds) == {2}
     accuracy = multiseed[(multiseed.model == "fft") & (multiseed.metric == "accuracy")]
     assert accuracy["std"].notna().all()
-    tests = multiseed[multiseed.metric.str.endswith("_minus_fft")]
-    assert tests.p_value.between(0, 1).all() and (tests.ci_low <= tests.ci_high).all()
+    comparisons = pd.read_csv(second / "comparisons.csv")
+    assert set(comparisons.n_seeds.dropna()) == {2}
+    assert "inject:worst" in set(comparisons.model)
+    defined = comparisons.dropna(subset=["p_value"])
+    assert defined.p_value.between(0, 1).all() and (defined.ci_low <= defined.ci_high).all()
+    assert (defined.p_holm >= defined.p_value - 1e-12).all()
+    assert int(comparisons.primary.sum()) == 1
+    undefined = [c for c in summary["comparisons"] if c["p_value"] is None]
+    assert all(c["delta"] is None and c["ci_low"] is None for c in undefined)  # never 0
     assert 'id="multi-seed"' in (second / "report.html").read_text()

@@ -19,7 +19,12 @@ CI_LOW, CI_HIGH = "_ci_low", "_ci_high"
 MEAN, STD = "_mean", "_std"
 # identifying and overall columns, shown first in every metrics table
 LEAD_COLUMNS: tuple[str, ...] = (
-    "strategy", "decision", "model", "lambda", "accuracy", "worst_group_accuracy",
+    "strategy",
+    "decision",
+    "model",
+    "lambda",
+    "accuracy",
+    "worst_group_accuracy",
 )
 METRIC_NAMES: dict[str, str] = {
     "lambda": "λ",
@@ -28,6 +33,9 @@ METRIC_NAMES: dict[str, str] = {
     "selection_rate": "selection rate",
     "dpd": "DPD",
     "eod": "EOD",
+    "dpd_noise_floor": "DPD noise floor",
+    "eod_noise_floor": "EOD noise floor",
+    "p_holm": "p (Holm)",
     "tpr": "TPR",
     "fpr": "FPR",
     "n_groups": "groups in gaps",
@@ -105,8 +113,8 @@ def column_title(name: str, attributes: Sequence[str] = ()) -> str:
     """A readable header: ``race_dpd`` → ``race DPD``, ``worst_group_accuracy`` → ``worst-group accuracy``."""
     for attr in sorted(attributes, key=len, reverse=True):
         prefix = f"{attr}_"
-        if name.startswith(prefix) and name[len(prefix):] in METRIC_NAMES:
-            return f"{attr} {METRIC_NAMES[name[len(prefix):]]}"
+        if name.startswith(prefix) and name[len(prefix) :] in METRIC_NAMES:
+            return f"{attr} {METRIC_NAMES[name[len(prefix) :]]}"
     return METRIC_NAMES.get(name, name.replace("_", " "))
 
 
@@ -154,7 +162,7 @@ def _companions(column: str, columns: Sequence[str]) -> tuple[str | None, str | 
 
 def order_columns(columns: Sequence[str], attributes: Sequence[str]) -> list[str]:
     """Identifiers, λ, accuracy and worst-group accuracy first, then each attribute's gaps together."""
-    metrics = ("dpd", "eod", "worst_group_accuracy", "n_groups")
+    metrics = ("dpd", "dpd_noise_floor", "eod", "eod_noise_floor", "worst_group_accuracy", "n_groups")
     per_attribute = [f"{a}_{m}" for a in attributes for m in metrics]
     first = [c for c in [*LEAD_COLUMNS, *per_attribute] if c in columns]
     return first + [c for c in columns if c not in first]
@@ -184,8 +192,10 @@ def format_metric_table(frame: pd.DataFrame, attributes: Sequence[str] = ()) -> 
             spread = frame[std] if std else [None] * len(values)
             lows = frame[low] if low and high else [None] * len(values)
             highs = frame[high] if low and high else [None] * len(values)
-            cells = [fmt_estimate(v, std=sd, low=lo, high=hi)
-                     for v, sd, lo, hi in zip(values, spread, lows, highs, strict=True)]
+            cells = [
+                fmt_estimate(v, std=sd, low=lo, high=hi)
+                for v, sd, lo, hi in zip(values, spread, lows, highs, strict=True)
+            ]
             if std:
                 title = "mean ± std" if col == "mean" else f"{title} (mean ± std)"
         else:
@@ -237,7 +247,8 @@ def display_headline(summary: Mapping[str, Any], attributes: Sequence[str]) -> p
         entry = selected.get(str(row.get("model")))
         if is_missing(row.get("lambda")) and isinstance(entry, Mapping) and entry.get("lambdas"):
             row["lambda"] = dict(entry["lambdas"])
-    frame = select_columns(pd.DataFrame(rows), attributes, ("dpd", "eod", "n_groups"))
+    per_attribute = ("dpd", "dpd_noise_floor", "eod", "eod_noise_floor", "n_groups")
+    frame = select_columns(pd.DataFrame(rows), attributes, per_attribute)
     return format_metric_table(frame, attributes)
 
 
@@ -297,9 +308,16 @@ def multi_seed_tables(rows: Sequence[Mapping[str, Any]], attributes: Sequence[st
     tables = []
     spread = frame[~is_test]
     if len(spread):
-        metrics = [m for m in ("lambda", "accuracy", "worst_group_accuracy",
-                               *(f"{a}_{g}" for a in attributes for g in ("dpd", "eod")))
-                   if m in set(spread["metric"])]
+        metrics = [
+            m
+            for m in (
+                "lambda",
+                "accuracy",
+                "worst_group_accuracy",
+                *(f"{a}_{g}" for a in attributes for g in ("dpd", "eod")),
+            )
+            if m in set(spread["metric"])
+        ]
         std = spread["std"] if "std" in spread.columns else pd.Series(math.nan, index=spread.index)
         cells = spread.assign(cell=[fmt_estimate(m, std=s) for m, s in zip(spread["mean"], std, strict=True)])
         wide = cells.pivot_table(index="model", columns="metric", values="cell", aggfunc="first", sort=False)
@@ -308,23 +326,30 @@ def multi_seed_tables(rows: Sequence[Mapping[str, Any]], attributes: Sequence[st
         tables.append(wide.reset_index())
     tests = frame[is_test]
     if len(tests):
-        tables.append(format_metric_table(tests.drop(columns=["std"], errors="ignore")
-                                          .rename(columns={"mean": "delta"}), attributes))
+        tables.append(
+            format_metric_table(
+                tests.drop(columns=["std"], errors="ignore").rename(columns={"mean": "delta"}), attributes
+            )
+        )
     return tables
 
 
-def gap_test_table(tests: Mapping[str, Any], attributes: Sequence[str]) -> pd.DataFrame:
-    """Paired-bootstrap differences of DPD / EOD to FFT on test, ``{model: {attribute: {metric:
-    {delta, ci_low, ci_high, p_value}}}}``, as one row per model."""
+def comparison_display(comparisons: Sequence[Mapping[str, Any]], outcomes: Sequence[str]) -> pd.DataFrame:
+    """Every method-vs-FFT comparison: Δ with its interval, raw and Holm p-values, seeds, outcome."""
     rows = []
-    for model, per_attribute in tests.items():
-        row = {"model": str(model)}
-        for attribute in [a for a in attributes if a in per_attribute] or list(per_attribute):
-            for metric, result in (per_attribute.get(attribute) or {}).items():
-                result = result or {}
-                name = f"{attribute} Δ{METRIC_NAMES.get(metric, metric)}"
-                row[f"{name} vs FFT"] = fmt_estimate(result.get("delta"), low=result.get("ci_low"),
-                                                     high=result.get("ci_high"))
-                row[f"{name} p-value"] = fmt_number(result.get("p_value"))
-        rows.append(row)
-    return pd.DataFrame(rows).fillna(NA)
+    for row, outcome in zip(comparisons, outcomes, strict=True):
+        rows.append(
+            {
+                "model": str(row.get("model")),
+                "attribute": str(row.get("attribute")),
+                "metric": METRIC_NAMES.get(str(row.get("metric")), str(row.get("metric"))),
+                "Δ vs FFT [95% CI]": fmt_estimate(
+                    row.get("delta"), low=row.get("ci_low"), high=row.get("ci_high")
+                ),
+                "p": fmt_number(row.get("p_value")),
+                "p (Holm)": "primary" if row.get("primary") else fmt_number(row.get("p_holm")),
+                "seeds": fmt_count(row.get("n_seeds")),
+                "outcome": outcome,
+            }
+        )
+    return pd.DataFrame(rows)

@@ -24,6 +24,7 @@ from pydantic import (
     ValidationError,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
 
 from fairmerge.errors import ConfigError
@@ -122,6 +123,15 @@ class EvaluationSection(Section):
     threshold_optimizer_attribute: str | None = "race"
     max_val_samples: int | None = Field(None, ge=1)
     max_test_samples: int | None = Field(None, ge=1)
+    n_permutations: int = Field(1000, ge=1, description="permutations of the gaps' noise floors (test)")
+
+
+class PrimarySection(Section):
+    """The one comparison with FFT the study is designed to test; every other one is Holm-adjusted."""
+
+    model: str = "merge"
+    attribute: str = "race"
+    metric: Literal["accuracy", "dpd", "eod"] = "eod"
 
 
 class StudyConfig(Section):
@@ -138,11 +148,37 @@ class StudyConfig(Section):
     sweep: SweepSection = Field(default_factory=SweepSection)
     selection: SelectionSection = Field(default_factory=SelectionSection)
     evaluation: EvaluationSection = Field(default_factory=EvaluationSection)
+    primary: PrimarySection = Field(default_factory=PrimarySection)
     requires: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able values (for provenance and cache keys)."""
         return self.model_dump(mode="json")
+
+    def compared_models(self) -> list[str]:
+        """The model labels the study compares with FFT on test."""
+        families = ["lora", "merge", "merge_pergroup", "inject:worst"]
+        families += [f"merge[{s}]" for s in self.subgroups.compare]
+        if self.evaluation.threshold_optimizer_attribute in self.attributes:
+            families.append("threshold_optimizer")
+        if self.evaluation.calibrate:
+            families += [
+                "fft@calibrated",
+                *(f"{f}@calibrated" for f in families if f != "threshold_optimizer"),
+            ]
+        return families
+
+    @model_validator(mode="after")
+    def _primary_is_a_comparison(self) -> StudyConfig:
+        primary = self.primary
+        wanted = "all" if primary.metric == "accuracy" else "one of " + ", ".join(self.attributes)
+        if (primary.metric == "accuracy") != (primary.attribute == "all") or (
+            primary.metric != "accuracy" and primary.attribute not in self.attributes
+        ):
+            raise ValueError(f"primary.attribute {primary.attribute!r}: expected {wanted}")
+        if primary.model not in self.compared_models():
+            raise ValueError(f"primary.model {primary.model!r}: expected one of {self.compared_models()}")
+        return self
 
 
 def _deep_update(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -214,6 +250,8 @@ def validate_config(raw: Mapping[str, Any], where: str = "config") -> StudyConfi
             message = error["msg"].removeprefix("Value error, ")
             if error["type"] == "extra_forbidden":
                 message = "unknown key"
+            elif error["type"] != "value_error" and not isinstance(error.get("input"), dict | list):
+                message += f", got {str(error.get('input'))[:40]!r}"
             problems.append(f"{key}: {message}")
         more = f" (and {exc.error_count() - 3} more)" if exc.error_count() > 3 else ""
         raise ConfigError(f"{where}: " + "; ".join(problems) + more) from None

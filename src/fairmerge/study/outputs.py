@@ -40,6 +40,8 @@ def headline_row(
             row[f"{attribute}_{metric}"] = value
             row[f"{attribute}_{metric}_ci_low"] = low
             row[f"{attribute}_{metric}_ci_high"] = high
+        for metric in ("dpd_noise_floor", "eod_noise_floor", "dpd_perm_p", "eod_perm_p"):
+            row[f"{attribute}_{metric}"] = _cell(frame, attribute, "all", metric)[0]
         row[f"{attribute}_n_groups"] = _cell(frame, attribute, "all", "n_groups")[0]
         worst.append(row[f"{attribute}_worst_group_accuracy"])
     finite = [w for w in worst if not math.isnan(w)]

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from transformers import PreTrainedModel
 
+from fairmerge.fairness import noise_floor
 from fairmerge.fairness.calibration import choose_threshold, predict_at
 from fairmerge.labels import Decision, ModelLabel
 from fairmerge.study.evaluator import SplitEvaluator
@@ -76,6 +77,7 @@ class PointEvaluator:
     calibrate: bool
     calibration_objective: Literal["accuracy", "balanced_accuracy"]
     test_resamples: int
+    test_permutations: int
     val_scores: dict[str, np.ndarray] = field(default_factory=dict)
     test_scores: dict[str, np.ndarray] = field(default_factory=dict)
 
@@ -86,6 +88,22 @@ class PointEvaluator:
     @property
     def val_resamples(self) -> int:
         return min(self.test_resamples, 200)
+
+    def _metrics(
+        self, split: SplitEvaluator, scores: np.ndarray, threshold: float, resamples: int, permutations: int
+    ) -> pd.DataFrame:
+        """Group metrics with intervals, then every gap's permutation noise floor and p-value."""
+        frame = split.metrics(scores, threshold=threshold, n_resamples=resamples, seed=self.seed)
+        floors = noise_floor(
+            split.split.labels,
+            predict_at(scores, threshold),
+            split.split.memberships(split.attributes),
+            n_permutations=permutations,
+            seed=self.seed,
+            min_group_size=split.min_group_size,
+        )
+        floors.insert(0, "split", split.name)
+        return pd.concat([frame, floors], ignore_index=True)
 
     def _key(self, point: Point) -> str:
         return f"seed{self.seed}|{point.key}"
@@ -98,16 +116,15 @@ class PointEvaluator:
         """Record a point's val metrics under every decision; return the argmax rows (with model, λ)."""
         scores = self.val_point_scores(point, prepare)
         self.val_scores[point.key] = scores
-        argmax = self.val.metrics(scores, n_resamples=self.val_resamples, seed=self.seed)
+        resamples, permutations = self.val_resamples, min(self.test_permutations, 200)
+        argmax = self._metrics(self.val, scores, 0.5, resamples, permutations)
         recorded = self.ledger.add(point.label, point.lam, argmax)
         self.ledger.note_constant(point.label, point.lam, predict_at(scores, 0.5))
         if self.calibrate:
             threshold = self.threshold(point)
             label = point.label.with_decision("calibrated")
             self.ledger.note_constant(label, point.lam, predict_at(scores, threshold))
-            calibrated = self.val.metrics(
-                scores, threshold=threshold, n_resamples=self.val_resamples, seed=self.seed
-            )
+            calibrated = self._metrics(self.val, scores, threshold, resamples, permutations)
             self.ledger.add(label, point.lam, calibrated)
         return recorded
 
@@ -117,13 +134,21 @@ class PointEvaluator:
             self.val.split.labels, self.val_scores[point.key], objective=self.calibration_objective
         )
 
-    def test_once(self, point: Point, decision: Decision, prepare: Prepare) -> np.ndarray:
-        """Record a selected point's test metrics (with CIs) once; return its test predictions."""
+    def test_once(
+        self, point: Point, decision: Decision, prepare: Prepare, label: ModelLabel | None = None
+    ) -> np.ndarray:
+        """Record a selected point's test metrics (with CIs) once, under ``label`` if given (else the
+        point's label with ``decision``); return its test predictions."""
         scores = self.test.scores(self.model, self._key(point), prepare)
         self.test_scores[point.key] = scores
         threshold = 0.5 if decision == "argmax" else self.threshold(point)
-        frame = self.test.metrics(
-            scores, threshold=threshold, n_resamples=self.test_resamples, seed=self.seed
-        )
-        self.ledger.add(point.label.with_decision(decision), point.lam, frame)
+        frame = self._metrics(self.test, scores, threshold, self.test_resamples, self.test_permutations)
+        self.ledger.add(label or point.label.with_decision(decision), point.lam, frame)
         return predict_at(scores, threshold)
+
+    def test_predictions(self, label: ModelLabel, predictions: np.ndarray) -> None:
+        """Record the test metrics of fixed 0/1 predictions (a post-processing baseline)."""
+        frame = self._metrics(
+            self.test, predictions.astype(np.float64), 0.5, self.test_resamples, self.test_permutations
+        )
+        self.ledger.add(label, None, frame)

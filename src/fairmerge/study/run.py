@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import platform
 import time
 from collections.abc import Sequence
@@ -29,11 +28,11 @@ from fairmerge.errors import ConfigError, FairmergeError
 from fairmerge.outputs_guard import check_output_dir, output_directory
 from fairmerge.paths import default_cache_dir
 from fairmerge.report import write_report
+from fairmerge.study.comparisons import compare_with_fft, detectable_differences
 from fairmerge.study.config import StudyConfig, load_config
-from fairmerge.study.multiseed import aggregate_seeds, paired_gap_test
+from fairmerge.study.multiseed import aggregate_seeds
 from fairmerge.study.outputs import (
     METRICS_COLUMNS,
-    headline_row,
     headline_table,
     write_json,
     write_table,
@@ -44,7 +43,7 @@ from fairmerge.study.score_cache import ScoreCache
 from fairmerge.study.seed_run import SeedOutcome, run_seed
 from fairmerge.study.summary import StudySummary
 from fairmerge.study.testing import selected_table
-from fairmerge.study.verdict import strategy_verdict
+from fairmerge.study.verdict import comparison_verdict
 from fairmerge.training import TrainingCache
 
 
@@ -76,46 +75,9 @@ def _provenance(config: StudyConfig, dataset: GroupedTextDataset, outcome: SeedO
     }
 
 
-def _gap_tests(outcomes: Sequence[SeedOutcome], config: StudyConfig) -> dict[str, dict[str, Any]]:
-    """Paired bootstrap of ΔDPD and ΔEOD (method − FFT) over seeds, per attribute."""
-    first = outcomes[0]
-    tests: dict[str, dict[str, Any]] = {}
-    candidates = [m for m in first.test_predictions if m != "fft" and not m.startswith("base")]
-    for model in candidates:
-        tests[model] = {
-            attribute: paired_gap_test(
-                first.test_labels,
-                [o.test_predictions[model] for o in outcomes],
-                [o.test_predictions["fft"] for o in outcomes],
-                first.test_memberships[attribute],
-                min_group_size=config.evaluation.min_group_size,
-                n_resamples=config.evaluation.n_resamples or 1000,
-                seed=config.seed,
-            )
-            for attribute in config.attributes
-        }
-    return tests
-
-
-def _multiseed_table(
-    outcomes: Sequence[SeedOutcome], tests: dict[str, dict[str, Any]], config: StudyConfig
-) -> pd.DataFrame:
-    stats = aggregate_seeds([headline_table(o.metrics, config.attributes) for o in outcomes])
-    rows = [
-        {
-            "model": model,
-            "metric": f"{attribute}_{metric}_minus_fft",
-            "mean": result["delta"],
-            "ci_low": result["ci_low"],
-            "ci_high": result["ci_high"],
-            "p_value": result["p_value"],
-            "n_seeds": len(outcomes),
-        }
-        for model, per_attribute in tests.items()
-        for attribute, per_metric in per_attribute.items()
-        for metric, result in per_metric.items()
-    ]
-    return pd.concat([stats, pd.DataFrame(rows)], ignore_index=True)
+def _seed_spread(outcomes: Sequence[SeedOutcome], config: StudyConfig) -> pd.DataFrame:
+    """Mean, std and seed count of every headline test metric, per model (``multiseed.csv``)."""
+    return aggregate_seeds([headline_table(o.metrics, config.attributes) for o in outcomes])
 
 
 def run_study(
@@ -165,15 +127,12 @@ def run_study(
         )
     primary = outcomes[0]
     headline = headline_table(primary.metrics, study.attributes)
-    tests = _gap_tests(outcomes, study)
-    fft_row = headline_row(primary.metrics, "fft", study.attributes)
-    strategy_rows = [r for r in headline if r["model"].startswith("merge")]
-    # attributes with a defined EOD for FFT (not gender on HateXplain, where 6 test posts target men)
-    defined = [a for a in study.attributes if not math.isnan(fft_row[f"{a}_eod"])]
-    verdict = strategy_verdict(fft_row, strategy_rows, tests, defined or study.attributes)
+    comparisons = compare_with_fft(outcomes, study)
+    mde = detectable_differences(primary, study)
+    verdict = comparison_verdict(comparisons, accuracy_margin=study.selection.delta, mde=mde)
     timings = primary.timings.rounded()
     timings["total"] = round(time.perf_counter() - started, 1)
-    multiseed = _multiseed_table(outcomes, tests, study) if len(outcomes) > 1 else None
+    multiseed = _seed_spread(outcomes, study) if len(outcomes) > 1 else None
     summary = StudySummary.model_validate(
         {
             "dataset": dataset.name,
@@ -189,8 +148,10 @@ def run_study(
             },
             "selected": selected_table(primary.selected),
             "worst_group": primary.worst_group,
+            "worst_groups_by_seed": {str(o.seed): o.worst_group["label"] for o in outcomes},
             "headline": headline,
-            "gap_tests_vs_fft": tests,
+            "comparisons": comparisons.to_dict(orient="records"),
+            "mde": mde,
             "timings_s": timings,
             "verdict": verdict,
             "multi_seed": None if multiseed is None else multiseed.to_dict(orient="records"),
@@ -204,6 +165,7 @@ def run_study(
         write_table(tmp / "bound.csv", primary.bound)
         write_table(tmp / "strategies.csv", primary.strategies)
         write_table(tmp / "pergroup_trials.csv", primary.pergroup_trials)
+        write_table(tmp / "comparisons.csv", comparisons)
         if multiseed is not None:
             write_table(tmp / "multiseed.csv", multiseed)
             for outcome in outcomes:

@@ -151,6 +151,7 @@ def run_seed(
             calibrate=config.evaluation.calibrate,
             calibration_objective=config.evaluation.calibration_objective,
             test_resamples=config.evaluation.n_resamples,
+            test_permutations=config.evaluation.n_permutations,
         )
 
     with timer("evaluate: baselines (val)"):

@@ -41,6 +41,22 @@ class WorstGroup(_Record):
     criterion: str = Field(description="'accuracy' or 'eod': how FFT's worst group was ranked on val")
 
 
+class Comparison(_Record):
+    """One method vs FFT on test; undefined numbers are null (never 0)."""
+
+    model: str
+    attribute: str = Field(description="'all' for accuracy")
+    metric: str = Field(description="accuracy, dpd or eod")
+    delta: float | None = Field(description="method − FFT, averaged over seeds")
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None = Field(description="two-sided; 0 difference is the null")
+    p_holm: float | None = Field(description="Holm-adjusted over the non-primary comparisons")
+    primary: bool = Field(description="the one comparison the config declared (not adjusted)")
+    n_seeds: int | None = None
+    method: str | None = Field(None, description="how the interval was made (seeds, posts)")
+
+
 class StudySummary(_Record):
     dataset: str
     model: str
@@ -50,9 +66,13 @@ class StudySummary(_Record):
     selection: SelectionSettings
     selected: dict[str, SelectedEntry] = Field(description="model label → what validation selected")
     worst_group: WorstGroup
+    worst_groups_by_seed: dict[str, str] = Field(
+        description="seed → the group whose vector inject:worst injected (found on val per seed)"
+    )
     headline: list[dict[str, Any]] = Field(description="test metrics of every model, with CIs")
-    gap_tests_vs_fft: dict[str, dict[str, dict[str, dict[str, float | None]]]] = Field(
-        description="model → attribute → metric → paired test of the difference to FFT"
+    comparisons: list[Comparison] = Field(description="every model vs FFT on test, over seeds and posts")
+    mde: dict[str, dict[str, float | None]] = Field(
+        description="attribute → smallest detectable ΔDPD / ΔEOD (80 % power, α = 0.05) on this test split"
     )
     timings_s: dict[str, float]
     verdict: str

@@ -24,6 +24,8 @@ from fairmerge.sweep.inplace import InPlaceMerger
 from fairmerge.sweep.pergroup import search_group_coefficients
 from fairmerge.vectors import TaskVector
 
+WORST = "worst"
+
 
 @dataclass(frozen=True)
 class FamilySweep:
@@ -33,6 +35,7 @@ class FamilySweep:
     points: list[Point]
     merger: InPlaceMerger
     val_table: pd.DataFrame
+    test_label: ModelLabel
 
     def point_at(self, lam: float) -> Point:
         return next(p for p in self.points if p.lam is not None and np.isclose(p.lam, lam))
@@ -69,7 +72,7 @@ def merge_sweep(
         selector=lambda points_table: policy.select(points_table, label, evaluator.ledger),
         progress=False,
     )
-    return FamilySweep(label, points, merger, table)
+    return FamilySweep(label, points, merger, table, label)
 
 
 def pergroup_search(
@@ -154,7 +157,11 @@ def injection_sweeps(
     names: Sequence[str],
     lambdas: Sequence[float],
 ) -> dict[str, FamilySweep]:
-    """θ_FFT + λ·τ_g on val, for each vector name in ``names``."""
+    """θ_FFT + λ·τ_g on val, for each vector name in ``names``.
+
+    Whichever group is the worst differs between seeds, so its selected point is tested (and
+    compared across seeds) as ``inject:worst``; the group each seed chose is in ``worst_group``.
+    """
     sweeps: dict[str, FamilySweep] = {}
     for name in names:
         label = ModelLabel("inject", group=name)
@@ -166,5 +173,6 @@ def injection_sweeps(
             evaluator.validate(point, partial(merger.set_coefficients, float(lam)))
             points.append(point)
         merger.restore()
-        sweeps[name] = FamilySweep(label, points, merger, evaluator.ledger.rows(label, "val"))
+        rows = evaluator.ledger.rows(label, "val")
+        sweeps[name] = FamilySweep(label, points, merger, rows, ModelLabel("inject", group=WORST))
     return sweeps

@@ -57,13 +57,15 @@ def families_on_test(
 ) -> tuple[dict[str, SelectedModel], dict[str, np.ndarray]]:
     """Select each family's point on val under each decision, then evaluate it on test once.
 
-    ``families`` pairs each sweep with the function that loads the state it starts from.
+    ``families`` pairs each sweep with the function that loads the state it starts from; test rows
+    carry the sweep's ``test_label`` (``inject:worst`` for the worst group's injection).
     """
     selected: dict[str, SelectedModel] = {}
     predictions: dict[str, np.ndarray] = {}
     for family, load_start in families:
         for decision in evaluator.decisions:
             label = family.label.with_decision(decision)
+            reported = family.test_label.with_decision(decision)
             selection = policy.select_family(label, evaluator.ledger)
             point = family.point_at(selection.lam)
             lam = point.lam or 0.0
@@ -74,9 +76,9 @@ def families_on_test(
                 load()
                 family.merger.set_coefficients(lam)
 
-            predictions[str(label)] = evaluator.test_once(point, decision, prepare)
-            selected[str(label)] = SelectedModel(
-                label, point.lam, None, selection.rule, selection.feasible, selection.reason
+            predictions[str(reported)] = evaluator.test_once(point, decision, prepare, reported)
+            selected[str(reported)] = SelectedModel(
+                reported, point.lam, None, selection.rule, selection.feasible, selection.reason
             )
         family.merger.restore()
     return selected, predictions
@@ -121,10 +123,7 @@ def threshold_optimizer_on_test(
         sensitive_values(test.groups[attribute]),
         seed=evaluator.seed,
     )
-    frame = evaluator.test.metrics(
-        predictions.astype(np.float64), n_resamples=evaluator.test_resamples, seed=evaluator.seed
-    )
-    evaluator.ledger.add(ModelLabel("threshold_optimizer"), None, frame)
+    evaluator.test_predictions(ModelLabel("threshold_optimizer"), predictions)
     return {"threshold_optimizer": predictions}
 
 
