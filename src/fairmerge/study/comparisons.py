@@ -8,11 +8,11 @@ missing from some seeds is compared over the seeds that have it, and says how ma
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import pandas as pd
 
-from fairmerge.fairness import compare_to_reference, comparison_table, minimum_detectable_difference
+from fairmerge.fairness import minimum_detectable_difference
+from fairmerge.fairness.comparisons import compare_all
 from fairmerge.study.config import StudyConfig
 from fairmerge.study.seed_run import SeedOutcome
 
@@ -28,32 +28,21 @@ def compared_models(outcomes: Sequence[SeedOutcome]) -> list[str]:
 
 def compare_with_fft(outcomes: Sequence[SeedOutcome], config: StudyConfig) -> pd.DataFrame:
     """The comparison table (``fairmerge.fairness.COMPARISON_COLUMNS``) of every model vs FFT."""
-    rows: list[dict[str, Any]] = []
-    evaluation = config.evaluation
-    for model in compared_models(outcomes):
-        having = [o for o in outcomes if model in o.test_predictions]
-        first = having[0]
-        for metric in ("accuracy", "dpd", "eod"):
-            for attribute in ["all"] if metric == "accuracy" else config.attributes:
-                result = compare_to_reference(
-                    first.test_labels,
-                    None if metric == "accuracy" else first.test_memberships[attribute],
-                    [o.test_predictions[model] for o in having],
-                    [o.test_predictions[REFERENCE] for o in having],
-                    metric=metric,  # type: ignore[arg-type]
-                    n_resamples=evaluation.n_resamples or 1000,
-                    seed=config.seed,
-                    min_group_size=evaluation.min_group_size,
-                )
-                rows.append({"model": model, "attribute": attribute, "metric": metric, **result})
-    primary = config.primary.model_dump()
-    declared = any(
-        r["model"] == primary["model"]
-        and r["attribute"] == primary["attribute"]
-        and r["metric"] == primary["metric"]
-        for r in rows
+    first = outcomes[0]
+    methods = {
+        model: {o.seed: o.test_predictions[model] for o in outcomes if model in o.test_predictions}
+        for model in compared_models(outcomes)
+    }
+    return compare_all(
+        first.test_labels,
+        first.test_memberships,
+        methods,
+        {o.seed: o.test_predictions[REFERENCE] for o in outcomes},
+        primary=config.primary.model_dump(),
+        n_resamples=config.evaluation.n_resamples or 1000,
+        seed=config.seed,
+        min_group_size=config.evaluation.min_group_size,
     )
-    return comparison_table(rows, primary=primary if declared else None)
 
 
 def detectable_differences(outcome: SeedOutcome, config: StudyConfig) -> dict[str, dict[str, float]]:
