@@ -66,6 +66,10 @@ def test_bound_is_checked_only_at_held_out_lambda() -> None:
     assert held_out["holds"].notna().all() and held_out["holds"].all()
     checks = bound_checks(table)["race"]
     assert checks["held_out"] == checks["checked"] == 4 and checks["holds"] == 4
+    # The constants come from the base grid only: the held-out points do not change them.
+    grid_only = dpd_bound_table(tidy(GRID), tau_norm=0.7, attribute="race", estimate_on=GRID)
+    assert table["lipschitz_max"].iloc[0] == grid_only["lipschitz_max"].iloc[0]
+    assert table["lipschitz_second"].iloc[0] == grid_only["lipschitz_second"].iloc[0]
 
 
 def test_without_a_base_grid_every_other_lambda_is_held_out_and_a_bound_can_fail() -> None:
