@@ -28,3 +28,22 @@ def data_dir() -> Path:
             f"real data directory {path} is missing: set FAIRMERGE_DATA_DIR to the shared data folder"
         )
     return path
+
+
+@pytest.fixture(scope="session")
+def fast_study(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> tuple[Path, Path]:
+    """One uninterrupted cold ``fairmerge run --fast`` per session: (output folder, cache root).
+
+    Shared by the tests that need a reference run (end to end, interrupt and resume), so the
+    3-minute study runs once. Tests must not modify either folder.
+    """
+    from typer.testing import CliRunner
+
+    from fairmerge.cli import app
+
+    root = tmp_path_factory.mktemp("fast-study")
+    out, cache = root / "out", root / "cache"
+    argv = ["run", "--fast", "--data-dir", str(data_dir), "--out", str(out), "--cache-dir", str(cache)]
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return out, cache

@@ -1,0 +1,133 @@
+"""Ctrl-C: every command exits 130 with one line, keeps finished cache entries, leaves no partial
+one and no output folder; rerunning resumes and gives the same result as an uninterrupted run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fairmerge.cli import INTERRUPTED, main
+
+FAIRMERGE = [sys.executable, "-c", "from fairmerge.cli import main; main()"]
+"""The console script's own code (``.venv/bin/fairmerge`` is the same two lines)."""
+
+
+def _env() -> dict[str, str]:
+    return os.environ | {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def _files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*")) if root.exists() else []
+
+
+# Where each command is interrupted: a function it calls early on real input.
+_INTERRUPT_AT = {
+    "data": ("fairmerge.cli.data_cmd.load_dataset", "data summary hatexplain"),
+    "evaluate": (
+        "fairmerge.data.table.read_table_split",
+        "evaluate default --data x.csv --text-col t --label-col l --group-col g --out {o}/ev",
+    ),
+    "vector": ("fairmerge.vectors.TaskVector.from_checkpoints", "vector a b -o {o}/t.st"),
+    "merge": ("fairmerge.cli.vector_cmd._nonempty", "merge b -v v -l 1 -o {o}/m"),
+    "inspect": ("fairmerge.vectors.TaskVector.load", "inspect v.safetensors"),
+    "train": ("fairmerge.data.load_dataset", "train fft --out {o}/fft --cache-dir {o}/c"),
+    "cache": ("fairmerge.training.TrainingCache.entries", "cache list --cache-dir {o}/c"),
+    "run": ("fairmerge.study.run.run_study", "run --fast --out {o}/s --cache-dir {o}/c"),
+}
+
+
+def _ctrl_c(*args: object, **kwargs: object) -> None:
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("command", sorted(_INTERRUPT_AT))
+def test_every_command_exits_130_on_ctrl_c(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target, argv = _INTERRUPT_AT[command]
+    monkeypatch.setattr(target, _ctrl_c)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["fairmerge", *argv.format(o=tmp_path).split()])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 130
+    assert [line for line in err.splitlines() if line.strip()][-1] == INTERRUPTED
+    assert "Traceback" not in err
+    assert _files(tmp_path) == []
+
+
+def test_sigint_to_a_real_process_exits_130(data_dir: Path) -> None:
+    process = subprocess.Popen(
+        [*FAIRMERGE, "data", "summary", "hatexplain", "--data-dir", str(data_dir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
+    time.sleep(2.0)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert err.strip().splitlines()[-1] == INTERRUPTED and "Traceback" not in err
+
+
+def _partial_entries(cache: Path) -> list[str]:
+    """Temporary folders or files of unfinished cache writes, and entries without their meta.json."""
+    partial = [str(p.relative_to(cache)) for p in cache.rglob(".*") if p.name.endswith(".tmp")]
+    training = cache / "training"
+    for entry in training.glob("*/*") if training.is_dir() else []:
+        if entry.is_dir() and not (entry / "meta.json").is_file():
+            partial.append(str(entry.relative_to(cache)))
+    return partial
+
+
+@pytest.mark.slow
+def test_interrupted_study_resumes_to_the_uninterrupted_result(
+    fast_study: tuple[Path, Path], data_dir: Path, tmp_path: Path
+) -> None:
+    reference, _ = fast_study
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    argv = [
+        *FAIRMERGE,
+        "run",
+        "--fast",
+        "--data-dir",
+        str(data_dir),
+        "--out",
+        str(out),
+        "--cache-dir",
+        str(cache),
+    ]
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_env())
+    deadline = time.monotonic() + 600
+    fft = cache / "training" / "fft"
+    while not (fft.is_dir() and any(p.name.startswith(".") for p in fft.iterdir())):  # FFT is training
+        assert process.poll() is None, process.communicate()[1]
+        assert time.monotonic() < deadline, "FFT training never started"
+        time.sleep(0.2)
+    time.sleep(2.0)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 130, err
+    assert err.strip().splitlines()[-1] == INTERRUPTED and "Traceback" not in err
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]
+    assert _partial_entries(cache) == []
+    kept = {p: p.read_bytes() for p in (cache / "training").glob("*/*/meta.json")}
+    assert any("base" in str(p) for p in kept)  # finished work is kept
+    assert _files(fft) == []  # the interrupted fine-tune left nothing
+
+    rerun = subprocess.run(argv, capture_output=True, text=True, env=_env(), timeout=1800)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert all(p.read_bytes() == meta for p, meta in kept.items())  # reused, not rebuilt
+    tables = sorted(p.name for p in reference.glob("*.csv"))
+    assert tables == sorted(p.name for p in out.glob("*.csv")) and "metrics.csv" in tables
+    for name in tables:
+        assert (out / name).read_bytes() == (reference / name).read_bytes(), name
