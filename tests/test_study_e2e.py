@@ -34,6 +34,8 @@ REPORT_SECTIONS = [
     "injection",
     "similarity",
     "bound",
+    "sensitivity",
+    "targets",
     "timings",
     "provenance",
 ]
@@ -96,8 +98,20 @@ def test_outputs_follow_the_contract(fast_run: tuple[Path, Path]) -> None:
     ):
         assert key in summary
     assert summary["selected"]["merge"]["lambda"] in set(metrics[(metrics.model == "merge")]["lambda"])
-    for name in ("similarity.csv", "bound.csv", "strategies.csv"):
+    for name in (
+        "similarity.csv",
+        "bound.csv",
+        "strategies.csv",
+        "comparisons.csv",
+        "selection_sensitivity.csv",
+    ):
         assert (out / name).is_file()
+    bound = pd.read_csv(out / "bound.csv")
+    assert bound.held_out.dtype == bool and not bound[~bound.held_out].holds.notna().any()  # no self-checks
+    rules = {r["rule"] for r in summary["selection_sensitivity"]}
+    assert rules == {"accuracy", "constrained", "fairest", "worst_group"}
+    flagged = {r["vector"] for r in summary["target_quality"] if r["low_precision"]}
+    assert "Men" in flagged and "African" not in flagged  # weak-target precision 0.04 vs 0.83
 
 
 def test_report_has_every_section(fast_run: tuple[Path, Path]) -> None:

@@ -26,13 +26,16 @@ from fairmerge.report.tables import (
     NA,
     comparison_display,
     display_headline,
+    fmt_count,
     fmt_lambda,
     fmt_number,
     fmt_plain,
     fmt_significant,
+    format_metric_table,
     group_size_table,
     multi_seed_tables,
     records_table,
+    select_columns,
     strategy_table,
 )
 from fairmerge.study.verdict import classify
@@ -275,6 +278,43 @@ def _strategies_section(strategies: pd.DataFrame, summary: Mapping[str, Any], at
     return _section("strategies", "Subgroup training-set strategies", body)
 
 
+def _sensitivity_section(rows: list[Mapping[str, Any]], attributes: list[str]) -> str:
+    frame = pd.DataFrame([dict(r) for r in rows])
+    frame["rule"] = [
+        f"{rule} (the study's)" if own else str(rule)
+        for rule, own in zip(frame["rule"], frame["study_rule"], strict=True)
+    ]
+    shown = select_columns(frame.drop(columns=["study_rule"]), attributes, ("dpd", "eod"))
+    shown.insert(0, "rule", frame["rule"])
+    body = (
+        "<p>A sensitivity analysis, not a result: each family's point re-selected on validation under every "
+        "rule and evaluated on test. The headline reports only the study's rule; this table shows how much "
+        "that choice matters.</p>" + _table(format_metric_table(shown, attributes))
+    )
+    return _section("sensitivity", "Selection sensitivity (test)", body)
+
+
+def _targets_section(rows: list[Mapping[str, Any]]) -> str:
+    frame = pd.DataFrame(
+        {
+            "vector": [str(r.get("vector")) for r in rows],
+            "attribute": [str(r.get("attribute")) for r in rows],
+            "gold posts (val+test)": [fmt_count(r.get("gold_n")) for r in rows],
+            "weakly assigned": [fmt_count(r.get("weak_n")) for r in rows],
+            "precision": [fmt_number(r.get("precision")) for r in rows],
+            "recall": [fmt_number(r.get("recall")) for r in rows],
+            "flag": [str(r.get("flag") or "") for r in rows],
+        }
+    )
+    body = (
+        "<p>Each subgroup vector is trained on the posts a third-party file assigns to the group (weak "
+        "targets). Against the gold val/test targets (≥ 2 of 3 annotators), a precision below 0.5 means "
+        "the vector learns mostly from posts outside its group: read its effects with that in mind.</p>"
+        + _table(frame)
+    )
+    return _section("targets", "Training-target quality of the subgroup vectors", body)
+
+
 def _bound_checks(bound: pd.DataFrame) -> pd.DataFrame:
     """Per attribute: how many λ the constants were estimated on, and how the held-out λ fared.
 
@@ -440,6 +480,12 @@ def render_html(
             sections.append((key, label, _section(key, title, _figure(images, key, title, _esc(caption)))))
     if bound is not None and "bound" in images:
         sections.append(("bound", "Bound", _bound_section(bound, images)))
+    if summary.get("selection_sensitivity"):
+        sections.append(
+            ("sensitivity", "Sensitivity", _sensitivity_section(summary["selection_sensitivity"], attributes))
+        )
+    if summary.get("target_quality"):
+        sections.append(("targets", "Targets", _targets_section(summary["target_quality"])))
     if summary.get("multi_seed"):
         shown = bool(summary.get("comparisons"))
         sections.append(

@@ -146,6 +146,11 @@ class PointEvaluator:
         self.ledger.add(label or point.label.with_decision(decision), point.lam, frame)
         return predict_at(scores, threshold)
 
+    def test_metrics_unrecorded(self, point: Point, prepare: Prepare) -> pd.DataFrame:
+        """A point's argmax test metrics (with CIs), not recorded: for the selection-sensitivity table."""
+        scores = self.test.scores(self.model, self._key(point), prepare)
+        return self.test.metrics(scores, n_resamples=self.test_resamples, seed=self.seed)
+
     def test_predictions(self, label: ModelLabel, predictions: np.ndarray) -> None:
         """Record the test metrics of fixed 0/1 predictions (a post-processing baseline)."""
         frame = self._metrics(

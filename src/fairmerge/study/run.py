@@ -28,7 +28,7 @@ from fairmerge.errors import ConfigError, FairmergeError
 from fairmerge.outputs_guard import check_output_dir, output_directory
 from fairmerge.paths import default_cache_dir
 from fairmerge.report import write_report
-from fairmerge.study.comparisons import compare_with_fft, detectable_differences
+from fairmerge.study.comparisons import compare_with_fft, detectable_differences, vector_target_quality
 from fairmerge.study.config import StudyConfig, load_config
 from fairmerge.study.multiseed import aggregate_seeds
 from fairmerge.study.outputs import (
@@ -44,6 +44,7 @@ from fairmerge.study.seed_run import SeedOutcome, run_seed
 from fairmerge.study.summary import StudySummary
 from fairmerge.study.testing import selected_table
 from fairmerge.study.verdict import comparison_verdict
+from fairmerge.sweep.bound import bound_checks
 from fairmerge.training import TrainingCache
 
 
@@ -152,6 +153,12 @@ def run_study(
             "headline": headline,
             "comparisons": comparisons.to_dict(orient="records"),
             "mde": mde,
+            "target_quality": vector_target_quality(dataset.name, data_dir, primary),
+            "selection_sensitivity": primary.sensitivity.to_dict(orient="records"),
+            "bound_checks": {
+                "uniform": bound_checks(primary.bound),
+                "per_group": bound_checks(primary.pergroup_bound) if len(primary.pergroup_bound) else {},
+            },
             "timings_s": timings,
             "verdict": verdict,
             "multi_seed": None if multiseed is None else multiseed.to_dict(orient="records"),
@@ -163,8 +170,10 @@ def run_study(
         write_json(tmp / "summary.json", summary)
         write_table(tmp / "similarity.csv", primary.similarity, index=True)
         write_table(tmp / "bound.csv", primary.bound)
+        write_table(tmp / "bound_pergroup.csv", primary.pergroup_bound)
         write_table(tmp / "strategies.csv", primary.strategies)
         write_table(tmp / "pergroup_trials.csv", primary.pergroup_trials)
+        write_table(tmp / "selection_sensitivity.csv", primary.sensitivity)
         write_table(tmp / "comparisons.csv", comparisons)
         if multiseed is not None:
             write_table(tmp / "multiseed.csv", multiseed)

@@ -27,13 +27,14 @@ from fairmerge.study.evaluator import SplitEvaluator, evaluation_subset
 from fairmerge.study.points import MetricLedger, Point, PointEvaluator
 from fairmerge.study.policy import SelectionPolicy
 from fairmerge.study.score_cache import ScoreCache
-from fairmerge.study.side_tables import bound_table, similarity_table, strategy_table
+from fairmerge.study.side_tables import bound_table, pergroup_bound, similarity_table, strategy_table
 from fairmerge.study.sweeps import FamilySweep, injection_sweeps, merge_sweep, pergroup_search, worst_group
 from fairmerge.study.testing import (
     SelectedModel,
     baselines_on_test,
     families_on_test,
     pergroup_on_test,
+    selection_sensitivity,
     threshold_optimizer_on_test,
 )
 from fairmerge.study.timing import StageTimer
@@ -52,13 +53,17 @@ class SeedOutcome:
     worst_group: dict[str, str]
     similarity: pd.DataFrame
     bound: pd.DataFrame
+    pergroup_bound: pd.DataFrame
     strategies: pd.DataFrame
     pergroup_trials: pd.DataFrame
+    sensitivity: pd.DataFrame
     test_predictions: dict[str, np.ndarray]
     test_labels: np.ndarray
     test_memberships: dict[str, pd.DataFrame]
     timings: StageTimer
     checkpoints: dict[str, str] = field(default_factory=dict)
+    vectors: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Subgroup vector name → (attribute, group)."""
 
 
 def load_state(path: Path) -> dict[str, Tensor]:
@@ -173,6 +178,7 @@ def run_seed(
             label,
             lambdas,
             refine_rounds=refine,
+            load_start=slot.loader("base"),
         )
 
     sweep_config = config.sweep
@@ -203,7 +209,13 @@ def run_seed(
         slot.loader("fft")()
         names = list(vectors[main]) if sweep_config.inject_all_groups else [worst["label"]]
         injected = injection_sweeps(
-            evaluator, slot.model, slot.states["fft"], vectors[main], names, sweep_config.injection_lambdas
+            evaluator,
+            slot.model,
+            slot.states["fft"],
+            vectors[main],
+            names,
+            sweep_config.injection_lambdas,
+            load_start=slot.loader("fft"),
         )
 
     with timer("sweep: strategies (val)"):
@@ -218,11 +230,7 @@ def run_seed(
         predictions = baselines_on_test(
             evaluator, lambda name: slot.loader(name, always=True), ("base", "fft", "lora")
         )
-        families = [
-            (merged, slot.loader("base")),
-            (injected[worst["label"]], slot.loader("fft")),
-            *[(sweep, slot.loader("base")) for sweep in compared.values()],
-        ]
+        families = [merged, injected[worst["label"]], *compared.values()]
         selected, family_predictions = families_on_test(evaluator, policy, families)
         predictions.update(family_predictions)
 
@@ -246,7 +254,17 @@ def run_seed(
             )
         )
 
+    with timer("selection sensitivity (test)"):
+        sensitivity = selection_sensitivity(evaluator, policy, families[:2], config.attributes)
+
     metrics = ledger.table()
+    bound = bound_table(
+        metrics,
+        list(vectors[main].values()),
+        config.attributes,
+        base_grid=sweep_config.lambdas,
+        min_group_size=config.evaluation.min_group_size,
+    )
     strategy_labels = [(main, ModelLabel("merge"))] + [
         (s, ModelLabel("merge", strategy=s)) for s in config.subgroups.compare
     ]
@@ -256,12 +274,15 @@ def run_seed(
         selected=selected,
         worst_group=worst,
         similarity=similarity_table(vectors[main]),
-        bound=bound_table(metrics, list(vectors[main].values()), config.attributes),
+        bound=bound,
+        pergroup_bound=pergroup_bound(trials, vectors[main], bound, config.attributes),
         strategies=strategy_table(metrics, strategy_labels, evaluator.decisions, config.attributes),
         pergroup_trials=trials,
+        sensitivity=sensitivity,
         test_predictions=predictions,
         test_labels=test.split.labels,
         test_memberships=test.split.memberships(config.attributes),
         timings=timer,
         checkpoints={"base": str(trained.base), "fft": str(trained.fft), "lora": str(trained.lora)},
+        vectors={name: pair for pair, name in trained.vector_groups.items()},
     )

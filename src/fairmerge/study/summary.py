@@ -76,6 +76,16 @@ class StudySummary(_Record):
     mde: dict[str, dict[str, float | None]] = Field(
         description="attribute → smallest detectable ΔDPD / ΔEOD (80 % power, α = 0.05) on this test split"
     )
+    selection_sensitivity: list[dict[str, Any]] = Field(
+        description="sensitivity analysis: each family's test headline under every selection rule"
+    )
+    target_quality: list[dict[str, Any]] | None = Field(
+        description="per subgroup vector: precision / recall of its weak training targets against gold "
+        "val/test targets, flagged below 0.5 precision (null where training targets are gold)"
+    )
+    bound_checks: dict[str, dict[str, dict[str, int]]] = Field(
+        description="uniform / per_group → attribute → held-out checks made, holding, vacuous (> 1)"
+    )
     timings_s: dict[str, float]
     verdict: str
     multi_seed: list[dict[str, Any]] | None = None

@@ -6,7 +6,7 @@ stays in memory and :class:`InPlaceMerger` rewrites its weights for every point.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -36,9 +36,20 @@ class FamilySweep:
     merger: InPlaceMerger
     val_table: pd.DataFrame
     test_label: ModelLabel
+    load_start: Callable[[], None]
+    """Loads the state the family starts from (θ_base or θ_FFT) into the model."""
 
     def point_at(self, lam: float) -> Point:
         return next(p for p in self.points if p.lam is not None and np.isclose(p.lam, lam))
+
+    def prepare_at(self, lam: float) -> Callable[[], None]:
+        """A function that writes the family's point at ``lam`` into the model."""
+
+        def prepare() -> None:
+            self.load_start()
+            self.merger.set_coefficients(lam)
+
+        return prepare
 
 
 def merge_sweep(
@@ -51,6 +62,7 @@ def merge_sweep(
     lambdas: Sequence[float],
     *,
     refine_rounds: int,
+    load_start: Callable[[], None],
 ) -> FamilySweep:
     """θ_base + λ·Σ τ_g over the λ grid (plus refinement around the selected point) on val."""
     merger = InPlaceMerger(model, base, list(vectors))
@@ -72,7 +84,7 @@ def merge_sweep(
         selector=lambda points_table: policy.select(points_table, label, evaluator.ledger),
         progress=False,
     )
-    return FamilySweep(label, points, merger, table, label)
+    return FamilySweep(label, points, merger, table, label, load_start)
 
 
 def pergroup_search(
@@ -156,6 +168,8 @@ def injection_sweeps(
     vectors: Mapping[str, TaskVector],
     names: Sequence[str],
     lambdas: Sequence[float],
+    *,
+    load_start: Callable[[], None],
 ) -> dict[str, FamilySweep]:
     """θ_FFT + λ·τ_g on val, for each vector name in ``names``.
 
@@ -174,5 +188,5 @@ def injection_sweeps(
             points.append(point)
         merger.restore()
         rows = evaluator.ledger.rows(label, "val")
-        sweeps[name] = FamilySweep(label, points, merger, rows, ModelLabel("inject", group=WORST))
+        sweeps[name] = FamilySweep(label, points, merger, rows, ModelLabel("inject", group=WORST), load_start)
     return sweeps

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from fairmerge.fairness.calibration import sensitive_values, threshold_optimizer_baseline
 from fairmerge.labels import ModelLabel
+from fairmerge.study.outputs import headline_row
 from fairmerge.study.points import Point, PointEvaluator
 from fairmerge.study.policy import SelectionPolicy
 from fairmerge.study.sweeps import FamilySweep
+from fairmerge.sweep.selection import RULES
 
 
 @dataclass(frozen=True)
@@ -53,29 +56,21 @@ def baselines_on_test(
 def families_on_test(
     evaluator: PointEvaluator,
     policy: SelectionPolicy,
-    families: Sequence[tuple[FamilySweep, Callable[[], None]]],
+    families: Sequence[FamilySweep],
 ) -> tuple[dict[str, SelectedModel], dict[str, np.ndarray]]:
     """Select each family's point on val under each decision, then evaluate it on test once.
 
-    ``families`` pairs each sweep with the function that loads the state it starts from; test rows
-    carry the sweep's ``test_label`` (``inject:worst`` for the worst group's injection).
+    Test rows carry the sweep's ``test_label`` (``inject:worst`` for the worst group's injection).
     """
     selected: dict[str, SelectedModel] = {}
     predictions: dict[str, np.ndarray] = {}
-    for family, load_start in families:
+    for family in families:
         for decision in evaluator.decisions:
             label = family.label.with_decision(decision)
             reported = family.test_label.with_decision(decision)
             selection = policy.select_family(label, evaluator.ledger)
             point = family.point_at(selection.lam)
-            lam = point.lam or 0.0
-
-            def prepare(
-                family: FamilySweep = family, lam: float = lam, load: Callable[[], None] = load_start
-            ) -> None:
-                load()
-                family.merger.set_coefficients(lam)
-
+            prepare = family.prepare_at(point.lam or 0.0)
             predictions[str(reported)] = evaluator.test_once(point, decision, prepare, reported)
             selected[str(reported)] = SelectedModel(
                 reported, point.lam, None, selection.rule, selection.feasible, selection.reason
@@ -130,3 +125,36 @@ def threshold_optimizer_on_test(
 def selected_table(selected: Mapping[str, SelectedModel]) -> dict[str, dict[str, Any]]:
     """``summary.json``'s ``selected`` mapping."""
     return {label: model.to_dict() for label, model in selected.items()}
+
+
+def selection_sensitivity(
+    evaluator: PointEvaluator,
+    policy: SelectionPolicy,
+    families: Sequence[FamilySweep],
+    attributes: list[str],
+) -> pd.DataFrame:
+    """Test headline metrics of each family's point under every selection rule (argmax decision).
+
+    A sensitivity analysis, not a result: the study's rule picked the reported point; this table
+    shows how much that choice matters. A point chosen by several rules is evaluated once.
+    """
+    rows = []
+    for family in families:
+        for rule in RULES:
+            alternative = replace(policy, section=policy.section.model_copy(update={"rule": rule}))
+            selection = alternative.select_family(family.label, evaluator.ledger)
+            point = family.point_at(selection.lam)
+            frame = evaluator.test_metrics_unrecorded(point, family.prepare_at(point.lam or 0.0))
+            frame.insert(0, "model", str(family.test_label))
+            frame.insert(1, "lambda", point.lam)
+            row = headline_row(frame, str(family.test_label), attributes)
+            rows.append(
+                {
+                    "rule": rule,
+                    "study_rule": rule == policy.section.rule,
+                    "feasible": selection.feasible,
+                    **row,
+                }
+            )
+        family.merger.restore()
+    return pd.DataFrame(rows)
