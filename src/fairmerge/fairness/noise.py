@@ -8,8 +8,9 @@ group keeps its size), and recompute the gap. ``noise_floor`` reports the null's
 p-value of the observed gap.
 
 Shuffling membership rows is the same in distribution as shuffling the posts' confusion cells
-against fixed rows, so one permutation is four 0/1 vectors and all group counts of B permutations
-are four (B × n) @ (n × C) products — no Python loop over permutations or groups.
+against fixed rows, so the group counts of B permutations are one gather of the shuffled cells at
+the groups' member rows and one ``bincount`` — no Python loop over permutations or groups, and no
+BLAS call (which stalls when other processes hold the cores).
 """
 
 from __future__ import annotations
@@ -68,21 +69,26 @@ def noise_floor(
     if not 0.0 < quantile < 1.0:
         raise ConfigError(f"quantile must be in (0, 1), got {quantile}")
     members, layout = _stack_memberships(memberships, y.size)
-    # 0 TP, 1 FP, 2 FN, 3 TN: the order metrics._rates expects; int8 and float32 halve the memory
-    # traffic of the products (counts up to n are exact in float32 for n < 2**24).
-    cell = ((1 - y) + 2 * (1 - yhat)).astype(np.int8)
-    weights = members.astype(np.float32)
-    observed_counts = np.stack([weights[cell == k].sum(axis=0, dtype=np.float64) for k in range(4)])
+    cell = ((1 - y) + 2 * (1 - yhat)).astype(np.int64)  # 0 TP, 1 FP, 2 FN, 3 TN, as metrics._rates
+    observed_counts = np.stack([members[cell == k].sum(axis=0) for k in range(4)]).astype(np.float64)
     qualifies = Thresholds(min_group_size, min_positives, min_negatives).qualifying(observed_counts)
     observed = _attribute_metrics(_rates(observed_counts), qualifies, layout)
 
+    # Group counts of a permutation: the shuffled cells at each group's member rows, counted with
+    # one bincount over (permutation, column, cell) keys. Column 0 (all posts) never changes.
+    rows, columns = np.nonzero(members[:, 1:])
+    n_columns = members.shape[1]
     rng = np.random.default_rng(seed)
     nulls: dict[tuple[str, str], list[np.ndarray]] = {}
     done = 0
     while done < n_permutations:
         size = min(chunk_size, n_permutations - done)
         shuffled = rng.permuted(np.broadcast_to(cell, (size, y.size)), axis=1)
-        counts = np.stack([(shuffled == k).astype(np.float32) @ weights for k in range(4)]).astype(np.float64)
+        keys = (np.arange(size)[:, None] * (n_columns - 1) + columns[None, :]) * 4 + shuffled[:, rows]
+        groups = np.bincount(keys.ravel(), minlength=size * (n_columns - 1) * 4).reshape(size, -1, 4)
+        counts = np.empty((4, size, n_columns))
+        counts[:, :, 0] = observed_counts[:, :1]
+        counts[:, :, 1:] = np.moveaxis(groups, 2, 0)
         for key, values in _attribute_metrics(_rates(counts), qualifies, layout).items():
             nulls.setdefault(key, []).append(values)
         done += size
