@@ -76,7 +76,7 @@ def noise_floor(
 
     # Group counts of a permutation: the shuffled cells at each group's member rows, counted with
     # one bincount over (permutation, column, cell) keys. Column 0 (all posts) never changes.
-    rows, columns = np.nonzero(members[:, 1:])
+    member_rows, columns = np.nonzero(members[:, 1:])
     n_columns = members.shape[1]
     rng = np.random.default_rng(seed)
     nulls: dict[tuple[str, str], list[np.ndarray]] = {}
@@ -84,7 +84,7 @@ def noise_floor(
     while done < n_permutations:
         size = min(chunk_size, n_permutations - done)
         shuffled = rng.permuted(np.broadcast_to(cell, (size, y.size)), axis=1)
-        keys = (np.arange(size)[:, None] * (n_columns - 1) + columns[None, :]) * 4 + shuffled[:, rows]
+        keys = (np.arange(size)[:, None] * (n_columns - 1) + columns[None, :]) * 4 + shuffled[:, member_rows]
         groups = np.bincount(keys.ravel(), minlength=size * (n_columns - 1) * 4).reshape(size, -1, 4)
         counts = np.empty((4, size, n_columns))
         counts[:, :, 0] = observed_counts[:, :1]
