@@ -131,3 +131,24 @@ def test_interrupted_study_resumes_to_the_uninterrupted_result(
     assert tables == sorted(p.name for p in out.glob("*.csv")) and "metrics.csv" in tables
     for name in tables:
         assert (out / name).read_bytes() == (reference / name).read_bytes(), name
+
+
+def test_ctrl_c_at_a_confirmation_prompt_exits_130(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib
+
+    try:  # typer >= 0.20 vendors click
+        termui = importlib.import_module("typer._click.termui")
+    except ImportError:
+        termui = importlib.import_module("click.termui")
+    monkeypatch.setattr(termui, "visible_prompt_func", _ctrl_c)
+    monkeypatch.setattr(sys, "argv", ["fairmerge", "cache", "clear", "--cache-dir", str(tmp_path)])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == INTERRUPTED
+    monkeypatch.setattr(termui, "visible_prompt_func", lambda prompt: "n")
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 1 and capsys.readouterr().err.strip().endswith("aborted")

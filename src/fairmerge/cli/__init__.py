@@ -105,9 +105,11 @@ def main() -> None:
         code = EXIT_INTERRUPTED
     except typer.Exit as exc:
         code = exc.exit_code
-    except typer.Abort:
-        typer.echo("aborted", err=True)
-        sys.exit(1)
+    except typer.Abort as exc:  # a "no" at a confirmation prompt, or Ctrl-C while it waits
+        if not isinstance(exc.__context__, KeyboardInterrupt):
+            typer.echo("aborted", err=True)
+            sys.exit(1)
+        code = EXIT_INTERRUPTED
     except OSError as exc:  # a write or read the filesystem refused (full, read-only, gone)
         typer.echo(f"error: {_os_error_line(exc)}", err=True)
         sys.exit(EXIT_BAD_INPUT)
