@@ -146,3 +146,12 @@ def test_the_primary_comparison_must_be_one_the_study_makes() -> None:
     with pytest.raises(ConfigError, match=r"primary\.attribute 'religion'"):
         load_config(None, overrides=["primary.attribute=religion"])
     assert load_config(None, overrides=["primary={model: lora, attribute: all, metric: accuracy}"])
+
+
+def test_every_summary_field_is_documented() -> None:
+    from fairmerge.study.summary import Comparison, StudySummary
+
+    text = (Path(__file__).parents[1] / "docs" / "outputs.md").read_text()
+    for model in (StudySummary, Comparison):
+        for name, field in model.model_fields.items():
+            assert f"| `{field.alias or name}` |" in text, name

@@ -60,14 +60,14 @@ class Comparison(_Record):
 
 
 class StudySummary(_Record):
-    dataset: str
-    model: str
-    label_scheme: str
-    attributes: list[str]
-    seeds: list[int]
-    selection: SelectionSettings
+    dataset: str = Field(description="dataset name (registry)")
+    model: str = Field(description="base model: 'default' (bundled MiniLM), a Hub id or a local folder")
+    label_scheme: str = Field(description="what label 1 means (e.g. 'hate': hate speech by >= 2 of 3)")
+    attributes: list[str] = Field(description="protected attributes whose groups are compared")
+    seeds: list[int] = Field(description="the seeds the study ran; seed-specific fields are the first seed's")
+    selection: SelectionSettings = Field(description="the rule and knobs applied on validation")
     selected: dict[str, SelectedEntry] = Field(description="model label → what validation selected")
-    worst_group: WorstGroup
+    worst_group: WorstGroup = Field(description="the group FFT serves worst on val (first seed)")
     worst_groups_by_seed: dict[str, str] = Field(
         description="seed → the group whose vector inject:worst injected (found on val per seed)"
     )
@@ -86,10 +86,14 @@ class StudySummary(_Record):
     bound_checks: dict[str, dict[str, dict[str, int]]] = Field(
         description="uniform / per_group → attribute → held-out checks made, holding, vacuous (> 1)"
     )
-    timings_s: dict[str, float]
-    verdict: str
-    multi_seed: list[dict[str, Any]] | None = None
-    provenance: dict[str, Any] = Field(default_factory=dict)
+    timings_s: dict[str, float] = Field(description="wall seconds per stage (first seed) and in total")
+    verdict: str = Field(description="written from the comparisons' intervals, never from point estimates")
+    multi_seed: list[dict[str, Any]] | None = Field(
+        None, description="mean / std / count over seeds per model and metric (several seeds only)"
+    )
+    provenance: dict[str, Any] = Field(
+        default_factory=dict, description="config, data hashes, checkpoints, package versions"
+    )
 
     def to_json_dict(self) -> dict[str, Any]:
         """Plain JSON values, λ under its contract name ``lambda``, NaN as null."""
