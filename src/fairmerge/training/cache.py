@@ -25,7 +25,7 @@ import numpy as np
 
 from fairmerge.atomic import atomic_directory, atomic_write_text
 from fairmerge.data.types import TextSplit
-from fairmerge.paths import default_cache_dir
+from fairmerge.paths import training_cache_dir
 
 logger = logging.getLogger("fairmerge.training")
 
@@ -56,7 +56,7 @@ class TrainingCache:
     """
 
     def __init__(self, root: str | os.PathLike[str] | None = None, *, enabled: bool = True) -> None:
-        self.root = Path(root).expanduser() if root is not None else default_cache_dir()
+        self.root = Path(root).expanduser() if root is not None else training_cache_dir()
         self.enabled = enabled
 
     def __repr__(self) -> str:
