@@ -7,7 +7,7 @@ import torch
 from transformers import BertConfig, BertForSequenceClassification
 
 from fairmerge.errors import ConfigError, VectorError
-from fairmerge.sweep import InPlaceMerger
+from fairmerge.vectors import InPlaceMerger
 
 
 def tiny_bert(dtype: torch.dtype = torch.float32) -> BertForSequenceClassification:

@@ -1,6 +1,6 @@
 """Fast evaluation of many merge coefficients: one model edited in place, rules to select on validation.
 
-- :class:`InPlaceMerger` writes θ = base + Σ λ_i τ_i into a model's weights (merging and injection);
+- :class:`InPlaceMerger` (from :mod:`fairmerge.vectors`) writes θ = base + Σ λ_i τ_i into a model in place;
 - :func:`sweep` evaluates a grid of uniform λ (with optional refinement near the best point);
 - :func:`search_group_coefficients` searches one λ per subgroup vector (seeded TPE, fixed budget);
 - :func:`points_from_metrics`, :func:`select_point`, :func:`pareto_front` choose on validation;
@@ -9,7 +9,6 @@
 
 from fairmerge.sweep.bound import dpd_bound_table, lipschitz_constants
 from fairmerge.sweep.grid import sweep
-from fairmerge.sweep.inplace import InPlaceMerger
 from fairmerge.sweep.pergroup import GroupSearchResult, search_group_coefficients
 from fairmerge.sweep.selection import (
     RULES,
@@ -20,6 +19,7 @@ from fairmerge.sweep.selection import (
     rule_scores,
     select_point,
 )
+from fairmerge.vectors.inplace import InPlaceMerger
 
 __all__ = [
     "RULES",

@@ -17,8 +17,8 @@ import torch
 from tqdm.auto import tqdm
 
 from fairmerge.errors import ConfigError, DataError
-from fairmerge.sweep.inplace import InPlaceMerger
 from fairmerge.sweep.selection import Selection, points_from_metrics, select_point
+from fairmerge.vectors.inplace import InPlaceMerger
 
 Evaluate = Callable[[torch.nn.Module], pd.DataFrame]
 """Takes the (edited) model, returns a tidy frame: attribute, group, metric, value, ci_low, ci_high."""

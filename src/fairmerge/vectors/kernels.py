@@ -1,11 +1,22 @@
-"""The one arithmetic kernel behind apply, task arithmetic and injection: θ = θ_base + Σ w_i·δ_i.
+"""The one arithmetic kernel of every merge: θ = θ_base + Σ w_i·δ_i, for one tensor or many at once.
 
-Half-precision weights are accumulated in fp32 and rounded once to the base dtype. On CPU the
-work is split into cache-sized chunks with reused fp32 scratch buffers: converting whole bf16
-tensors to fp32 allocates (and page-faults) a full fp32 copy per operand and runs several times
-slower than memory bandwidth. Chunks are shared out to worker threads that each run
-single-threaded torch ops (torch releases the GIL): thousands of small multi-threaded ops would
-each end in an OpenMP barrier, which stalls whenever another process holds one of the cores.
+Every code path (``fairmerge merge``, :func:`merge_state_dict`, ``TaskVector.apply_to`` and the
+in-place sweeps of :class:`fairmerge.vectors.InPlaceMerger`) calls this module, and its arithmetic
+is canonical, so two paths given the same inputs agree bit for bit:
+
+- terms of weight 0 are dropped (λ = 0 gives the base exactly);
+- values are accumulated in fp32 (fp64 for fp64 weights) and rounded once to the base's dtype;
+- when every remaining weight is the same ``w``: θ = base + w·(δ_1 + … + δ_n), the sum being what a
+  uniform-λ sweep precomputes once (:func:`sum_deltas`); otherwise θ = ((base + w_1 δ_1) + w_2 δ_2) + ….
+
+On CPU the work is split into cache-sized chunks with reused fp32 scratch buffers (converting whole
+bf16 tensors to fp32 would allocate and page-fault a full fp32 copy per operand), and the chunks of
+*all* tensors of one call are shared out to worker threads that each run single-threaded torch ops
+(torch releases the GIL): thousands of small multi-threaded ops would each end in an OpenMP
+barrier, which stalls whenever another process holds one of the cores. On CUDA the tensors are
+grouped into buckets; a bucket whose tensors lie back to back in one buffer (the merger's flat
+per-dtype buffers) is computed by one fused elementwise kernel and scattered into the targets with
+one ``torch._foreach_copy_``, so a point costs a few launches instead of several per tensor.
 """
 
 from __future__ import annotations
@@ -22,6 +33,8 @@ import torch
 
 CHUNK_ELEMENTS = 1 << 18
 """Elements per chunk on CPU (1 MiB of fp32): fits the L2 cache next to the operand chunks."""
+BUCKET_ELEMENTS = 1 << 26
+"""Elements per bucket on CUDA (256 MiB of fp32 scratch at most): bounds the temporaries."""
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
@@ -37,7 +50,16 @@ class Term:
 
 
 class NonFiniteResult(ArithmeticError):
-    """The merged tensor holds NaN or ±inf (callers turn this into a VectorError naming the key)."""
+    """A merged tensor holds NaN or ±inf (callers turn this into a VectorError naming the key)."""
+
+    def __init__(self, index: int = 0) -> None:
+        super().__init__(f"non-finite values in result {index}")
+        self.index = index
+
+
+def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
+    """fp64 stays fp64; every other floating dtype accumulates in fp32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
 
 
 def _forget_pool() -> None:
@@ -66,50 +88,239 @@ def _workers() -> ThreadPoolExecutor:
 
 @dataclass(frozen=True)
 class _Job:
-    base: torch.Tensor  # flat
-    out: torch.Tensor  # flat
-    terms: list[tuple[torch.Tensor, float, bool]]  # flat tensors
+    """One tensor's update, everything flat: ``out = base + Σ w δ`` (or ``out = Σ δ`` if ``sum_only``)."""
+
+    base: torch.Tensor
+    out: torch.Tensor
+    terms: tuple[tuple[torch.Tensor, float, bool], ...]
     acc_dtype: torch.dtype
-    chunk: int
-    check_finite: bool
+    uniform: float | None  # the common weight when all weights are equal
+    sum_only: bool
+
+    @property
+    def numel(self) -> int:
+        return self.base.numel()
 
 
-def _run_chunks(job: _Job, chunks: Iterator[int], n_chunks: int) -> float:
-    """Process chunks drawn from a shared iterator; return the sum of the results (for the finite check)."""
-    device = job.base.device
-    size = min(job.chunk, job.base.numel())
-    acc_buf = torch.empty(size, dtype=job.acc_dtype, device=device)
-    tmp_buf = torch.empty(size, dtype=job.acc_dtype, device=device)
-    needs_copy = job.base.dtype != job.acc_dtype
-    base_buf = torch.empty(size, dtype=job.acc_dtype, device=device) if needs_copy else None
-    total = 0.0
-    n = job.base.numel()
-    for index in chunks:
-        if index >= n_chunks:
-            break
-        start = index * job.chunk
-        stop = min(n, start + job.chunk)
-        m = stop - start
-        base_chunk = job.base[start:stop]
-        base_acc = base_chunk if base_buf is None else base_buf[:m].copy_(base_chunk)
-        acc: torch.Tensor | None = None
-        for flat, weight, finetuned in job.terms:
-            x = flat[start:stop]
-            if x.dtype != job.acc_dtype:
-                x = tmp_buf[:m].copy_(x)
-                if finetuned:
-                    x.sub_(base_acc)
-            elif finetuned:
-                x = torch.sub(x, base_acc, out=tmp_buf[:m])
-            if acc is None:
-                acc = torch.add(base_acc, x, alpha=weight, out=acc_buf[:m])
-            else:
-                acc.add_(x, alpha=weight)
-        result = base_acc if acc is None else acc
-        if job.check_finite:
-            total += float(result.sum())
-        job.out[start:stop].copy_(result)
-    return total
+def _make_job(base: torch.Tensor, out: torch.Tensor, terms: Sequence[Term], *, sum_only: bool) -> _Job:
+    for term in terms:
+        if term.tensor.shape != base.shape:
+            raise ValueError(f"term shape {tuple(term.tensor.shape)} does not match base {tuple(base.shape)}")
+    kept = tuple(
+        (t.tensor.to(base.device).reshape(-1), float(t.weight), t.finetuned)
+        for t in terms
+        if sum_only or t.weight != 0
+    )
+    weights = {w for _, w, _ in kept}
+    return _Job(
+        base=base.reshape(-1),
+        out=out.view(-1),
+        terms=kept,
+        acc_dtype=accumulation_dtype(base.dtype),
+        uniform=weights.pop() if len(weights) == 1 else None,
+        sum_only=sum_only,
+    )
+
+
+class _Scratch:
+    """A worker's reusable chunk buffers, one set per accumulation dtype."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self._buffers: dict[tuple[torch.dtype, str], torch.Tensor] = {}
+
+    def get(self, dtype: torch.dtype, name: str, size: int) -> torch.Tensor:
+        key = (dtype, name)
+        buffer = self._buffers.get(key)
+        if buffer is None or buffer.numel() < size:
+            buffer = torch.empty(max(size, CHUNK_ELEMENTS), dtype=dtype, device=self.device)
+            self._buffers[key] = buffer
+        return buffer[:size]
+
+
+def _chunk(job: _Job, start: int, stop: int, scratch: _Scratch) -> torch.Tensor:
+    """Compute one chunk of a job into ``job.out``; return the chunk's result in the accumulation dtype."""
+    m = stop - start
+    acc_dtype = job.acc_dtype
+    base = job.base[start:stop]
+    out = job.out[start:stop]
+    base_acc = base if base.dtype == acc_dtype else scratch.get(acc_dtype, "base", m).copy_(base)
+    if not job.terms:
+        if job.sum_only:
+            return out.zero_()
+        if out.data_ptr() != base.data_ptr():
+            out.copy_(base)
+        return base_acc
+
+    def delta(flat: torch.Tensor, finetuned: bool, buffer: str) -> torch.Tensor:
+        x = flat[start:stop]
+        if x.dtype != acc_dtype:
+            x = scratch.get(acc_dtype, buffer, m).copy_(x)
+            if finetuned:
+                x.sub_(base_acc)
+        elif finetuned:
+            x = torch.sub(x, base_acc, out=scratch.get(acc_dtype, buffer, m))
+        return x
+
+    # The result may go straight into ``out`` when no conversion is needed and ``out`` is not the
+    # base a later finetuned term still has to read.
+    aliased = out.data_ptr() == base.data_ptr()
+    direct = out.dtype == acc_dtype and not (aliased and any(f for _, _, f in job.terms))
+    target = out if direct else scratch.get(acc_dtype, "acc", m)
+    if job.uniform is not None or job.sum_only:
+        (first, _, first_ft), *rest = job.terms
+        if rest:
+            total = delta(first, first_ft, "sum")
+            if total.data_ptr() == first[start:stop].data_ptr():  # no copy was made: start a sum buffer
+                total = scratch.get(acc_dtype, "sum", m).copy_(total)
+            for flat, _, finetuned in rest:
+                total.add_(delta(flat, finetuned, "tmp"))
+        else:
+            total = delta(first, first_ft, "sum")
+        if job.sum_only:
+            out.copy_(total)
+            return total
+        result = torch.add(base_acc, total, alpha=job.uniform, out=target)
+    else:
+        (first, weight, finetuned), *rest = job.terms
+        result = torch.add(base_acc, delta(first, finetuned, "tmp"), alpha=weight, out=target)
+        for flat, weight, finetuned in rest:
+            result.add_(delta(flat, finetuned, "tmp"), alpha=weight)
+    if result.data_ptr() != out.data_ptr():
+        out.copy_(result)
+    return result
+
+
+def _cpu_run(jobs: Sequence[_Job], check_finite: bool) -> list[float]:
+    """Run every chunk of every job on the worker pool; return each job's result sum (finite check)."""
+    plan = [
+        (j, start, min(job.numel, start + CHUNK_ELEMENTS))
+        for j, job in enumerate(jobs)
+        for start in range(0, max(job.numel, 1), CHUNK_ELEMENTS)
+        if job.numel
+    ]
+
+    def work(indices: Iterator[int]) -> dict[int, float]:
+        scratch = _Scratch(torch.device("cpu"))
+        sums: dict[int, float] = {}
+        for index in indices:
+            if index >= len(plan):
+                break
+            j, start, stop = plan[index]
+            result = _chunk(jobs[j], start, stop, scratch)
+            if check_finite:
+                sums[j] = sums.get(j, 0.0) + float(result.sum())
+        return sums
+
+    workers = min(torch.get_num_threads(), len(plan))
+    if workers <= 1:
+        parts = [work(iter(range(len(plan))))]
+    else:
+        shared = itertools.count()  # next() on a count is atomic under the GIL: a shared work queue
+        futures = [_workers().submit(work, shared) for _ in range(workers)]
+        parts = [f.result() for f in futures]
+    totals = [0.0] * len(jobs)
+    for part in parts:
+        for j, value in part.items():
+            totals[j] += value
+    return totals
+
+
+def _contiguous_run(tensors: Sequence[torch.Tensor]) -> torch.Tensor | None:
+    """One flat view spanning ``tensors`` when they lie back to back in one storage, else None."""
+    first = tensors[0]
+    if not all(t.is_contiguous() and t.dtype == first.dtype for t in tensors):
+        return None
+    storage = first.untyped_storage().data_ptr()
+    position = first.storage_offset()
+    for tensor in tensors:
+        if tensor.untyped_storage().data_ptr() != storage or tensor.storage_offset() != position:
+            return None
+        position += tensor.numel()
+    total = position - first.storage_offset()
+    return first.new_empty(0).set_(first.untyped_storage(), first.storage_offset(), (total,), (1,))
+
+
+def _cuda_bucket(jobs: Sequence[_Job]) -> None:
+    """Jobs that share weights and term layout: fused over flat spans when possible, else foreach."""
+    head = jobs[0]
+    bases = [j.base for j in jobs]
+    outs = [j.out for j in jobs]
+    flat_base = _contiguous_run(bases)
+    flat_terms = [_contiguous_run([j.terms[i][0] for j in jobs]) for i in range(len(head.terms))]
+    if flat_base is not None and all(t is not None for t in flat_terms):
+        fused = _Job(
+            base=flat_base,
+            out=torch.empty(
+                flat_base.numel(),
+                dtype=head.acc_dtype if head.sum_only else flat_base.dtype,
+                device=flat_base.device,
+            ),
+            terms=tuple((t, w, f) for t, (_, w, f) in zip(flat_terms, head.terms, strict=True)),  # type: ignore[misc]
+            acc_dtype=head.acc_dtype,
+            uniform=head.uniform,
+            sum_only=head.sum_only,
+        )
+        _chunk(fused, 0, fused.numel, _Scratch(flat_base.device))
+        torch._foreach_copy_(outs, list(fused.out.split([j.numel for j in jobs])))
+        return
+    for job in jobs:  # tensors scattered in memory: whole-tensor ops, one job at a time
+        _chunk(job, 0, job.numel, _Scratch(job.base.device))
+
+
+def _cuda_run(jobs: Sequence[_Job]) -> None:
+    def signature(job: _Job) -> tuple[object, ...]:
+        layout = tuple((t.dtype, w, f) for t, w, f in job.terms)
+        return (job.base.dtype, job.out.dtype, job.acc_dtype, job.uniform, job.sum_only, layout)
+
+    bucket: list[_Job] = []
+    size = 0
+    for job in jobs:
+        if bucket and (signature(job) != signature(bucket[0]) or size + job.numel > BUCKET_ELEMENTS):
+            _cuda_bucket(bucket)
+            bucket, size = [], 0
+        bucket.append(job)
+        size += job.numel
+    if bucket:
+        _cuda_bucket(bucket)
+
+
+def _run(jobs: Sequence[_Job], check_finite: bool) -> None:
+    if not jobs:
+        return
+    if jobs[0].base.device.type == "cpu":
+        totals = _cpu_run(jobs, check_finite)
+        if check_finite:
+            for index, (job, total) in enumerate(zip(jobs, totals, strict=True)):
+                # A finite sum proves every value finite; an infinite one may only be an overflow of
+                # the sum itself, so the exact check decides.
+                if not math.isfinite(total) and not bool(torch.isfinite(job.out).all()):
+                    raise NonFiniteResult(index)
+        return
+    _cuda_run(jobs)
+    if check_finite:
+        for index, job in enumerate(jobs):
+            if not bool(torch.isfinite(job.out).all()):
+                raise NonFiniteResult(index)
+
+
+def merge_into(
+    outs: Sequence[torch.Tensor],
+    bases: Sequence[torch.Tensor],
+    terms: Sequence[Sequence[Term]],
+    *,
+    check_finite: bool = False,
+) -> None:
+    """The multi-tensor kernel: ``outs[k] = bases[k] + Σ w·δ`` over ``terms[k]``, in one call.
+
+    ``outs[k]`` may be ``bases[k]`` itself and must be contiguous; each result has ``outs[k]``'s
+    dtype. With ``check_finite`` a :class:`NonFiniteResult` carrying the index of the first
+    non-finite result is raised.
+    """
+    if not len(outs) == len(bases) == len(terms):
+        raise ValueError(f"{len(outs)} outputs, {len(bases)} bases and {len(terms)} term lists")
+    jobs = [_make_job(b, o, t, sum_only=False) for o, b, t in zip(outs, bases, terms, strict=True)]
+    _run(jobs, check_finite)
 
 
 def weighted_merge(
@@ -119,40 +330,31 @@ def weighted_merge(
     out: torch.Tensor | None = None,
     check_finite: bool = False,
 ) -> torch.Tensor:
-    """Return ``base + Σ w_i·δ_i`` in ``base``'s dtype, accumulated in fp32 (fp64 stays fp64).
+    """Return ``base + Σ w_i·δ_i`` in ``base``'s dtype (one tensor; see :func:`merge_into`).
 
     ``out`` may be ``base`` itself (in-place update of a model parameter). With ``check_finite``
     a :class:`NonFiniteResult` is raised when the result has a NaN or ±inf.
     """
-    for term in terms:
-        if term.tensor.shape != base.shape:
-            raise ValueError(f"term shape {tuple(term.tensor.shape)} does not match base {tuple(base.shape)}")
     if out is None:
         out = torch.empty_like(base, memory_format=torch.contiguous_format)
     if not out.is_contiguous():
         out.copy_(weighted_merge(base, terms, check_finite=check_finite))
         return out
-    n = base.numel()
-    cpu = base.device.type == "cpu"
-    chunk = max(1, CHUNK_ELEMENTS if cpu else n)
-    job = _Job(
-        base=base.reshape(-1),
-        out=out.view(-1),
-        terms=[(t.tensor.to(base.device).reshape(-1), float(t.weight), t.finetuned) for t in terms],
-        acc_dtype=torch.float64 if base.dtype == torch.float64 else torch.float32,
-        chunk=chunk,
-        check_finite=check_finite,
-    )
-    n_chunks = math.ceil(n / chunk)
-    workers = min(torch.get_num_threads(), n_chunks) if cpu else 1
-    if workers <= 1:
-        total = _run_chunks(job, iter(range(n_chunks)), n_chunks)
-    else:
-        shared = itertools.count()  # next() on a count is atomic under the GIL: a shared work queue
-        futures = [_workers().submit(_run_chunks, job, shared, n_chunks) for _ in range(workers)]
-        total = sum(f.result() for f in futures)
-    if check_finite and not math.isfinite(total) and not bool(torch.isfinite(out).all()):
-        # A finite sum proves every value finite; an infinite sum may only be an overflow of the
-        # sum itself, so the exact check decides.
-        raise NonFiniteResult("non-finite values in the result")
+    merge_into([out], [base], [terms], check_finite=check_finite)
+    return out
+
+
+def sum_deltas(base: torch.Tensor, terms: Sequence[Term], *, out: torch.Tensor | None = None) -> torch.Tensor:
+    """``δ_1 + … + δ_n`` in the accumulation dtype, summed exactly as the uniform-weight merge sums.
+
+    ``weighted_merge(base, [Term(sum_deltas(base, terms), w)])`` equals ``weighted_merge(base,
+    [Term(t.tensor, w, t.finetuned) for t in terms])`` bit for bit; a uniform-λ sweep stores this one
+    sum instead of every vector. Weights are ignored.
+    """
+    acc_dtype = accumulation_dtype(base.dtype)
+    if out is None:
+        out = torch.empty(base.shape, dtype=acc_dtype, device=base.device)
+    if out.dtype != acc_dtype or not out.is_contiguous():
+        raise ValueError(f"sum_deltas needs a contiguous {acc_dtype} output, got {out.dtype}")
+    _run([_make_job(base, out, terms, sum_only=True)], check_finite=False)
     return out

@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -21,7 +23,8 @@ from peft.utils import load_peft_weights
 from peft.utils.other import get_pattern_key
 
 from fairmerge.errors import VectorError
-from fairmerge.vectors.checkpoint_io import CheckpointReader
+from fairmerge.vectors.checkpoint_io import CheckpointReader, TensorSpec
+from fairmerge.vectors.checks import check_specs
 
 _PREFIX = "base_model.model."
 _LORA_PART = re.compile(
@@ -51,12 +54,17 @@ def _strip(key: str) -> str:
     return key.replace(".modules_to_save.", ".").replace(".base_layer.", ".")
 
 
+DeltaFactory = Callable[[], torch.Tensor]
+
+
 def lora_deltas(
     adapter_dir: str | os.PathLike[str], base: CheckpointReader, *, dtype: torch.dtype | None = None
-) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Deltas (base parameter name → ΔW) of a LoRA adapter, and metadata describing it.
+) -> tuple[dict[str, DeltaFactory], dict[str, TensorSpec], dict[str, str]]:
+    """How to compute each ΔW of a LoRA adapter (base parameter name → factory), their specs, metadata.
 
-    Each ΔW is computed in fp32 and stored in the base parameter's dtype (or ``dtype``).
+    Only the low-rank factors (and the few weights saved whole) are held; calling a factory forms
+    that one ΔW = s·B·A in fp32 and returns it in the base parameter's dtype (or ``dtype``), so a
+    vector built on these stays low-rank until each tensor is written.
     """
     adapter_dir = Path(adapter_dir)
     config = _load_config(adapter_dir)
@@ -78,19 +86,29 @@ def lora_deltas(
         else:
             full[key] = tensor
 
-    deltas: dict[str, torch.Tensor] = {}
+    found: dict[str, tuple[tuple[int, ...], DeltaFactory]] = {}
     for module, parts in factors.items():
-        for target, delta in _module_deltas(module, parts, config).items():
-            deltas[target] = delta
+        found.update(_module_deltas(module, parts, config))
     for key, tensor in full.items():
-        _check_target(key, tuple(tensor.shape), base, adapter_dir)
-        deltas[key] = torch.sub(tensor.float(), base.get(key).float())
-
-    ordered = [k for k in base.specs if k in deltas]
-    result = {}
-    for key in ordered:
-        _check_target(key, tuple(deltas[key].shape), base, adapter_dir)
-        result[key] = deltas[key].to(dtype or base.specs[key].dtype)
+        found[key] = (tuple(tensor.shape), partial(_full_delta, tensor, base, key))
+    changed = check_specs(
+        base.specs,
+        [
+            {
+                k: TensorSpec(shape, base.specs[k].dtype if k in base.specs else torch.float32)
+                for k, (shape, _) in found.items()
+            }
+        ],
+        f"the base checkpoint {base.path}",
+        [f"adapter {adapter_dir}"],
+    )
+    factories: dict[str, DeltaFactory] = {}
+    specs: dict[str, TensorSpec] = {}
+    for key in changed:
+        shape, make = found[key]
+        target = dtype or base.specs[key].dtype
+        factories[key] = partial(_in_dtype, make, target)
+        specs[key] = TensorSpec(shape, target)
     info = {
         "peft_type": "LORA",
         "lora_r": str(config.r),
@@ -98,18 +116,32 @@ def lora_deltas(
         "use_rslora": str(bool(config.use_rslora)).lower(),
         "adapter": str(adapter_dir),
     }
-    return result, info
+    return factories, specs, info
+
+
+def _in_dtype(make: DeltaFactory, dtype: torch.dtype) -> torch.Tensor:
+    return make().to(dtype)
+
+
+def _full_delta(tensor: torch.Tensor, base: CheckpointReader, key: str) -> torch.Tensor:
+    """A weight the adapter saves whole (``modules_to_save``, a trained bias) minus the base's."""
+    return torch.sub(tensor.float(), base.get(key).float())
+
+
+def _low_rank(a: torch.Tensor, b: torch.Tensor, scaling: float, transpose: bool) -> torch.Tensor:
+    delta = (b.float() @ a.float()) * scaling
+    return (delta.T if transpose else delta).contiguous()
 
 
 def _module_deltas(
     module: str, parts: dict[str, torch.Tensor], config: LoraConfig
-) -> dict[str, torch.Tensor]:
-    """ΔW (and Δbias with ``lora_bias``) of one adapted module."""
+) -> dict[str, tuple[tuple[int, ...], DeltaFactory]]:
+    """Shape and factory of ΔW (and Δbias with ``lora_bias``) of one adapted module."""
     embedding = "lora_embedding_A" in parts or "lora_embedding_B" in parts
     a_name, b_name = ("lora_embedding_A", "lora_embedding_B") if embedding else ("lora_A", "lora_B")
     if a_name not in parts or b_name not in parts:
         raise VectorError(f"adapter module {module!r} has only one of {a_name}/{b_name}")
-    a, b = parts[a_name].float(), parts[b_name].float()
+    a, b = parts[a_name], parts[b_name]
     if a.dim() != 2 or b.dim() != 2:
         raise VectorError(f"adapter module {module!r} is not a linear or embedding LoRA (A is {a.dim()}-D)")
     ranks, alphas = config.rank_pattern or {}, config.alpha_pattern or {}
@@ -118,24 +150,12 @@ def _module_deltas(
     if a.shape[0] != rank or b.shape[1] != rank:
         raise VectorError(f"adapter module {module!r} has rank {a.shape[0]} but its config says r={rank}")
     scaling = alpha / math.sqrt(rank) if config.use_rslora else alpha / rank
-    delta = (b @ a) * scaling
-    if embedding or config.fan_in_fan_out:
-        delta = delta.T
-    out = {f"{module}.weight": delta.contiguous()}
+    transpose = bool(embedding or config.fan_in_fan_out)
+    shape = (a.shape[1], b.shape[0]) if transpose else (b.shape[0], a.shape[1])
+    out: dict[str, tuple[tuple[int, ...], DeltaFactory]] = {
+        f"{module}.weight": (shape, partial(_low_rank, a, b, scaling, transpose))
+    }
     if f"{b_name}.bias" in parts:
-        out[f"{module}.bias"] = parts[f"{b_name}.bias"].float() * scaling
+        bias = parts[f"{b_name}.bias"]
+        out[f"{module}.bias"] = (tuple(bias.shape), partial(torch.mul, bias.float(), scaling))
     return out
-
-
-def _check_target(key: str, shape: tuple[int, ...], base: CheckpointReader, adapter_dir: Path) -> None:
-    if key not in base.specs:
-        raise VectorError(
-            f"adapter {adapter_dir} changes {key!r}, which the base checkpoint {base.path} lacks"
-        )
-    if base.specs[key].shape != shape:
-        raise VectorError(
-            f"adapter {adapter_dir} gives {key!r} shape {list(shape)}, "
-            f"the base has {list(base.specs[key].shape)}"
-        )
-    if not base.specs[key].dtype.is_floating_point:
-        raise VectorError(f"adapter {adapter_dir} changes {key!r}, an integer buffer in the base")

@@ -1,9 +1,9 @@
-"""Merge methods over task vectors, in a small registry: θ = θ_base + combine(λ, τ).
+"""Merge methods over task vectors, in a small registry: θ = θ_base + Σ λ_i · prepare(τ)_i.
 
 - ``task_arithmetic``: θ_base + Σ λ_i τ_i (one λ for all vectors, or one per vector).
-- ``ties``: trim each τ_i to its top-``density`` magnitudes, elect a sign per coordinate, average
-  the λ-weighted values that agree (peft's ``prune`` / ``calculate_majority_sign_mask`` /
-  ``disjoint_merge``).
+- ``ties``: trim each τ_i to its top-``density`` magnitudes, elect a sign per coordinate (on the
+  unweighted trimmed vectors), average the λ-weighted values that agree (peft's ``prune`` /
+  ``calculate_majority_sign_mask`` / ``disjoint_merge``).
 - ``dare``: drop each coordinate of τ_i with probability 1 − ``density``, rescale the rest by
   1/``density`` (peft's ``random_pruning``), then task arithmetic. Seeded per tensor, so the
   result does not depend on the order tensors are processed in (in memory or streamed).
@@ -45,19 +45,34 @@ class MergeOptions:
     seed: int = 0
 
 
-Combine = Callable[[str, torch.Tensor, Sequence[Term], MergeOptions], torch.Tensor]
+Prepare = Callable[[str, torch.Tensor, Sequence[Term], MergeOptions], list[torch.Tensor]]
+"""(key, base tensor, one term per vector, options) → one effective fp32 delta per vector."""
 
 
 @dataclass(frozen=True)
 class MergeMethod:
-    """A registered merge method."""
+    """A registered merge method: θ = θ_base + Σ λ_i · prepare(τ)_i.
+
+    ``prepare`` rewrites each tensor's deltas independently of the coefficients (TIES trims and
+    keeps the sign-agreeing share, DARE drops and rescales); ``None`` keeps the vectors as they
+    are. The coefficients are then applied by the one kernel (:mod:`fairmerge.vectors.kernels`),
+    so a merge written to disk and an in-place sweep point compute the same bits, and a sweep can
+    prepare once and reuse the result at every λ.
+    """
 
     name: str
-    combine: Combine
+    prepare: Prepare | None
     uses_density: bool
     same_base: bool
     """Whether vectors are expected to come from the model they are merged into."""
     description: str
+
+    def terms(self, key: str, base: torch.Tensor, terms: Sequence[Term], options: MergeOptions) -> list[Term]:
+        """The terms the kernel sums for one tensor: the vectors' own, or their prepared deltas."""
+        if self.prepare is None:
+            return list(terms)
+        prepared = self.prepare(key, base, terms, options)
+        return [Term(delta, term.weight) for delta, term in zip(prepared, terms, strict=True)]
 
 
 METHODS: dict[str, MergeMethod] = {}
@@ -76,18 +91,12 @@ def _deltas_fp32(base: torch.Tensor, terms: Sequence[Term]) -> list[torch.Tensor
     return [t.tensor.float() - base32 if t.finetuned else t.tensor.float() for t in terms]
 
 
-def _task_arithmetic(
-    key: str, base: torch.Tensor, terms: Sequence[Term], options: MergeOptions
-) -> torch.Tensor:
-    return weighted_merge(base, terms, check_finite=True)
-
-
 # peft is imported inside the methods that use it: importing it loads transformers (seconds and
 # ~150 MB), which a plain task-arithmetic merge of a large checkpoint does not need.
 
 
-def _ties(key: str, base: torch.Tensor, terms: Sequence[Term], options: MergeOptions) -> torch.Tensor:
-    from peft.utils.merge_utils import calculate_majority_sign_mask, disjoint_merge, prune
+def _ties(key: str, base: torch.Tensor, terms: Sequence[Term], options: MergeOptions) -> list[torch.Tensor]:
+    from peft.utils.merge_utils import calculate_majority_sign_mask, prune
 
     assert options.density is not None
     deltas = _deltas_fp32(base, terms)
@@ -95,9 +104,10 @@ def _ties(key: str, base: torch.Tensor, terms: Sequence[Term], options: MergeOpt
         deltas = [prune(d, options.density, method="magnitude") for d in deltas]
     stacked = torch.stack(deltas)
     mask = calculate_majority_sign_mask(stacked, method="total")
-    weights = torch.tensor([t.weight for t in terms], dtype=torch.float32).view(-1, *([1] * base.dim()))
-    merged_delta = disjoint_merge(stacked * weights, mask)
-    return weighted_merge(base, [Term(merged_delta, 1.0)], check_finite=True)
+    # peft's disjoint_merge (Σ_i λ_i τ_i·mask_i / count) factored per vector, so the coefficients
+    # apply after this λ-independent step: τ'_i = τ_i·mask_i / count.
+    count = mask.sum(dim=0).clamp(min=1)
+    return list((stacked * mask) / count)
 
 
 def tensor_seed(seed: int, key: str) -> int:
@@ -106,7 +116,7 @@ def tensor_seed(seed: int, key: str) -> int:
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
-def _dare(key: str, base: torch.Tensor, terms: Sequence[Term], options: MergeOptions) -> torch.Tensor:
+def _dare(key: str, base: torch.Tensor, terms: Sequence[Term], options: MergeOptions) -> list[torch.Tensor]:
     from peft.utils.merge_utils import random_pruning
 
     assert options.density is not None
@@ -117,21 +127,15 @@ def _dare(key: str, base: torch.Tensor, terms: Sequence[Term], options: MergeOpt
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(tensor_seed(options.seed, key))
             deltas = [random_pruning(d, options.density, rescale=True) for d in deltas]
-    return weighted_merge(
-        base, [Term(d, t.weight) for d, t in zip(deltas, terms, strict=True)], check_finite=True
-    )
+    return deltas
 
 
-register(MergeMethod("task_arithmetic", _task_arithmetic, False, True, "θ_base + Σ λ_i τ_i"))
+register(MergeMethod("task_arithmetic", None, False, True, "θ_base + Σ λ_i τ_i"))
 register(
     MergeMethod("ties", _ties, True, True, "TIES: trim to top-density magnitudes, elect sign, disjoint mean")
 )
 register(MergeMethod("dare", _dare, True, True, "DARE: random drop with rescale (seeded), then Σ λ_i τ_i"))
-register(
-    MergeMethod(
-        "inject", _task_arithmetic, False, False, "θ_model + Σ λ_i τ_i into any model with matching keys"
-    )
-)
+register(MergeMethod("inject", None, False, False, "θ_model + Σ λ_i τ_i into any model with matching keys"))
 
 
 def validate_merge_args(
@@ -175,7 +179,7 @@ def _key_merger(
 ) -> Callable[[str, torch.Tensor, list[Term]], torch.Tensor]:
     def merge_key(key: str, base: torch.Tensor, terms: list[Term]) -> torch.Tensor:
         try:
-            return method.combine(key, base, terms, options)
+            return weighted_merge(base, method.terms(key, base, terms, options), check_finite=True)
         except NonFiniteResult:
             if not bool(torch.isfinite(base).all()):
                 raise VectorError(f"non-finite values (NaN or inf) in tensor {key!r} of {what}") from None

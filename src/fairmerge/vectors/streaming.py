@@ -9,7 +9,7 @@ model. The output directory appears only when complete.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -24,6 +24,7 @@ from fairmerge.vectors.checkpoint_io import (
     copy_non_weight_files,
     write_checkpoint_tensors,
 )
+from fairmerge.vectors.checks import check_specs
 from fairmerge.vectors.kernels import Term
 from fairmerge.vectors.task_vector import TaskVector
 
@@ -32,35 +33,12 @@ MergeKey = Callable[[str, torch.Tensor, list[Term]], torch.Tensor]
 
 
 def check_vectors_against(
-    specs: dict[str, TensorSpec], vectors: Sequence[TaskVector], what: str
+    specs: Mapping[str, TensorSpec], vectors: Sequence[TaskVector], what: str
 ) -> list[str]:
-    """Check every vector against the target's shapes; return the keys the vectors change.
-
-    All vectors must hold the same keys (a vector without the head and one with it are not
-    silently mixed), each present in the target with the same shape and a float dtype.
-    """
-    if not vectors:
-        raise VectorError("no task vectors given")
-    keys = list(vectors[0].specs)
-    key_set = set(keys)
-    for i, vector in enumerate(vectors[1:], start=2):
-        other = set(vector.specs)
-        if other != key_set:
-            odd = sorted(other ^ key_set)[0]
-            side = "vector 1" if odd in key_set else f"vector {i}"
-            raise VectorError(f"task vectors hold different keys: {odd!r} is only in {side}")
-    for i, vector in enumerate(vectors, start=1):
-        for key, spec in vector.specs.items():
-            if key not in specs:
-                raise VectorError(f"key {key!r} of vector {i} is missing from {what}")
-            if specs[key].shape != spec.shape:
-                raise VectorError(
-                    f"key {key!r} has shape {list(spec.shape)} in vector {i} "
-                    f"but {list(specs[key].shape)} in {what}"
-                )
-            if not specs[key].dtype.is_floating_point:
-                raise VectorError(f"key {key!r} is an integer buffer ({specs[key].dtype}) in {what}")
-    return [k for k in specs if k in key_set]
+    """:func:`check_specs` of the vectors against a merge target; the keys the vectors change."""
+    return check_specs(
+        specs, [v.specs for v in vectors], what, [f"vector {i}" for i in range(1, len(vectors) + 1)]
+    )
 
 
 def _same_checkpoint(a: CheckpointReader, b: CheckpointReader) -> bool:

@@ -31,6 +31,7 @@ from fairmerge.vectors.checkpoint_io import (
     state_dict_fingerprint,
     write_safetensors_file,
 )
+from fairmerge.vectors.checks import check_specs
 from fairmerge.vectors.kernels import Term, weighted_merge
 
 FORMAT = "fairmerge.task_vector/1"
@@ -95,23 +96,6 @@ def _aliases(state_dict: Mapping[str, torch.Tensor]) -> dict[str, str]:
         else:
             seen[ident] = key
     return aliases
-
-
-def check_compatible(
-    base: Mapping[str, TensorSpec], other: Mapping[str, TensorSpec], base_name: str, other_name: str
-) -> None:
-    """Raise a VectorError naming the first key that is missing, or differs in shape or dtype."""
-    for key, spec in base.items():
-        if key not in other:
-            raise VectorError(f"key {key!r} is in {base_name} but missing from {other_name}")
-        if other[key] != spec:
-            raise VectorError(
-                f"key {key!r} differs: {spec.describe()} in {base_name}, "
-                f"{other[key].describe()} in {other_name}"
-            )
-    for key in other:
-        if key not in base:
-            raise VectorError(f"key {key!r} is in {other_name} but missing from {base_name}")
 
 
 def _check_finite(tensor: torch.Tensor, key: str, where: str) -> None:
@@ -286,11 +270,12 @@ class TaskVector(Mapping[str, torch.Tensor]):
         """
         base_sd = _state_dict(base, "base")
         ft_sd = _state_dict(finetuned, "finetuned")
-        check_compatible(
+        check_specs(
             {k: TensorSpec.of(v) for k, v in base_sd.items()},
-            {k: TensorSpec.of(v) for k, v in ft_sd.items()},
+            [{k: TensorSpec.of(v) for k, v in ft_sd.items()}],
             "the base state dict",
-            "the fine-tuned state dict",
+            ["the fine-tuned state dict"],
+            exact=True,
         )
         aliases = _aliases(base_sd)
         keys = _vector_keys({k: TensorSpec.of(v) for k, v in base_sd.items()}, aliases, include_head)
@@ -325,7 +310,7 @@ class TaskVector(Mapping[str, torch.Tensor]):
         """
         base = CheckpointReader(base_dir)
         ft = CheckpointReader(finetuned_dir)
-        check_compatible(base.specs, ft.specs, f"base {base.path}", f"fine-tuned {ft.path}")
+        check_specs(base.specs, [ft.specs], f"base {base.path}", [f"fine-tuned {ft.path}"], exact=True)
         aliases = {k: "" for k in base.aliases}
         keys = _vector_keys(base.specs, aliases, include_head)
         source = CheckpointDiff(base, ft, dtype)
@@ -349,20 +334,30 @@ class TaskVector(Mapping[str, torch.Tensor]):
         *,
         include_head: bool = True,
         dtype: torch.dtype | None = None,
+        lazy: bool = False,
     ) -> TaskVector:
         """τ of a peft LoRA adapter: exact ``scaling · B @ A`` per adapted weight, mapped to base names.
 
         Weights the adapter saves in full (``modules_to_save``, e.g. the classifier head, and
-        trained biases) become deltas against the base checkpoint in ``base_dir``.
+        trained biases) become deltas against the base checkpoint in ``base_dir``. ``lazy=True``
+        keeps only the low-rank factors and forms each ΔW when it is read (a sweep over many
+        adapters then holds no dense delta).
         """
         from fairmerge.vectors.lora import lora_deltas
 
         base = CheckpointReader(base_dir)
-        deltas, info = lora_deltas(adapter_dir, base, dtype=dtype)
-        if not include_head:
-            deltas = {k: v for k, v in deltas.items() if not is_head_key(k)}
-        for key, delta in deltas.items():
-            _check_finite(delta, key, f"LoRA adapter {adapter_dir}")
+        factories, specs, info = lora_deltas(adapter_dir, base, dtype=dtype)
+        keys = [k for k in specs if include_head or not is_head_key(k)]
+        where = f"LoRA adapter {adapter_dir}"
+
+        def delta(key: str) -> torch.Tensor:
+            tensor = factories[key]()
+            _check_finite(tensor, key, where)
+            return tensor
+
+        tensors: Mapping[str, torch.Tensor] = (
+            _LazyTensors(keys, delta) if lazy else {k: delta(k) for k in keys}
+        )
         metadata = {
             "created_by": _short(f"from_lora_adapter(adapter={adapter_dir}, base={base.path})"),
             "base": str(base.path),
@@ -370,7 +365,7 @@ class TaskVector(Mapping[str, torch.Tensor]):
             "include_head": str(include_head).lower(),
             **info,
         }
-        return cls._make(deltas, {k: TensorSpec.of(v) for k, v in deltas.items()}, metadata)
+        return cls._make(tensors, {k: specs[k] for k in keys}, metadata)
 
     # --- persistence ---------------------------------------------------------------------------
 
@@ -416,7 +411,9 @@ class TaskVector(Mapping[str, torch.Tensor]):
     # --- algebra -------------------------------------------------------------------------------
 
     def _check_same(self, other: TaskVector, op: str) -> None:
-        check_compatible(self._specs, other._specs, "the left vector", f"the right vector of {op!r}")
+        check_specs(
+            self._specs, [other._specs], "the left vector", [f"the right vector of {op!r}"], exact=True
+        )
 
     def _combine(
         self, others: Sequence[TaskVector], fn: Callable[..., torch.Tensor], description: str
@@ -526,18 +523,7 @@ class TaskVector(Mapping[str, torch.Tensor]):
         return result
 
     def _check_target(self, specs: Mapping[str, TensorSpec], what: str) -> None:
-        for key, spec in self._specs.items():
-            if key not in specs:
-                raise VectorError(f"key {key!r} of the task vector is missing from {what}")
-            if specs[key].shape != spec.shape:
-                raise VectorError(
-                    f"key {key!r} has shape {list(spec.shape)} in the task vector but "
-                    f"{list(specs[key].shape)} in {what}"
-                )
-            if not is_float_dtype(specs[key].dtype):
-                raise VectorError(
-                    f"key {key!r} has dtype {specs[key].dtype} in {what}; cannot add a float delta"
-                )
+        check_specs(specs, [self._specs], what, ["the task vector"])
 
     def _apply_to_module(self, model: nn.Module, scale: float) -> None:
         state = model.state_dict(keep_vars=True)
