@@ -67,7 +67,9 @@ CASES = [
     Case("merge-vector-is-csv", "merge {w}/base -v {w}/posts.csv -l 1 -o {o}/m", "posts.csv"),
     Case("merge-vector-missing", "merge {w}/base -v {w}/nope.safetensors -l 1 -o {o}/m", "nope.safetensors"),
     Case("merge-truncated-base", "merge {w}/trunc -v {w}/tau.safetensors -l 1 -o {o}/m", "trunc"),
-    Case("merge-output-exists", "merge {w}/base -v {w}/tau.safetensors -l 1 -o {w}/userdir", "--overwrite"),
+    Case(
+        "merge-output-exists", "merge {w}/base -v {w}/tau.safetensors -l 1 -o {w}/userdir", "pass --overwrite"
+    ),
     Case("merge-output-in-proc", "merge {w}/base -v {w}/tau.safetensors -l 1 -o /proc/m", "/proc"),
     Case("merge-full-disk", "merge {w}/base -v {w}/tau.safetensors -l 1 -o {full}/m", "No space left"),
     Case("merge-read-only", "merge {w}/base -v {w}/tau.safetensors -l 1 -o {ro}/m", "Read-only"),
@@ -118,6 +120,7 @@ CASES = [
     Case("evaluate-out-in-proc", "evaluate {w}/base " + _DATA + " --out /proc/ev", "/proc"),
     Case("evaluate-full-disk", "evaluate {w}/base " + _DATA + " --out {full}/ev", "No space left"),
     Case("evaluate-read-only", "evaluate {w}/base " + _DATA + " --out {ro}/ev", "Read-only"),
+    Case("evaluate-bad-device", "evaluate {w}/base " + _DATA + " --device banana --out {o}/ev", "--device"),
     # train (the output is checked before the data loads)
     Case("train-out-user-folder", "train fft --out {w}/userdir --cache-dir {o}/cache", "precious.txt"),
     Case("train-out-is-a-file", "train lora --out {w}/afile.txt --cache-dir {o}/cache", "existing file"),
@@ -131,6 +134,7 @@ CASES = [
     Case("cache-kind-without-value", "cache list --kind", "--kind"),
     # data
     Case("data-unknown-dataset", "data summary nosuch", "nosuch"),
+    Case("data-min-group-size", "data summary hatexplain --min-group-size -5", "--min-group-size"),
     Case("data-empty-csv", "data summary csv -o path={w}/empty.csv", "empty"),
     Case("data-corrupt-csv", "data summary csv -o path={w}/garbage.csv", "garbage"),
     Case("data-option-wrong-type", "data summary sbic -o min_target_share=banana", "min_target_share"),
@@ -146,6 +150,7 @@ CASES = [
     Case("run-missing-config", "run {w}/nope.yaml --out {o}/s --cache-dir {o}/cache", "nope.yaml"),
     Case("run-missing-data-dir", "run --fast --data-dir {w}/nope --out {o}/s --cache-dir {o}/cache", "nope"),
     Case("run-bad-seed", "run --fast --seeds x --out {o}/s", "--seeds"),
+    Case("run-negative-seed", "run --fast --seeds -1 --out {o}/s --cache-dir {o}/cache", "--seeds"),
     Case(
         "run-typo-in-fft", "run {w}/typo.yaml --out {o}/s --cache-dir {o}/cache", ("fft", "epochz"), (LEAD,)
     ),

@@ -77,6 +77,8 @@ def summary(
 
     Example: fairmerge data summary hatexplain --data-dir ../shared/data --label-scheme toxic
     """
+    if min_group_size < 1:
+        raise ConfigError(f"--min-group-size must be >= 1, got {min_group_size}")
     options = parse_options(option)
     if label_scheme is not None:
         options["label_scheme"] = label_scheme

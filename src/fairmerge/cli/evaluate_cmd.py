@@ -26,6 +26,18 @@ def parse_group_cols(specs: list[str]) -> dict[str, str]:
     return mapping
 
 
+def check_device(device: str | None) -> None:
+    """``--device`` names a torch device type (cpu, cuda, cuda:1, mps, …)."""
+    import torch
+
+    if device is None:
+        return
+    try:
+        torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"--device {device!r} is not a torch device (cpu, cuda, cuda:1, mps, …)") from None
+
+
 def evaluate(
     model: str = typer.Argument(
         ...,
@@ -83,6 +95,7 @@ def evaluate(
     check_output_dir(out, overwrite=overwrite)
     if not (math.isfinite(threshold) and 0.0 <= threshold <= 1.0):
         raise ConfigError(f"--threshold must be a probability in [0, 1], got {threshold}")
+    check_device(device)
     if (text_col is None) == (image_col is None):
         raise ConfigError("give exactly one of --text-col (texts) and --image-col (a column of image paths)")
     read = read_table_split if text_col is not None else read_image_table_split

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from fairmerge.errors import ConfigError
 from fairmerge.paths import DATA_DIR_ENV
 
 
@@ -51,6 +52,9 @@ def run(
 
     if not dry_run:
         check_output_dir(out, overwrite=overwrite)  # before any work
+    bad_seeds = [s for s in seeds or [] if not 0 <= s < 2**32]
+    if bad_seeds:
+        raise ConfigError(f"--seeds must be integers in [0, 2**32), got {bad_seeds}")
     run_study(
         config,
         data_dir=data_dir,
