@@ -66,7 +66,12 @@ def models_present(metrics: pd.DataFrame, *, family: str, split: str = "val") ->
 
 
 def curve(
-    metrics: pd.DataFrame, *, model: str, metric: str, split: str = "val", attribute: str = "all",
+    metrics: pd.DataFrame,
+    *,
+    model: str,
+    metric: str,
+    split: str = "val",
+    attribute: str = "all",
     group: str = "all",
 ) -> pd.DataFrame:
     """Rows of one metric along λ for one model: columns ``lambda, value, ci_low, ci_high``, sorted by λ."""
@@ -83,8 +88,14 @@ def curve(
 
 
 def point_value(
-    metrics: pd.DataFrame, *, model: str, metric: str, split: str = "val", attribute: str = "all",
-    group: str = "all", lam: float | None = None,
+    metrics: pd.DataFrame,
+    *,
+    model: str,
+    metric: str,
+    split: str = "val",
+    attribute: str = "all",
+    group: str = "all",
+    lam: float | None = None,
 ) -> float:
     """One value (NaN when absent). ``lam=None`` means the λ-free (baseline) row."""
     sel = metrics[

@@ -132,6 +132,9 @@ def write_report(
             "injection": plots.plot_injection_effects(metrics, summary, plot_dir / "injection_effects.png"),
             "similarity": plots.plot_similarity(similarity, plot_dir / "similarity.png"),
             "bound": plots.plot_bound(bound, plot_dir / "bound.png"),
+            "training": plots.plot_training_curves(
+                summary.get("training_curves") or {}, plot_dir / "training_curves.png"
+            ),
         }
         images = {k: base64.b64encode(p.read_bytes()).decode("ascii") for k, p in figures.items() if p}
         document = render_html(
@@ -268,14 +271,33 @@ def _headline_section(summary: Mapping[str, Any], metrics: pd.DataFrame, attribu
     return _section("headline", "Headline results (test)", body)
 
 
+def _degenerate_words(strategies: pd.DataFrame) -> str:
+    """Families degenerate at every λ > 0, said in words (their selected point is then θ_base)."""
+    if "degenerate_everywhere" not in strategies.columns:
+        return ""
+    bad = strategies[strategies["degenerate_everywhere"].astype(bool)]
+    sentences = [
+        f"merge with recipe {row.strategy} / head {row.head} / λ {row.convention} ({row.decision}) is "
+        "degenerate at every λ > 0 (constant predictions, or validation accuracy below θ_base's): "
+        "no point of it is a usable model, and its 'selected' point is θ_base itself."
+        for row in bad.itertuples()
+    ]
+    return "".join(f'<p class="warning">{_esc(s)}</p>' for s in sentences)
+
+
 def _strategies_section(strategies: pd.DataFrame, summary: Mapping[str, Any], attributes: list[str]) -> str:
+    convention = summary.get("lambda_convention") or "sum"
     body = (
-        "<p>How the subgroup training sets were built (strategy) and how decisions are taken "
-        "(argmax or a threshold re-chosen on validation): λ selected on validation, test metrics "
-        "with 95% bootstrap CIs, next to the FFT, LoRA and post-processing (ThresholdOptimizer) "
-        "references.</p>" + _table(strategy_table(strategies, summary, attributes))
+        "<p>Each recipe: how the subgroup training sets were built (strategy), θ_base's head (random, "
+        "linear-probed, or linear-probed and frozen during the subgroup fine-tunes) and λ's convention "
+        "(sum: θ_base + λ·Σ τ_g; mean: θ_base + (λ/G)·Σ τ_g), under both decisions (argmax, or a threshold "
+        "re-chosen on validation): λ selected on validation, test metrics with 95% bootstrap CIs, and a "
+        "flag when the selected point is degenerate, next to the FFT, LoRA and post-processing "
+        f"(ThresholdOptimizer) references. The main recipe's λ is in the {_esc(convention)} convention.</p>"
+        + _degenerate_words(strategies)
+        + _table(strategy_table(strategies, summary, attributes))
     )
-    return _section("strategies", "Subgroup training-set strategies", body)
+    return _section("strategies", "Recipes: training set × head × λ convention", body)
 
 
 def _sensitivity_section(rows: list[Mapping[str, Any]], attributes: list[str]) -> str:
@@ -443,6 +465,13 @@ FIGURE_SECTIONS: tuple[tuple[str, str, str, str], ...] = (
         "Worst-group and per-group injection (validation)",
         "θ_FFT + λ·τ_g for each subgroup vector g, as a difference to FFT on validation. Some injections "
         "help a group or narrow the gap, others hurt; the thick line is the worst group.",
+    ),
+    (
+        "training",
+        "Training",
+        "Training curves",
+        "Train loss, validation loss and validation accuracy per evaluation of FFT, LoRA and every subgroup "
+        "fine-tune; each stops early on validation loss and keeps its best evaluation (ringed).",
     ),
     (
         "similarity",

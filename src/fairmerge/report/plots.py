@@ -119,8 +119,12 @@ def _band(ax: Axes, frame: pd.DataFrame, color: Any) -> None:
     ok = frame["ci_low"].notna() & frame["ci_high"].notna()
     if ok.any():
         ax.fill_between(
-            frame["lambda"].where(ok), frame["ci_low"].where(ok), frame["ci_high"].where(ok),
-            color=color, alpha=0.15, linewidth=0,
+            frame["lambda"].where(ok),
+            frame["ci_low"].where(ok),
+            frame["ci_high"].where(ok),
+            color=color,
+            alpha=0.15,
+            linewidth=0,
         )
 
 
@@ -128,21 +132,34 @@ def _mark_selected(ax: Axes, summary: Mapping[str, Any], labels: Sequence[ModelL
     for lab in labels:
         lam = selected_lambda(summary, lab.label)
         if lam is not None:
-            ax.axvline(lam, color="black", linewidth=1.0, linestyle="--" if lab.calibrated else "-",
-                       alpha=0.6, label=f"selected λ={lam:g} ({lab.label})")
+            ax.axvline(
+                lam,
+                color="black",
+                linewidth=1.0,
+                linestyle="--" if lab.calibrated else "-",
+                alpha=0.6,
+                label=f"selected λ={lam:g} ({lab.label})",
+            )
 
 
 def _merge_variant_style(lab: ModelLabel) -> dict[str, Any]:
     return {"linestyle": "--", "marker": "s"} if lab.calibrated else {"linestyle": "-", "marker": "o"}
 
 
-def _test_curve(ax: Axes, metrics: pd.DataFrame, label: str, metric: str, attribute: str,
-                drawn: list[bool]) -> None:
+def _test_curve(
+    ax: Axes, metrics: pd.DataFrame, label: str, metric: str, attribute: str, drawn: list[bool]
+) -> None:
     """Draw a test curve over λ (grey, labelled as not used for selection) when enough test points exist."""
     test = curve(metrics, model=label, metric=metric, split="test", attribute=attribute)
     if test["value"].notna().sum() >= MIN_TEST_POINTS:
-        ax.plot(test["lambda"], test["value"], color="grey", linewidth=1.0, linestyle=":",
-                label=None if drawn[0] else TEST_CURVE_LABEL)
+        ax.plot(
+            test["lambda"],
+            test["value"],
+            color="grey",
+            linewidth=1.0,
+            linestyle=":",
+            label=None if drawn[0] else TEST_CURVE_LABEL,
+        )
         drawn[0] = True
 
 
@@ -159,29 +176,45 @@ def plot_lambda_curves(metrics: pd.DataFrame, summary: Mapping[str, Any], path: 
     colors = matplotlib.colormaps["tab10"]
     with _style():
         fig, axes = _new_figure(1, 3, width=15.0, height=6.2)
-        panels = [("accuracy", "accuracy (overall)"), ("dpd", "DPD (lower is fairer)"),
-                  ("eod", "EOD (lower is fairer)")]
+        panels = [
+            ("accuracy", "accuracy (overall)"),
+            ("dpd", "DPD (lower is fairer)"),
+            ("eod", "EOD (lower is fairer)"),
+        ]
         for ax, (metric, title) in zip(axes[0], panels, strict=True):
             test_drawn = [False]
-            series = [("all", "tab:blue")] if metric == "accuracy" else [
-                (a, colors(i % 10)) for i, a in enumerate(attrs)
-            ]
+            series = (
+                [("all", "tab:blue")]
+                if metric == "accuracy"
+                else [(a, colors(i % 10)) for i, a in enumerate(attrs)]
+            )
             for attribute, color in series:
                 for lab in merges:
                     frame = curve(metrics, model=lab.label, metric=metric, attribute=attribute)
                     if frame["value"].isna().all():
                         continue  # e.g. a gap over fewer than two qualifying groups: undefined
                     name = lab.label if attribute == "all" else f"{attribute} · {lab.label}"
-                    ax.plot(frame["lambda"], frame["value"], color=color, label=name, markersize=3.5,
-                            **_merge_variant_style(lab))
+                    ax.plot(
+                        frame["lambda"],
+                        frame["value"],
+                        color=color,
+                        label=name,
+                        markersize=3.5,
+                        **_merge_variant_style(lab),
+                    )
                     _band(ax, frame, color)
                     if not lab.calibrated:
                         _test_curve(ax, metrics, lab.label, metric, attribute, test_drawn)
                 for ref, (_, dash) in REFERENCE_STYLES.items():
                     value = point_value(metrics, model=ref, metric=metric, attribute=attribute)
                     if not math.isnan(value):
-                        ax.axhline(value, color=color if metric != "accuracy" else "dimgrey",
-                                   linestyle=dash, linewidth=1.1, alpha=0.9)
+                        ax.axhline(
+                            value,
+                            color=color if metric != "accuracy" else "dimgrey",
+                            linestyle=dash,
+                            linewidth=1.1,
+                            alpha=0.9,
+                        )
             _mark_selected(ax, summary, merges)
             handles, labels = ax.get_legend_handles_labels()
             for ref, (ref_name, dash) in REFERENCE_STYLES.items():
@@ -209,7 +242,7 @@ def plot_group_accuracy(metrics: pd.DataFrame, summary: Mapping[str, Any], path:
     colors = _palette(max(len(groups_of(metrics, a)) for a in attrs))
     with _style():
         fig, axes = _new_figure(nrows, ncols, width=7.0 * ncols, height=4.2 * nrows)
-        for ax in axes.flat[len(attrs):]:
+        for ax in axes.flat[len(attrs) :]:
             ax.set_visible(False)
         for ax, attribute in zip(axes.flat, attrs, strict=False):
             for i, group in enumerate(groups_of(metrics, attribute)):
@@ -217,8 +250,14 @@ def plot_group_accuracy(metrics: pd.DataFrame, summary: Mapping[str, Any], path:
                 sizes = curve(metrics, model=lab.label, metric="n", attribute=attribute, group=group)
                 n = sizes["value"].dropna()
                 size = f"n={int(n.iloc[0])}" if len(n) else "n=n/a"
-                ax.plot(frame["lambda"], frame["value"], marker="o", markersize=3, color=colors(i % colors.N),
-                        label=f"{group} ({size})")
+                ax.plot(
+                    frame["lambda"],
+                    frame["value"],
+                    marker="o",
+                    markersize=3,
+                    color=colors(i % colors.N),
+                    label=f"{group} ({size})",
+                )
             overall = curve(metrics, model=lab.label, metric="accuracy")
             ax.plot(overall["lambda"], overall["value"], color="black", linewidth=2.0, label="overall")
             _mark_selected(ax, summary, [lab])
@@ -250,14 +289,18 @@ def plot_pareto(metrics: pd.DataFrame, summary: Mapping[str, Any], path: Path) -
     """
     points = {
         (attribute, gap): _swept_points(metrics, attribute, gap).dropna(subset=["accuracy", "gap"])
-        for attribute in attributes_of(metrics) for gap in ("dpd", "eod")
+        for attribute in attributes_of(metrics)
+        for gap in ("dpd", "eod")
     }
     # an attribute with fewer than two qualifying groups has no gap to trade off against
     attrs = list(dict.fromkeys(a for (a, _), pts in points.items() if len(pts)))
     if not attrs:
         return None
-    picks = [(str(label), lam) for label in summary.get("selected") or {}
-             if (lam := selected_lambda(summary, str(label))) is not None]
+    picks = [
+        (str(label), lam)
+        for label in summary.get("selected") or {}
+        if (lam := selected_lambda(summary, str(label))) is not None
+    ]
     families = sorted({parse_model(str(m)).variant for pts in points.values() for m in pts["model"]})
     extra = _palette(len(families) + 3)
     colors = {f: FAMILY_COLORS.get(f, extra((i + 2) % extra.N)) for i, f in enumerate(families)}
@@ -268,21 +311,45 @@ def plot_pareto(metrics: pd.DataFrame, summary: Mapping[str, Any], path: Path) -
                 ax = axes[row, col]
                 pts = points[(attribute, gap)]
                 if pts.empty:
-                    ax.text(0.5, 0.5, f"{attribute} {gap.upper()} undefined at every point",
-                            transform=ax.transAxes, ha="center", va="center", color="dimgrey")
+                    ax.text(
+                        0.5,
+                        0.5,
+                        f"{attribute} {gap.upper()} undefined at every point",
+                        transform=ax.transAxes,
+                        ha="center",
+                        va="center",
+                        color="dimgrey",
+                    )
                 for (family, calibrated), part in pts.groupby(
-                    [pts["model"].map(lambda m: parse_model(m).variant),
-                     pts["model"].map(lambda m: parse_model(m).calibrated)], sort=True,
+                    [
+                        pts["model"].map(lambda m: parse_model(m).variant),
+                        pts["model"].map(lambda m: parse_model(m).calibrated),
+                    ],
+                    sort=True,
                 ):
                     color = colors[str(family)]
-                    ax.scatter(part["gap"], part["accuracy"], s=22, alpha=0.75,
-                               facecolors="none" if calibrated else color, edgecolors=color,
-                               label=f"{family} points" + (" (calibrated)" if calibrated else ""))
+                    ax.scatter(
+                        part["gap"],
+                        part["accuracy"],
+                        s=22,
+                        alpha=0.75,
+                        facecolors="none" if calibrated else color,
+                        edgecolors=color,
+                        label=f"{family} points" + (" (calibrated)" if calibrated else ""),
+                    )
                 front = pts[pareto_front(pts["accuracy"], pts["gap"])].sort_values("gap")
                 if len(front):
-                    ax.plot(front["gap"], front["accuracy"], color="black", linewidth=1.3,
-                            drawstyle="steps-post", marker="o", markersize=6, markerfacecolor="none",
-                            label="Pareto front")
+                    ax.plot(
+                        front["gap"],
+                        front["accuracy"],
+                        color="black",
+                        linewidth=1.3,
+                        drawstyle="steps-post",
+                        marker="o",
+                        markersize=6,
+                        markerfacecolor="none",
+                        label="Pareto front",
+                    )
                 for label in pd.unique(metrics.loc[metrics["lambda"].isna(), "model"]):
                     parsed = parse_model(str(label))
                     marker = BASELINE_MARKERS.get(parsed.variant)
@@ -291,18 +358,42 @@ def plot_pareto(metrics: pd.DataFrame, summary: Mapping[str, Any], path: Path) -
                     x = point_value(metrics, model=parsed.label, metric=gap, attribute=attribute)
                     y = point_value(metrics, model=parsed.label, metric="accuracy")
                     if not (math.isnan(x) or math.isnan(y)):
-                        ax.scatter([x], [y], marker=marker, s=60, color="tab:red" if not parsed.calibrated
-                                   else "tab:purple", edgecolors="black", linewidths=0.5, zorder=5,
-                                   label=parsed.label)
+                        ax.scatter(
+                            [x],
+                            [y],
+                            marker=marker,
+                            s=60,
+                            color="tab:red" if not parsed.calibrated else "tab:purple",
+                            edgecolors="black",
+                            linewidths=0.5,
+                            zorder=5,
+                            label=parsed.label,
+                        )
                 for number, (label, lam) in enumerate(picks, start=1):
                     hit = pts[(pts["model"] == label) & np.isclose(pts["lambda"], lam, atol=1e-9)]
                     if len(hit):
                         # numbered stars keep long labels out of the plot; the legend says which is which
                         x, y = float(hit["gap"].iloc[0]), float(hit["accuracy"].iloc[0])
-                        ax.scatter([x], [y], marker="*", s=180, color="gold", edgecolors="black",
-                                   linewidths=0.7, zorder=6, label=f"{number}: selected {label} (λ={lam:g})")
-                        ax.annotate(str(number), (x, y), xytext=(5, 5), textcoords="offset points",
-                                    fontsize=8, fontweight="bold", zorder=7)
+                        ax.scatter(
+                            [x],
+                            [y],
+                            marker="*",
+                            s=180,
+                            color="gold",
+                            edgecolors="black",
+                            linewidths=0.7,
+                            zorder=6,
+                            label=f"{number}: selected {label} (λ={lam:g})",
+                        )
+                        ax.annotate(
+                            str(number),
+                            (x, y),
+                            xytext=(5, 5),
+                            textcoords="offset points",
+                            fontsize=8,
+                            fontweight="bold",
+                            zorder=7,
+                        )
                 ax.set_xlabel(f"{attribute} {gap.upper()} (validation, lower is fairer)")
                 ax.set_ylabel("accuracy (validation)")
                 ax.set_title(f"accuracy vs {attribute} {gap.upper()}")
@@ -324,15 +415,22 @@ def plot_injection_effects(metrics: pd.DataFrame, summary: Mapping[str, Any], pa
     colors = _palette(len(injections))
     with _style():
         fig, axes = _new_figure(1, 3, width=16.0, height=4.6)
-        titles = ("Δ overall accuracy", "Δ accuracy of the injected group",
-                  "Δ EOD of the group's attribute (lower is fairer)")
+        titles = (
+            "Δ overall accuracy",
+            "Δ accuracy of the injected group",
+            "Δ EOD of the group's attribute (lower is fairer)",
+        )
         for i, lab in enumerate(injections):
             group = lab.target or lab.label
             attribute = attribute_of_group(metrics, group)
             reference = with_decision("fft", lab.calibrated)
             is_worst = group == worst.get("group")
-            style = {"color": colors(i % colors.N), "marker": "o", "markersize": 3.5,
-                     "linewidth": 2.6 if is_worst else 1.3}
+            style = {
+                "color": colors(i % colors.N),
+                "marker": "o",
+                "markersize": 3.5,
+                "linewidth": 2.6 if is_worst else 1.3,
+            }
             name = f"{group}" + (" (worst group)" if is_worst else "")
             specs = [("accuracy", "all", "all"), ("accuracy", attribute, group), ("eod", attribute, "all")]
             for ax, (metric, attr, grp) in zip(axes[0], specs, strict=True):
@@ -370,8 +468,15 @@ def plot_similarity(similarity: pd.DataFrame | None, path: Path) -> Path | None:
         ax.set_yticks(range(n), [str(i) for i in similarity.index])
         for (r, c), v in np.ndenumerate(values):
             text = "n/a" if math.isnan(v) else f"{v:.2f}"
-            ax.text(c, r, text, ha="center", va="center", fontsize=8,
-                    color="white" if not math.isnan(v) and abs(v) > 0.6 else "black")
+            ax.text(
+                c,
+                r,
+                text,
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if not math.isnan(v) and abs(v) > 0.6 else "black",
+            )
         fig.colorbar(image, ax=ax, label="cosine similarity")
         ax.set_title("Cosine similarity between subgroup task vectors τ_g")
         return _save(fig, path)
@@ -390,22 +495,48 @@ def plot_bound(bound: pd.DataFrame | None, path: Path) -> Path | None:
         ax = axes[0, 0]
         top = 1.05
         if (bound["bound"] > 1.0).any():
-            ax.text(0.99, 0.02, "bound > 1 is vacuous (DPD ≤ 1): drawn at the top edge",
-                    transform=ax.transAxes, ha="right", va="bottom", fontsize=8, color="dimgrey")
+            ax.text(
+                0.99,
+                0.02,
+                "bound > 1 is vacuous (DPD ≤ 1): drawn at the top edge",
+                transform=ax.transAxes,
+                ha="right",
+                va="bottom",
+                fontsize=8,
+                color="dimgrey",
+            )
         for i, (attribute, part) in enumerate(bound.groupby("attribute", sort=False)):
             part = part.sort_values("lambda")
             if part["observed_dpd"].isna().all():
                 continue  # fewer than two qualifying groups: no DPD to bound
             color = colors(i % 10)
-            ax.plot(part["lambda"], part["observed_dpd"], color=color, marker="o", markersize=4,
-                    label=f"{attribute}: observed DPD")
+            ax.plot(
+                part["lambda"],
+                part["observed_dpd"],
+                color=color,
+                marker="o",
+                markersize=4,
+                label=f"{attribute}: observed DPD",
+            )
             if "in_estimation" in part.columns:
                 held = part[~part["in_estimation"].astype(bool)]
                 if len(held):
-                    ax.scatter(held["lambda"], held["observed_dpd"], s=45, facecolors="white",
-                               edgecolors=color, zorder=4, label=f"{attribute}: held-out λ (a real check)")
-            ax.plot(part["lambda"], part["bound"].clip(upper=top), color=color, linestyle="--",
-                    label=f"{attribute}: bound")
+                    ax.scatter(
+                        held["lambda"],
+                        held["observed_dpd"],
+                        s=45,
+                        facecolors="white",
+                        edgecolors=color,
+                        zorder=4,
+                        label=f"{attribute}: held-out λ (a real check)",
+                    )
+            ax.plot(
+                part["lambda"],
+                part["bound"].clip(upper=top),
+                color=color,
+                linestyle="--",
+                label=f"{attribute}: bound",
+            )
         ax.set_ylim(0.0, top)
         ax.set_xlabel("λ (merge coefficient)")
         ax.set_ylabel("DPD (validation)")

@@ -20,6 +20,9 @@ MEAN, STD = "_mean", "_std"
 # identifying and overall columns, shown first in every metrics table
 LEAD_COLUMNS: tuple[str, ...] = (
     "strategy",
+    "head",
+    "convention",
+    "degenerate",
     "decision",
     "model",
     "lambda",

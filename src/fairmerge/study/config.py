@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -17,6 +18,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
@@ -28,7 +30,7 @@ from pydantic import (
 )
 
 from fairmerge.errors import ConfigError
-from fairmerge.training import TrainConfig
+from fairmerge.training import PROBE_CONFIG, TrainConfig
 from fairmerge.training.subgroups import STRATEGIES
 
 SelectionRule = Literal["accuracy", "constrained", "fairest", "worst_group"]
@@ -64,24 +66,55 @@ class DatasetSection(Section):
     options: dict[str, Any] = Field(default_factory=lambda: {"label_scheme": "hate"})
 
 
-class SubgroupSection(Section):
-    """How subgroup fine-tunes are made: the main strategy and the ones compared against it."""
+Head = Literal["random", "linear_probe", "frozen"]
+"""θ_base's head and whether subgroup fine-tunes may move it.
+
+``random``: the pretrained body plus a seeded random head, every fine-tune trains its own head.
+``linear_probe``: a head fitted on the train split with the body frozen (LP-FT); fine-tunes start
+from it and train everything. ``frozen``: the linear-probed head, kept fixed by the subgroup
+fine-tunes, so τ_g touches the body only.
+"""
+Convention = Literal["sum", "mean"]
+"""λ's convention: ``sum`` θ_base + λ·Σ_g τ_g (the study's), ``mean`` θ_base + (λ/G)·Σ_g τ_g."""
+
+
+class Recipe(Section):
+    """How one family of subgroup vectors is made and merged; unset fields follow the main recipe."""
 
     strategy: str = "targeted"
-    method: Literal["fft", "lora"] = "fft"
-    compare: list[str] = Field(default_factory=lambda: ["targeted+background", "balanced"])
-    min_train_size: int = Field(50, ge=1)
-    train: TrainSection = Field(default_factory=TrainConfig)
+    head: Head | None = None
+    convention: Convention | None = None
 
     @field_validator("strategy")
     @classmethod
     def _known_strategy(cls, value: str) -> str:
         return _check_strategy(value)
 
-    @field_validator("compare")
+
+def _recipe(value: Any) -> Any:
+    return {"strategy": value} if isinstance(value, str) else value
+
+
+class SubgroupSection(Section):
+    """How subgroup fine-tunes are made: the main recipe and the recipes compared against it."""
+
+    strategy: str = "targeted"
+    head: Head = "random"
+    method: Literal["fft", "lora"] = "fft"
+    compare: list[Annotated[Recipe, BeforeValidator(_recipe)]] = Field(
+        default_factory=lambda: [Recipe(strategy="targeted+background"), Recipe(strategy="balanced")]
+    )
+    min_train_size: int = Field(50, ge=1)
+    train: TrainSection = Field(default_factory=TrainConfig)
+    probe: TrainSection = Field(
+        default_factory=lambda: PROBE_CONFIG,
+        description="the linear probe's budget (head linear_probe/frozen)",
+    )
+
+    @field_validator("strategy")
     @classmethod
-    def _known_strategies(cls, values: list[str]) -> list[str]:
-        return [_check_strategy(v) for v in values]
+    def _known_strategy(cls, value: str) -> str:
+        return _check_strategy(value)
 
 
 def _check_strategy(value: str) -> str:
@@ -102,6 +135,7 @@ class SweepSection(Section):
     compare_lambdas: list[Lambda] = Field(
         default_factory=lambda: [0.0, 0.2, 0.4, 0.6, 0.8, 1.0], min_length=1
     )
+    convention: Convention = "sum"
     inject_all_groups: bool = True
     worst_group_criterion: Literal["accuracy", "eod"] = "accuracy"
     pergroup_trials: int = Field(16, ge=1)
@@ -155,10 +189,26 @@ class StudyConfig(Section):
         """Plain JSON-able values (for provenance and cache keys)."""
         return self.model_dump(mode="json")
 
+    def main_recipe(self) -> ResolvedRecipe:
+        sub = self.subgroups
+        return ResolvedRecipe(sub.strategy, sub.head, self.sweep.convention, "")
+
+    def compared_recipes(self) -> list[ResolvedRecipe]:
+        """The compared recipes with unset fields filled from the main one, each with its label name."""
+        main = self.main_recipe()
+        out = []
+        for recipe in self.subgroups.compare:
+            head, convention = recipe.head or main.head, recipe.convention or main.convention
+            parts = [recipe.strategy]
+            parts += [head] if head != main.head else []
+            parts += [convention] if convention != main.convention else []
+            out.append(ResolvedRecipe(recipe.strategy, head, convention, "/".join(parts)))
+        return out
+
     def compared_models(self) -> list[str]:
         """The model labels the study compares with FFT on test."""
         families = ["lora", "merge", "merge_pergroup", "inject:worst"]
-        families += [f"merge[{s}]" for s in self.subgroups.compare]
+        families += [f"merge[{r.name}]" for r in self.compared_recipes()]
         if self.evaluation.threshold_optimizer_attribute in self.attributes:
             families.append("threshold_optimizer")
         if self.evaluation.calibrate:
@@ -179,6 +229,30 @@ class StudyConfig(Section):
         if primary.model not in self.compared_models():
             raise ValueError(f"primary.model {primary.model!r}: expected one of {self.compared_models()}")
         return self
+
+
+@dataclass(frozen=True)
+class ResolvedRecipe:
+    """A recipe with every field set; ``name`` labels its family (``merge[name]``), empty for the main one."""
+
+    strategy: str
+    head: str
+    convention: str
+    name: str
+
+    @property
+    def base_head(self) -> str:
+        """The head θ_base is built with: a frozen head is the linear-probed one."""
+        return "linear_probe" if self.head == "frozen" else self.head
+
+    @property
+    def trainable(self) -> str:
+        return "body" if self.head == "frozen" else "all"
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """What its fine-tunes depend on (the convention only changes the merge)."""
+        return (self.strategy, self.head)
 
 
 def _deep_update(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:

@@ -12,8 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fairmerge.data.types import GroupedTextDataset
+from fairmerge.errors import ModelError
 from fairmerge.study.config import StudyConfig
-from fairmerge.training import TrainingCache, make_base_checkpoint, train_fft, train_lora, train_subgroups
+from fairmerge.study.timing import StageTimer
+from fairmerge.study.training_stage import train_models
+from fairmerge.training import TrainingCache
 
 STAGES = (
     "train: base, fft, lora, one fine-tune per subgroup and strategy (cached)",
@@ -68,31 +71,19 @@ def _subgroup_names(config: StudyConfig, dataset: GroupedTextDataset) -> list[st
 def _plan_seed(
     config: StudyConfig, dataset: GroupedTextDataset, seed: int, cache: _LookupOnlyCache
 ) -> list[PlannedFineTune]:
-    strategies = [config.subgroups.strategy, *config.subgroups.compare]
-    base = make_base_checkpoint(config.model, seed=seed, cache=cache)
-    if not base.is_dir():  # every other fine-tune starts from θ_base: none can be cached yet
+    try:
+        trained = train_models(config, dataset, seed, cache, StageTimer(), progress=False)
+    except ModelError:  # a θ_base is not built yet: nothing that starts from it can be cached
+        recipes = [config.main_recipe(), *config.compared_recipes()]
+        keys = dict.fromkeys(f"[{r.strategy}, head {r.head}]" for r in recipes)
         groups = _subgroup_names(config, dataset)
-        names = ["base", "fft", "lora", *[f"{g} [{s}]" for s in strategies for g in groups]]
+        names = ["base", "fft", "lora", *[f"{g} {k}" for k in keys for g in groups]]
         return [PlannedFineTune(seed, name, False) for name in names]
-    plan = [PlannedFineTune(seed, "base", True)]
-    for name, train in (("fft", train_fft), ("lora", train_lora)):
-        section = config.fft if name == "fft" else config.lora
-        path = train(dataset, base_dir=base, config=section.replace(seed=seed), cache=cache, progress=False)
-        plan.append(PlannedFineTune(seed, name, path.is_dir()))
-    for strategy in strategies:
-        paths = train_subgroups(
-            dataset,
-            config.attributes,
-            base_dir=base,
-            config=config.subgroups.train.replace(seed=seed),
-            strategy=strategy,
-            min_train_size=config.subgroups.min_train_size,
-            cache=cache,
-            method=config.subgroups.method,
-            progress=False,
-        )
-        plan += [PlannedFineTune(seed, f"{a}/{g} [{strategy}]", p.is_dir()) for (a, g), p in paths.items()]
-    return plan
+    finetunes = {"base": trained.base, "fft": trained.fft, "lora": trained.lora}
+    for models in trained.recipes.values():
+        for vector, path in models.finetunes.items():
+            finetunes[f"{vector} [{models.recipe.strategy}, head {models.recipe.head}]"] = path
+    return [PlannedFineTune(seed, name, path.is_dir()) for name, path in finetunes.items()]
 
 
 def plan_study(
@@ -108,5 +99,5 @@ def plan_study(
         "merge_pergroup": sweep.pergroup_trials,
         "inject": len(sweep.injection_lambdas) * (n_groups if sweep.inject_all_groups else 1),
     }
-    points |= {f"merge[{s}]": len(sweep.compare_lambdas) for s in config.subgroups.compare}
+    points |= {f"merge[{r.name}]": len(sweep.compare_lambdas) for r in config.compared_recipes()}
     return StudyPlan(STAGES, finetunes, points)

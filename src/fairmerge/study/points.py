@@ -57,6 +57,13 @@ class MetricLedger:
     def is_constant(self, label: ModelLabel, lam: float) -> bool:
         return round(lam, 6) in self.constant.get(str(label), set())
 
+    def accuracy(self, label: ModelLabel, lam: float | None = None, split: str = "val") -> float:
+        """Overall accuracy of one recorded point (NaN when absent); ``lam=None`` for λ-free models."""
+        rows = self.rows(label, split)
+        rows = rows[(rows.attribute == "all") & (rows.metric == "accuracy")]
+        rows = rows[rows["lambda"].isna()] if lam is None else rows[rows["lambda"].round(6) == round(lam, 6)]
+        return float(rows.value.iloc[0]) if len(rows) else float("nan")
+
     def table(self) -> pd.DataFrame:
         return pd.concat(self.frames, ignore_index=True)
 

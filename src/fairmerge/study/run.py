@@ -147,6 +147,7 @@ def run_study(
                 "delta": study.selection.delta,
                 "split": "val",
             },
+            "lambda_convention": study.sweep.convention,
             "selected": selected_table(primary.selected),
             "worst_group": primary.worst_group,
             "worst_groups_by_seed": {str(o.seed): o.worst_group["label"] for o in outcomes},
@@ -155,6 +156,9 @@ def run_study(
             "mde": mde,
             "target_quality": vector_target_quality(dataset.name, data_dir, primary),
             "selection_sensitivity": primary.sensitivity.to_dict(orient="records"),
+            "recipes": primary.strategies.to_dict(orient="records"),
+            "degenerate_points": primary.degenerate.to_dict(orient="records"),
+            "training_curves": primary.histories,
             "bound_checks": {
                 "uniform": bound_checks(primary.bound),
                 "per_group": bound_checks(primary.pergroup_bound) if len(primary.pergroup_bound) else {},
@@ -174,6 +178,7 @@ def run_study(
         write_table(tmp / "strategies.csv", primary.strategies)
         write_table(tmp / "pergroup_trials.csv", primary.pergroup_trials)
         write_table(tmp / "selection_sensitivity.csv", primary.sensitivity)
+        write_table(tmp / "degenerate.csv", primary.degenerate)
         write_table(tmp / "comparisons.csv", comparisons)
         if multiseed is not None:
             write_table(tmp / "multiseed.csv", multiseed)

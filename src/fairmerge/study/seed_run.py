@@ -27,7 +27,13 @@ from fairmerge.study.evaluator import SplitEvaluator, evaluation_subset
 from fairmerge.study.points import MetricLedger, Point, PointEvaluator
 from fairmerge.study.policy import SelectionPolicy
 from fairmerge.study.score_cache import ScoreCache
-from fairmerge.study.side_tables import bound_table, pergroup_bound, similarity_table, strategy_table
+from fairmerge.study.side_tables import (
+    bound_table,
+    degenerate_points,
+    pergroup_bound,
+    similarity_table,
+    strategy_table,
+)
 from fairmerge.study.sweeps import FamilySweep, injection_sweeps, merge_sweep, pergroup_search, worst_group
 from fairmerge.study.testing import (
     SelectedModel,
@@ -38,8 +44,8 @@ from fairmerge.study.testing import (
     threshold_optimizer_on_test,
 )
 from fairmerge.study.timing import StageTimer
-from fairmerge.study.training_stage import TrainedModels, train_models
-from fairmerge.training import TrainingCache
+from fairmerge.study.training_stage import RecipeModels, train_models
+from fairmerge.training import TrainingCache, finetune_vector
 from fairmerge.vectors import CheckpointReader, TaskVector
 
 
@@ -55,6 +61,7 @@ class SeedOutcome:
     bound: pd.DataFrame
     pergroup_bound: pd.DataFrame
     strategies: pd.DataFrame
+    degenerate: pd.DataFrame
     pergroup_trials: pd.DataFrame
     sensitivity: pd.DataFrame
     test_predictions: dict[str, np.ndarray]
@@ -62,6 +69,8 @@ class SeedOutcome:
     test_memberships: dict[str, pd.DataFrame]
     timings: StageTimer
     checkpoints: dict[str, str] = field(default_factory=dict)
+    histories: dict[str, list[dict[str, float]]] = field(default_factory=dict)
+    """Each fine-tune's validation curve (for plots/training_curves.png)."""
     vectors: dict[str, tuple[str, str]] = field(default_factory=dict)
     """Subgroup vector name → (attribute, group)."""
 
@@ -77,7 +86,7 @@ class ModelSlot:
     """The one model in memory and the named states it can be reset to (base, FFT, LoRA)."""
 
     model: PreTrainedModel
-    states: dict[str, Mapping[str, Tensor]]
+    states: Mapping[str, Mapping[str, Tensor]]
     loaded: str | None = None
 
     def loader(self, name: str, *, always: bool = False) -> Callable[[], None]:
@@ -91,11 +100,20 @@ class ModelSlot:
         return load
 
 
-def _vectors(trained: TrainedModels, strategy: str) -> dict[str, TaskVector]:
-    return {
-        name: TaskVector.from_checkpoints(trained.base, path).materialize()
-        for name, path in trained.subgroups[strategy].items()
-    }
+def _vectors(models: RecipeModels) -> dict[str, TaskVector]:
+    """A recipe's subgroup vectors by name (without head keys when its head was frozen)."""
+    return {name: finetune_vector(models.base, path).materialize() for name, path in models.finetunes.items()}
+
+
+def _merged(vectors: Mapping[str, TaskVector], convention: str) -> list[TaskVector]:
+    """The vectors a uniform merge sums: as they are (``sum``) or each scaled by 1/G (``mean``)."""
+    if convention == "sum":
+        return list(vectors.values())
+    return [(1.0 / len(vectors)) * vector for vector in vectors.values()]
+
+
+def _state_name(models: RecipeModels, main: RecipeModels) -> str:
+    return "base" if models.base == main.base else f"base/{models.recipe.base_head}"
 
 
 def _evaluators(
@@ -133,19 +151,21 @@ def run_seed(
     """The whole study for one seed."""
     timer = StageTimer(console)
     trained = train_models(config, dataset, seed, training_cache, timer)
-    main = config.subgroups.strategy
-    if not trained.subgroups[main]:
+    if not trained.main.finetunes:
         raise DataError(
             f"no subgroup of {config.attributes} has >= {config.subgroups.min_train_size} training posts"
         )
 
     with timer("evaluate: set-up"):
         val, test = _evaluators(config, dataset, trained.base, score_cache)
-        slot = ModelSlot(
-            load_classifier(str(trained.base)),
-            {name: load_state(getattr(trained, name)) for name in ("base", "fft", "lora")},
-        )
-        vectors = {strategy: _vectors(trained, strategy) for strategy in trained.subgroups}
+        states: dict[str, Mapping[str, Tensor]] = {
+            name: load_state(getattr(trained, name)) for name in ("base", "fft", "lora")
+        }
+        for models in trained.recipes.values():
+            states.setdefault(_state_name(models, trained.main), load_state(models.base))
+        slot = ModelSlot(load_classifier(str(trained.base)), states)
+        vectors = {name: _vectors(models) for name, models in trained.recipes.items()}
+        main = ""
         ledger = MetricLedger()
         evaluator = PointEvaluator(
             val,
@@ -167,18 +187,20 @@ def run_seed(
         config.selection, fft_val, config.attributes, config.evaluation.min_group_size
     )
 
-    def family_sweep(strategy: str, label: ModelLabel, lambdas: list[float], refine: int) -> FamilySweep:
-        slot.loader("base")()
+    def family_sweep(recipe: str, label: ModelLabel, lambdas: list[float], refine: int) -> FamilySweep:
+        models = trained.recipes[recipe]
+        start = _state_name(models, trained.main)
+        slot.loader(start)()
         return merge_sweep(
             evaluator,
             policy,
             slot.model,
-            slot.states["base"],
-            list(vectors[strategy].values()),
+            slot.states[start],
+            _merged(vectors[recipe], models.recipe.convention),
             label,
             lambdas,
             refine_rounds=refine,
-            load_start=slot.loader("base"),
+            load_start=slot.loader(start),
         )
 
     sweep_config = config.sweep
@@ -220,10 +242,10 @@ def run_seed(
 
     with timer("sweep: strategies (val)"):
         compared = {
-            strategy: family_sweep(
-                strategy, ModelLabel("merge", strategy=strategy), sweep_config.compare_lambdas, 0
+            recipe.name: family_sweep(
+                recipe.name, ModelLabel("merge", strategy=recipe.name), sweep_config.compare_lambdas, 0
             )
-            for strategy in config.subgroups.compare
+            for recipe in config.compared_recipes()
         }
 
     with timer("select + test"):
@@ -260,13 +282,17 @@ def run_seed(
     metrics = ledger.table()
     bound = bound_table(
         metrics,
-        list(vectors[main].values()),
+        _merged(vectors[main], trained.main.recipe.convention),
         config.attributes,
         base_grid=sweep_config.lambdas,
         min_group_size=config.evaluation.min_group_size,
     )
-    strategy_labels = [(main, ModelLabel("merge"))] + [
-        (s, ModelLabel("merge", strategy=s)) for s in config.subgroups.compare
+    base_val = ledger.rows(ModelLabel("base"), "val")
+    base_accuracy = float(
+        base_val[(base_val.attribute == "all") & (base_val.metric == "accuracy")].value.iloc[0]
+    )
+    recipe_labels = [(trained.main.recipe, ModelLabel("merge"))] + [
+        (r, ModelLabel("merge", strategy=r.name)) for r in config.compared_recipes()
     ]
     return SeedOutcome(
         seed=seed,
@@ -276,7 +302,14 @@ def run_seed(
         similarity=similarity_table(vectors[main]),
         bound=bound,
         pergroup_bound=pergroup_bound(trials, vectors[main], bound, config.attributes),
-        strategies=strategy_table(metrics, strategy_labels, evaluator.decisions, config.attributes),
+        strategies=strategy_table(
+            metrics, recipe_labels, evaluator.decisions, config.attributes, ledger, base_accuracy
+        ),
+        degenerate=degenerate_points(
+            ledger,
+            [label.with_decision(d) for _, label in recipe_labels for d in evaluator.decisions],
+            base_accuracy,
+        ),
         pergroup_trials=trials,
         sensitivity=sensitivity,
         test_predictions=predictions,
@@ -284,5 +317,6 @@ def run_seed(
         test_memberships=test.split.memberships(config.attributes),
         timings=timer,
         checkpoints={"base": str(trained.base), "fft": str(trained.fft), "lora": str(trained.lora)},
+        histories=trained.histories(),
         vectors={name: pair for pair, name in trained.vector_groups.items()},
     )

@@ -7,8 +7,10 @@ from typing import Any
 
 import pandas as pd
 
-from fairmerge.labels import ModelLabel
+from fairmerge.labels import Decision, ModelLabel
+from fairmerge.study.config import ResolvedRecipe
 from fairmerge.study.outputs import headline_row
+from fairmerge.study.points import MetricLedger
 from fairmerge.sweep.bound import dpd_bound_table, pergroup_bound_table
 from fairmerge.vectors import TaskVector
 
@@ -68,16 +70,66 @@ def pergroup_bound(
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
 
 
+def degenerate_reason(
+    ledger: MetricLedger, label: ModelLabel, lam: float | None, base_accuracy: float
+) -> str:
+    """Why a validation point cannot be read as a fair model ('' when it can).
+
+    A constant predictor has DPD = EOD = 0 by construction; a point below θ_base's accuracy has
+    lost more than the edit could give back. Either is flagged, whatever its gaps.
+    """
+    if lam is None:
+        return ""
+    if ledger.is_constant(label, lam):
+        return "constant predictions on validation"
+    rows = ledger.rows(label, "val")
+    rows = rows[
+        (rows["lambda"].round(6) == round(lam, 6)) & (rows.attribute == "all") & (rows.metric == "accuracy")
+    ]
+    if len(rows) and float(rows.value.iloc[0]) < base_accuracy:
+        return f"validation accuracy {float(rows.value.iloc[0]):.3f} below θ_base's {base_accuracy:.3f}"
+    return ""
+
+
+def degenerate_points(
+    ledger: MetricLedger, labels: Sequence[ModelLabel], base_accuracy: float
+) -> pd.DataFrame:
+    """Every flagged validation point of the swept families, with its reason."""
+    rows = []
+    for label in labels:
+        for lam in ledger.rows(label, "val")["lambda"].dropna().unique():
+            reason = degenerate_reason(ledger, label, float(lam), base_accuracy)
+            if reason:
+                rows.append({"model": str(label), "lambda": float(lam), "reason": reason})
+    return pd.DataFrame(rows, columns=["model", "lambda", "reason"])
+
+
 def strategy_table(
     metrics: pd.DataFrame,
-    families: Sequence[tuple[str, ModelLabel]],
-    decisions: Sequence[str],
+    recipes: Sequence[tuple[ResolvedRecipe, ModelLabel]],
+    decisions: Sequence[Decision],
     attributes: list[str],
+    ledger: MetricLedger,
+    base_accuracy: float,
 ) -> pd.DataFrame:
-    """One row per (strategy, decision): the val-selected λ and its test headline metrics."""
+    """One row per (recipe, decision): strategy, head, λ convention, the val-selected λ, its test
+    headline metrics, whether the selected point is degenerate, and whether every λ > 0 is."""
     rows: list[dict[str, Any]] = []
-    for strategy, label in families:
+    for recipe, label in recipes:
         for decision in decisions:
-            row = headline_row(metrics, str(label.with_decision(decision)), attributes)  # type: ignore[arg-type]
-            rows.append({"strategy": strategy, "decision": decision, **row})
+            variant = label.with_decision(decision)
+            row = headline_row(metrics, str(variant), attributes)
+            swept = [float(x) for x in ledger.rows(variant, "val")["lambda"].dropna().unique() if x > 0]
+            flags = [degenerate_reason(ledger, variant, lam, base_accuracy) for lam in swept]
+            rows.append(
+                {
+                    "strategy": recipe.strategy,
+                    "head": recipe.head,
+                    "convention": recipe.convention,
+                    "decision": decision,
+                    **row,
+                    "degenerate": degenerate_reason(ledger, variant, row["lambda"], base_accuracy),
+                    "degenerate_everywhere": bool(flags) and all(flags),
+                }
+            )
     return pd.DataFrame(rows)

@@ -66,6 +66,9 @@ class StudySummary(_Record):
     attributes: list[str] = Field(description="protected attributes whose groups are compared")
     seeds: list[int] = Field(description="the seeds the study ran; seed-specific fields are the first seed's")
     selection: SelectionSettings = Field(description="the rule and knobs applied on validation")
+    lambda_convention: str = Field(
+        description="λ of the main merge: 'sum' θ_base + λ·Σ τ_g, or 'mean' θ_base + (λ/G)·Σ τ_g"
+    )
     selected: dict[str, SelectedEntry] = Field(description="model label → what validation selected")
     worst_group: WorstGroup = Field(description="the group FFT serves worst on val (first seed)")
     worst_groups_by_seed: dict[str, str] = Field(
@@ -75,6 +78,17 @@ class StudySummary(_Record):
     comparisons: list[Comparison] = Field(description="every model vs FFT on test, over seeds and posts")
     mde: dict[str, dict[str, float | None]] = Field(
         description="attribute → smallest detectable ΔDPD / ΔEOD (80 % power, α = 0.05) on this test split"
+    )
+    recipes: list[dict[str, Any]] = Field(
+        description="per recipe (strategy × head × λ convention) and decision: the val-selected point, "
+        "its test "
+        "metrics, and degenerate flags"
+    )
+    degenerate_points: list[dict[str, Any]] = Field(
+        description="every swept val point that is a constant predictor or below θ_base's val accuracy"
+    )
+    training_curves: dict[str, list[dict[str, Any]]] = Field(
+        description="each fine-tune's validation history (first seed), drawn in plots/training_curves.png"
     )
     selection_sensitivity: list[dict[str, Any]] = Field(
         description="sensitivity analysis: each family's test headline under every selection rule"

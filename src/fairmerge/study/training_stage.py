@@ -1,30 +1,63 @@
-"""The study's fine-tunes for one seed: θ_base, FFT, LoRA and one fine-tune per subgroup and strategy.
+"""The study's fine-tunes for one seed: θ_base, FFT, LoRA and one fine-tune per subgroup and recipe.
 
 All of them go through the content-addressed training cache, so a re-run trains nothing twice.
+A recipe's head decides its θ_base (a seeded random head, or a linear-probed head shared by every
+seed, since the probe is a convex fit) and whether its subgroup fine-tunes may move that head.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from fairmerge.data.types import GroupedTextDataset
-from fairmerge.study.config import StudyConfig
+from fairmerge.study.config import ResolvedRecipe, StudyConfig
 from fairmerge.study.timing import StageTimer
 from fairmerge.training import TrainingCache, make_base_checkpoint, train_fft, train_lora, train_subgroups
+from fairmerge.training.cache import META_FILE
+
+
+@dataclass(frozen=True)
+class RecipeModels:
+    """One recipe's θ_base and its subgroup fine-tunes by vector name."""
+
+    recipe: ResolvedRecipe
+    base: Path
+    finetunes: dict[str, Path]
 
 
 @dataclass(frozen=True)
 class TrainedModels:
-    """Checkpoint directories of one seed; subgroup fine-tunes by strategy, then by vector name."""
+    """Checkpoint directories of one seed; ``recipes[""]`` is the main recipe."""
 
     base: Path
     fft: Path
     lora: Path
-    subgroups: dict[str, dict[str, Path]]
+    recipes: dict[str, RecipeModels]
     vector_groups: dict[tuple[str, str], str]
     """(attribute, group) → vector name, for the groups that have a vector."""
+
+    @property
+    def main(self) -> RecipeModels:
+        return self.recipes[""]
+
+    def histories(self) -> dict[str, list[dict[str, float]]]:
+        """Each fine-tune's validation history (train loss, val loss / accuracy per evaluation)."""
+        out = {}
+        for name, path in self.checkpoints().items():
+            meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
+            out[name] = list(meta.get("history") or [])
+        return out
+
+    def checkpoints(self) -> dict[str, Path]:
+        """Every fine-tune by a readable name (for the training curves)."""
+        named = {"fft": self.fft, "lora": self.lora}
+        for name, models in self.recipes.items():
+            for vector, path in models.finetunes.items():
+                named[f"{vector} [{name or models.recipe.strategy}]"] = path
+        return named
 
 
 def vector_names(pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
@@ -36,30 +69,68 @@ def vector_names(pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]
     return {(a, g): g if counts[g] == 1 else f"{a}:{g}" for a, g in pairs}
 
 
+def _base(
+    config: StudyConfig, dataset: GroupedTextDataset, seed: int, head: str, cache: TrainingCache
+) -> Path:
+    if head == "random":
+        return make_base_checkpoint(config.model, seed=seed, cache=cache)
+    # the probe is a convex fit: one probed θ_base serves every seed (its sample follows config.seed)
+    return make_base_checkpoint(
+        config.model,
+        seed=config.seed,
+        cache=cache,
+        head="linear_probe",
+        dataset=dataset,
+        probe_config=config.subgroups.probe.replace(seed=config.seed),
+    )
+
+
 def train_models(
-    config: StudyConfig, dataset: GroupedTextDataset, seed: int, cache: TrainingCache, timer: StageTimer
+    config: StudyConfig,
+    dataset: GroupedTextDataset,
+    seed: int,
+    cache: TrainingCache,
+    timer: StageTimer,
+    *,
+    progress: bool = True,
 ) -> TrainedModels:
     """Train (or fetch from the cache) every fine-tune the study needs for ``seed``."""
+    recipes = {"": config.main_recipe(), **{r.name: r for r in config.compared_recipes()}}
+    bases: dict[str, Path] = {}
     with timer("train: base"):
-        base = make_base_checkpoint(config.model, seed=seed, cache=cache)
+        for head in dict.fromkeys(r.base_head for r in recipes.values()):
+            bases[head] = _base(config, dataset, seed, head, cache)
+    main_base = bases[config.main_recipe().base_head]
     with timer("train: fft"):
-        fft = train_fft(dataset, base_dir=base, config=config.fft.replace(seed=seed), cache=cache)
+        fft = train_fft(
+            dataset, base_dir=main_base, config=config.fft.replace(seed=seed), cache=cache, progress=progress
+        )
     with timer("train: lora"):
-        lora = train_lora(dataset, base_dir=base, config=config.lora.replace(seed=seed), cache=cache)
-    trained: dict[str, dict[tuple[str, str], Path]] = {}
-    for strategy in [config.subgroups.strategy, *config.subgroups.compare]:
-        with timer(f"train: subgroups ({strategy})"):
-            trained[strategy] = train_subgroups(
+        lora = train_lora(
+            dataset, base_dir=main_base, config=config.lora.replace(seed=seed), cache=cache, progress=progress
+        )
+    trained: dict[tuple[str, str], dict[tuple[str, str], Path]] = {}
+    for recipe in recipes.values():
+        if recipe.key in trained:
+            continue  # another convention of the same fine-tunes
+        with timer(f"train: subgroups ({recipe.strategy}, head {recipe.head})"):
+            trained[recipe.key] = train_subgroups(
                 dataset,
                 config.attributes,
-                base_dir=base,
-                config=config.subgroups.train.replace(seed=seed),
-                strategy=strategy,
+                base_dir=bases[recipe.base_head],
+                config=config.subgroups.train.replace(seed=seed, trainable=recipe.trainable),
+                strategy=recipe.strategy,
                 min_train_size=config.subgroups.min_train_size,
                 cache=cache,
                 method=config.subgroups.method,
+                progress=progress,
             )
     names = vector_names(pair for dirs in trained.values() for pair in dirs)
-    subgroups = {s: {names[pair]: path for pair, path in dirs.items()} for s, dirs in trained.items()}
-    main = trained[config.subgroups.strategy]
-    return TrainedModels(base, fft, lora, subgroups, {pair: names[pair] for pair in main})
+    models = {
+        name: RecipeModels(
+            recipe, bases[recipe.base_head], {names[p]: path for p, path in trained[recipe.key].items()}
+        )
+        for name, recipe in recipes.items()
+    }
+    main = trained[config.main_recipe().key]
+    return TrainedModels(main_base, fft, lora, models, {pair: names[pair] for pair in main})
