@@ -174,7 +174,10 @@ class StudyConfig(Section):
     name: str = "hatexplain-minilm"
     model: str = "default"
     attributes: list[str] = Field(default_factory=lambda: ["race", "gender"], min_length=1)
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, description="seed of what every seed shares (the linear probe, subsets)")
+    seeds: list[Annotated[int, Field(ge=0, lt=2**32)]] | None = Field(
+        None, min_length=1, description="the seeds the study runs (default: [seed]); --seeds overrides"
+    )
     dataset: DatasetSection = Field(default_factory=DatasetSection)
     fft: TrainSection = Field(default_factory=TrainConfig)
     lora: TrainSection = Field(default_factory=TrainConfig)

@@ -107,7 +107,7 @@ def run_study(
     if not dry_run:
         check_output_dir(out_dir, overwrite=overwrite)  # before any work: never replace a user's files
     study = load_config(config, fast=fast, overrides=overrides)
-    seeds = list(seeds) if seeds else [study.seed]
+    seeds = list(seeds) if seeds else list(study.seeds or [study.seed])
     dataset = _load_dataset(study, data_dir)
     print_dataset(dataset, study, console)
 
