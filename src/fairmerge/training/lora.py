@@ -40,17 +40,23 @@ _EXTRA_TARGETS: dict[str, list[str]] = {
     "phi3": ["qkv_proj"],
     # image classifiers; transformers 5 names ViT's attention query/value projections q_proj/v_proj
     "vit": ["q_proj", "v_proj"],
+    "fairmerge_efficientnet_lite": ["_expand_conv", "_project_conv"],  # the blocks' 1×1 convolutions
 }
 
 
 def linear_layer_names(model: torch.nn.Module) -> list[str]:
-    """Distinct last name components of the model's linear layers (what LoRA can target)."""
+    """Distinct last name components of the model's linear layers (what LoRA can target); 1×1
+    convolutions count as linear layers (CNNs such as the embedded EfficientNet-Lite0)."""
     names = {
         name.rsplit(".", 1)[-1]
         for name, module in model.named_modules()
-        if isinstance(module, torch.nn.Linear | Conv1D) and name
+        if name and (isinstance(module, torch.nn.Linear | Conv1D) or _is_pointwise_conv(module))
     }
     return sorted(names)
+
+
+def _is_pointwise_conv(module: torch.nn.Module) -> bool:
+    return isinstance(module, torch.nn.Conv2d) and module.kernel_size == (1, 1) and module.groups == 1
 
 
 def lora_target_modules(model: PreTrainedModel) -> list[str]:
