@@ -21,7 +21,7 @@ from transformers import PreTrainedModel
 from fairmerge.data.types import GroupedTextDataset
 from fairmerge.errors import DataError
 from fairmerge.labels import ModelLabel
-from fairmerge.models import load_classifier, load_tokenizer
+from fairmerge.models import load_classifier, load_processor
 from fairmerge.study.config import StudyConfig
 from fairmerge.study.evaluator import SplitEvaluator, evaluation_subset
 from fairmerge.study.points import MetricLedger, Point, PointEvaluator
@@ -120,7 +120,7 @@ def _evaluators(
     config: StudyConfig, dataset: GroupedTextDataset, base_dir: Path, score_cache: ScoreCache
 ) -> tuple[SplitEvaluator, SplitEvaluator]:
     evaluation = config.evaluation
-    tokenizer = load_tokenizer(str(base_dir))
+    processor = load_processor(str(base_dir))  # a tokenizer, or an image model's input format
     built = []
     for name, limit in (("val", evaluation.max_val_samples), ("test", evaluation.max_test_samples)):
         split = evaluation_subset(dataset[name], limit, config.attributes, seed=0)
@@ -128,7 +128,7 @@ def _evaluators(
             SplitEvaluator.build(
                 name,
                 split,
-                tokenizer,
+                processor,
                 attributes=config.attributes,
                 max_length=evaluation.max_length,
                 min_group_size=evaluation.min_group_size,
