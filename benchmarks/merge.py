@@ -1,9 +1,12 @@
 """Benchmark: task-arithmetic merging in memory and out of core.
 
-1. In memory: θ = θ_base + 0.3·τ_1 + 0.5·τ_2 over a synthetic state dict larger than the CPU
-   caches, in GB/s of weights read + written, next to a plain tensor copy of the same tensors in
-   the same run (the faster of ``clone`` and ``copy_`` into preallocated memory). Reported for
-   fp32 (the study's dtype) and bf16.
+1. In memory: θ = θ_base + 0.3·τ_1 + 0.5·τ_2 over a synthetic model larger than the CPU caches,
+   written in place by ``InPlaceMerger.set_coefficients`` (a sweep point, through the multi-tensor
+   kernel ``merge_state_dict`` and ``fairmerge merge`` also use), in GB/s of weights read + written,
+   next to a plain tensor copy of the same tensors in the same run (the faster of ``clone`` and
+   ``copy_`` into preallocated memory). Reported for fp32 (the study's dtype) and bf16
+   (``inmemory_vs_copy``, ``inmemory_vs_copy_bf16``); the out-of-place ``merge_state_dict``, which
+   also pays for fresh output memory, is reported next to them.
 2. Out of core: a randomly initialised Llama-shaped bf16 checkpoint of >= 2 GB (base + two
    "fine-tuned" models, sharded safetensors written to a temporary directory) merged by fairmerge
    and by mergekit's ``task_arithmetic`` (same inputs, same weights, bf16 output, fp32 arithmetic
@@ -12,7 +15,9 @@
    outputs are compared tensor by tensor. mergekit is not a fairmerge dependency: pass
    ``--mergekit PATH`` to its ``mergekit-yaml`` (or set ``$MERGEKIT_YAML``); without it the
    comparison is reported as unavailable and its ratios are null.
-3. On a CUDA machine: a 7B-sized set of bf16 tensors merged on the GPU vs a device-to-device copy.
+3. On a CUDA machine: a uniform-λ sweep point (θ = θ_base + λ·Σ τ, written in place) of a 0.5B-
+   and a 7B-shaped bf16 model vs a device-to-device copy (``gpu_vs_copy_0.5b``, ``gpu_vs_copy_7b``);
+   without CUDA both are null with the reason printed.
 
 Run: ``python benchmarks/merge.py [--mergekit /path/to/mergekit-yaml]``. The last line is JSON.
 """
@@ -32,7 +37,7 @@ from pathlib import Path
 
 import torch
 
-from fairmerge.vectors import TaskVector, merge_state_dict
+from fairmerge.vectors import InPlaceMerger, TaskVector, merge_state_dict
 from fairmerge.vectors.checkpoint_io import CheckpointReader
 
 LAMBDAS = (0.3, 0.5)
@@ -52,17 +57,35 @@ def synthetic_state_dict(total_mb: int, dtype: torch.dtype, seed: int) -> dict[s
     generator = torch.Generator().manual_seed(seed)
     rows, cols = 4096, 1024
     n = max(1, total_mb * 2**20 // (rows * cols * dtype.itemsize))
-    return {f"layers.{i}.weight": torch.randn(rows, cols, generator=generator).to(dtype) for i in range(n)}
+    return {f"layer{i}": torch.randn(rows, cols, generator=generator).to(dtype) for i in range(n)}
 
 
-def in_memory(total_mb: int, dtype: torch.dtype, repeats: int) -> float:
-    """Merge GB/s ÷ copy GB/s for one dtype (both count bytes read + bytes written)."""
-    base = synthetic_state_dict(total_mb, dtype, 0)
-    taus = [TaskVector(synthetic_state_dict(total_mb, dtype, s)) for s in (1, 2)]
+class Weights(torch.nn.Module):
+    """A model that is only its weights (the merge does not care what the layers compute)."""
+
+    def __init__(self, tensors: dict[str, torch.Tensor]) -> None:
+        super().__init__()
+        for key, tensor in tensors.items():
+            self.register_parameter(key.replace(".", "_"), torch.nn.Parameter(tensor, requires_grad=False))
+
+
+def in_memory(total_mb: int, dtype: torch.dtype, repeats: int) -> tuple[float, float]:
+    """(in-place merge GB/s, merge_state_dict GB/s) ÷ copy GB/s for one dtype (bytes read + written)."""
+    base = {k.replace(".", "_"): v for k, v in synthetic_state_dict(total_mb, dtype, 0).items()}
+    taus = [
+        TaskVector({k: v.clone() for k, v in synthetic_state_dict(total_mb, dtype, s).items()})
+        for s in (1, 2)
+    ]
+    taus = [TaskVector({k.replace(".", "_"): v for k, v in tau.items()}) for tau in taus]
+    model = Weights({k: v.clone() for k, v in base.items()})
+    merger = InPlaceMerger(model, base, taus)
     nbytes = sum(t.numel() * t.element_size() for t in base.values())
     inputs = [*base.values(), *(t for tau in taus for t in tau.values())]
 
-    def merge() -> None:
+    def in_place() -> None:
+        merger.set_coefficients(list(LAMBDAS))
+
+    def out_of_place() -> None:
         merge_state_dict(base, taus, list(LAMBDAS))
 
     targets = [torch.empty_like(t) for t in inputs]
@@ -75,17 +98,21 @@ def in_memory(total_mb: int, dtype: torch.dtype, repeats: int) -> float:
         for target, tensor in zip(targets, inputs, strict=True):
             target.copy_(tensor)
 
-    merge_s = best_of(merge, repeats)
     # The reference is the faster of a copy into fresh memory and a copy into preallocated memory.
     copy_s = min(best_of(clone, repeats), best_of(copy_into, repeats))
-    merge_gbs = 4 * nbytes / merge_s / 1e9  # reads base + 2 vectors, writes the result
+    merge_s = best_of(in_place, repeats)
+    fresh_s = best_of(out_of_place, repeats)
     copy_gbs = 2 * 3 * nbytes / copy_s / 1e9  # reads and writes each of the 3 inputs
+    merge_gbs = 4 * nbytes / merge_s / 1e9  # reads base + 2 vectors, writes the result
+    fresh_gbs = 4 * nbytes / fresh_s / 1e9
     name = str(dtype).removeprefix("torch.")
     print(
-        f"in-memory {name}: {nbytes / 1e9:.2f} GB per model; merge {merge_s:.3f} s = {merge_gbs:.1f} GB/s, "
-        f"copy {copy_gbs:.1f} GB/s -> {merge_gbs / copy_gbs:.2f}x copy bandwidth"
+        f"in-memory {name}: {nbytes / 1e9:.2f} GB per model; "
+        f"in place {merge_s:.3f} s = {merge_gbs:.1f} GB/s, "
+        f"merge_state_dict {fresh_gbs:.1f} GB/s, copy {copy_gbs:.1f} GB/s -> "
+        f"{merge_gbs / copy_gbs:.2f}x / {fresh_gbs / copy_gbs:.2f}x copy bandwidth"
     )
-    return merge_gbs / copy_gbs
+    return merge_gbs / copy_gbs, fresh_gbs / copy_gbs
 
 
 # --- out of core -------------------------------------------------------------------------------
@@ -94,6 +121,10 @@ TINYLLAMA = dict(
     hidden_size=2048, intermediate_size=5632, num_attention_heads=16, num_key_value_heads=4, vocab_size=32000
 )
 """TinyLlama-1.1B's shape: 22 layers are 2.2 GB in bf16."""
+QWEN_05B = dict(
+    hidden_size=896, intermediate_size=4864, num_attention_heads=14, num_key_value_heads=2, vocab_size=151936
+)
+"""Qwen2-0.5B's shape (24 layers, about 1 GB in bf16; biases left out)."""
 LLAMA_7B = dict(
     hidden_size=4096,
     intermediate_size=11008,
@@ -312,28 +343,50 @@ def out_of_core(workdir: Path, layers: int, mergekit: str | None) -> dict[str, f
     return result
 
 
-def gpu(repeats: int) -> float | None:
-    """Merge GB/s ÷ device-to-device copy GB/s for a 7B-sized set of bf16 tensors on CUDA."""
+def gpu(name: str, dims: dict[str, int], layers: int, n_vectors: int, repeats: int) -> float | None:
+    """A uniform-λ sweep point on CUDA (bf16): in-place GB/s ÷ device-to-device copy GB/s.
+
+    Bytes counted for the merge: the base and the summed vector read, the weights written (the
+    least any implementation must move). The copy reference is one large ``copy_``.
+    """
     if not torch.cuda.is_available():
-        print("gpu: no CUDA device here, skipped")
+        print(f"gpu {name}: skipped, no CUDA device here")
         return None
     device = torch.device("cuda")
-    shapes = llama_shapes(LLAMA_7B, 32)
-    base = {k: torch.randn(s, device=device, dtype=torch.bfloat16) for k, s in shapes.items()}
-    taus = [TaskVector({k: torch.randn_like(v) for k, v in base.items()}) for _ in LAMBDAS]
+    shapes = llama_shapes(dims, layers)
+    generator = torch.Generator(device=device).manual_seed(0)
+
+    def randn(shape: tuple[int, ...]) -> torch.Tensor:
+        return (torch.randn(shape, generator=generator, device=device) * 0.02).to(torch.bfloat16)
+
+    model = Weights({k: randn(s) for k, s in shapes.items()})
+    base = model.state_dict()
+    taus = [TaskVector({k: randn(v.shape) * 0.1 for k, v in base.items()}) for _ in range(n_vectors)]
+    merger = InPlaceMerger(model, base, taus, uniform=True)
+    del taus  # the merger keeps only the sum
+    torch.cuda.synchronize()
+    summed = sum(t.numel() * t.element_size() for t in (merger._summed or {}).values())
     nbytes = sum(t.numel() * 2 for t in base.values())
 
-    def merge() -> None:
-        merge_state_dict(base, taus, list(LAMBDAS))
+    def point() -> None:
+        merger.set_coefficients(0.3)
         torch.cuda.synchronize()
+
+    source = torch.empty(min(nbytes, 2 * 1024**3) // 2, dtype=torch.bfloat16, device=device)
+    target = torch.empty_like(source)
 
     def copy() -> None:
-        for t in [*base.values(), *(x for tau in taus for x in tau.values())]:
-            t.clone()
+        target.copy_(source)
         torch.cuda.synchronize()
 
-    ratio = (4 * nbytes / best_of(merge, repeats)) / (6 * nbytes / best_of(copy, repeats))
-    print(f"gpu bf16 ({nbytes / 1e9:.1f} GB per model): merge / copy bandwidth = {ratio:.2f}")
+    merge_gbs = (2 * nbytes + summed) / best_of(point, repeats) / 1e9
+    copy_gbs = 2 * source.numel() * 2 / best_of(copy, repeats) / 1e9
+    ratio = merge_gbs / copy_gbs
+    print(
+        f"gpu {name} bf16 ({nbytes / 1e9:.1f} GB, {len(shapes)} tensors, {n_vectors} vectors summed): "
+        f"sweep point {merge_gbs:.0f} GB/s, copy {copy_gbs:.0f} GB/s -> {ratio:.2f}x copy bandwidth "
+        f"[{torch.cuda.get_device_name()}]"
+    )
     return ratio
 
 
@@ -350,20 +403,25 @@ def main() -> None:
     parser.add_argument(
         "--workdir", type=Path, default=None, help="where the synthetic checkpoints go (a temp dir)"
     )
+    parser.add_argument("--no-ooc", action="store_true", help="skip the out-of-core comparison")
     args = parser.parse_args()
     mergekit = find_mergekit(args.mergekit)
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads; mergekit: {mergekit or 'not found'}"
     )
 
-    fp32 = in_memory(args.inmemory_mb, torch.float32, args.repeats)
-    bf16 = in_memory(args.inmemory_mb, torch.bfloat16, args.repeats)
-    gpu_ratio = gpu(args.repeats)
-    workdir = Path(tempfile.mkdtemp(prefix="fairmerge-bench-", dir=args.workdir))
-    try:
-        ooc = out_of_core(workdir, args.layers, mergekit)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    fp32, fp32_fresh = in_memory(args.inmemory_mb, torch.float32, args.repeats)
+    bf16, bf16_fresh = in_memory(args.inmemory_mb, torch.bfloat16, args.repeats)
+    gpu_small = gpu("0.5b", QWEN_05B, 24, 2, args.repeats)
+    gpu_7b = gpu("7b", LLAMA_7B, 32, 1, args.repeats)
+    ooc: dict[str, float | None] = {"ooc_time_vs_mergekit": None, "ooc_rss_vs_mergekit": None}
+    ooc["ooc_peak_rss_mb"] = None
+    if not args.no_ooc:
+        workdir = Path(tempfile.mkdtemp(prefix="fairmerge-bench-", dir=args.workdir))
+        try:
+            ooc = out_of_core(workdir, args.layers, mergekit)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
     summary = {
         "bench": "merge",
         "inmemory_vs_copy": round(fp32, 3),
@@ -371,7 +429,10 @@ def main() -> None:
         "ooc_rss_vs_mergekit": ooc.pop("ooc_rss_vs_mergekit"),
         "ooc_peak_rss_mb": ooc.pop("ooc_peak_rss_mb"),
         "inmemory_vs_copy_bf16": round(bf16, 3),
-        "gpu_vs_copy": None if gpu_ratio is None else round(gpu_ratio, 3),
+        "merge_state_dict_vs_copy": round(fp32_fresh, 3),
+        "merge_state_dict_vs_copy_bf16": round(bf16_fresh, 3),
+        "gpu_vs_copy_0.5b": None if gpu_small is None else round(gpu_small, 3),
+        "gpu_vs_copy_7b": None if gpu_7b is None else round(gpu_7b, 3),
         **ooc,
     }
     print(json.dumps(summary))

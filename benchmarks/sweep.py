@@ -46,7 +46,7 @@ from fairmerge.evaluation import evaluate_scores, score_split
 from fairmerge.inference import collate, encode_texts
 from fairmerge.models import load_classifier, load_tokenizer
 from fairmerge.paths import resolve_data_dir
-from fairmerge.sweep import InPlaceMerger
+from fairmerge.vectors import InPlaceMerger
 
 LAMBDAS = (0.0, 0.5, 1.0)
 WARM_UP = 0.25
@@ -158,7 +158,7 @@ def main() -> None:
 
     # fairmerge: set up once (not per point), then in place per λ.
     start = time.perf_counter()
-    merger = InPlaceMerger(model, base, vectors)
+    merger = InPlaceMerger(model, base, vectors, uniform=True)
     encoded = [encode_texts(tokenizer, s.texts, max_length=args.max_length) for s in splits]
     setup_seconds = time.perf_counter() - start
     fm_forward = ForwardTimer()

@@ -242,30 +242,39 @@ def _contiguous_run(tensors: Sequence[torch.Tensor]) -> torch.Tensor | None:
 
 
 def _cuda_bucket(jobs: Sequence[_Job]) -> None:
-    """Jobs that share weights and term layout: fused over flat spans when possible, else foreach."""
+    """Jobs that share weights and term layout: fused over flat spans when possible, else per tensor.
+
+    A single term is one ``torch.add`` over the whole span: CUDA computes half-precision inputs in
+    fp32 registers and rounds once, which is the canonical result without any fp32 temporary.
+    """
     head = jobs[0]
     bases = [j.base for j in jobs]
     outs = [j.out for j in jobs]
     flat_base = _contiguous_run(bases)
     flat_terms = [_contiguous_run([j.terms[i][0] for j in jobs]) for i in range(len(head.terms))]
-    if flat_base is not None and all(t is not None for t in flat_terms):
+    if flat_base is None or any(t is None for t in flat_terms):
+        for job in jobs:  # tensors scattered in memory: whole-tensor ops, one job at a time
+            _chunk(job, 0, job.numel, _Scratch(job.base.device))
+        return
+    sizes = [j.numel for j in jobs]
+    if not head.terms and not head.sum_only:
+        torch._foreach_copy_(outs, list(flat_base.split(sizes)))
+        return
+    out_dtype = head.acc_dtype if head.sum_only else flat_base.dtype
+    flat_out = torch.empty(flat_base.numel(), dtype=out_dtype, device=flat_base.device)
+    if len(head.terms) == 1 and not head.terms[0][2] and not head.sum_only:
+        torch.add(flat_base, flat_terms[0], alpha=head.terms[0][1], out=flat_out)  # type: ignore[arg-type]
+    else:
         fused = _Job(
             base=flat_base,
-            out=torch.empty(
-                flat_base.numel(),
-                dtype=head.acc_dtype if head.sum_only else flat_base.dtype,
-                device=flat_base.device,
-            ),
+            out=flat_out,
             terms=tuple((t, w, f) for t, (_, w, f) in zip(flat_terms, head.terms, strict=True)),  # type: ignore[misc]
             acc_dtype=head.acc_dtype,
             uniform=head.uniform,
             sum_only=head.sum_only,
         )
         _chunk(fused, 0, fused.numel, _Scratch(flat_base.device))
-        torch._foreach_copy_(outs, list(fused.out.split([j.numel for j in jobs])))
-        return
-    for job in jobs:  # tensors scattered in memory: whole-tensor ops, one job at a time
-        _chunk(job, 0, job.numel, _Scratch(job.base.device))
+    torch._foreach_copy_(outs, list(flat_out.split(sizes)))
 
 
 def _cuda_run(jobs: Sequence[_Job]) -> None:
