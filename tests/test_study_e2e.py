@@ -42,24 +42,9 @@ REPORT_SECTIONS = [
 
 
 @pytest.fixture(scope="module")
-def fast_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("study")
-    out, cache = root / "out", root / "cache"
-    result = CliRunner().invoke(
-        app,
-        [
-            "run",
-            "--fast",
-            "--data-dir",
-            os.environ["FAIRMERGE_DATA_DIR"],
-            "--out",
-            str(out),
-            "--cache-dir",
-            str(cache),
-        ],
-    )
-    assert result.exit_code == 0, result.output + repr(result.exception)
-    return out, cache
+def fast_run(fast_study: tuple[Path, Path]) -> tuple[Path, Path]:
+    """The session's one cold ``fairmerge run --fast`` (tests/conftest.py): output folder and cache."""
+    return fast_study
 
 
 def test_outputs_follow_the_contract(fast_run: tuple[Path, Path]) -> None:
