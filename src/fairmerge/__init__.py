@@ -20,7 +20,7 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 
 _PUBLIC = {
     "TaskVector": "fairmerge.vectors",
-    "InPlaceMerger": "fairmerge.sweep",
+    "InPlaceMerger": "fairmerge.vectors",
     "merge_checkpoints": "fairmerge.vectors",
     "load_dataset": "fairmerge.data",
     "load_classifier": "fairmerge.models",
@@ -51,8 +51,7 @@ if TYPE_CHECKING:
     from fairmerge.models import load_classifier
     from fairmerge.study.config import StudyConfig, load_config
     from fairmerge.study.run import run_study
-    from fairmerge.sweep import InPlaceMerger
-    from fairmerge.vectors import TaskVector, merge_checkpoints
+    from fairmerge.vectors import InPlaceMerger, TaskVector, merge_checkpoints
 
 
 def __getattr__(name: str) -> Any:

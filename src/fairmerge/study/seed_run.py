@@ -101,8 +101,9 @@ class ModelSlot:
 
 
 def _vectors(models: RecipeModels) -> dict[str, TaskVector]:
-    """A recipe's subgroup vectors by name (without head keys when its head was frozen)."""
-    return {name: finetune_vector(models.base, path).materialize() for name, path in models.finetunes.items()}
+    """A recipe's subgroup vectors by name, read lazily from their checkpoints (no head keys when the
+    head was frozen): a sweep holds their sum, the per-group search streams them."""
+    return {name: finetune_vector(models.base, path) for name, path in models.finetunes.items()}
 
 
 def _merged(vectors: Mapping[str, TaskVector], convention: str) -> list[TaskVector]:

@@ -20,9 +20,8 @@ from fairmerge.labels import ModelLabel
 from fairmerge.study.points import Point, PointEvaluator
 from fairmerge.study.policy import SelectionPolicy
 from fairmerge.sweep.grid import sweep
-from fairmerge.sweep.inplace import InPlaceMerger
 from fairmerge.sweep.pergroup import search_group_coefficients
-from fairmerge.vectors import TaskVector
+from fairmerge.vectors import InPlaceMerger, TaskVector
 
 WORST = "worst"
 
@@ -64,8 +63,11 @@ def merge_sweep(
     refine_rounds: int,
     load_start: Callable[[], None],
 ) -> FamilySweep:
-    """θ_base + λ·Σ τ_g over the λ grid (plus refinement around the selected point) on val."""
-    merger = InPlaceMerger(model, base, list(vectors))
+    """θ_base + λ·Σ τ_g over the λ grid (plus refinement around the selected point) on val.
+
+    The merger keeps only Σ τ_g (``uniform``), so memory does not grow with the number of vectors.
+    """
+    merger = InPlaceMerger(model, base, list(vectors), uniform=True)
     points: list[Point] = []
 
     def evaluate(_model: torch.nn.Module) -> pd.DataFrame:
@@ -98,7 +100,10 @@ def pergroup_search(
     n_trials: int,
     high: float,
 ) -> tuple[Point, InPlaceMerger, pd.DataFrame]:
-    """One λ_g per subgroup vector, searched on val with a seeded, budgeted TPE; returns the best."""
+    """One λ_g per subgroup vector, searched on val with a seeded, budgeted TPE; returns the best.
+
+    Lazy vectors are streamed from their checkpoints at every trial rather than held in memory.
+    """
     names = list(vectors)
     merger = InPlaceMerger(model, base, list(vectors.values()))
     label = ModelLabel("merge_pergroup")
@@ -179,7 +184,7 @@ def injection_sweeps(
     sweeps: dict[str, FamilySweep] = {}
     for name in names:
         label = ModelLabel("inject", group=name)
-        merger = InPlaceMerger(model, fft_state, [vectors[name]])
+        merger = InPlaceMerger(model, fft_state, [vectors[name]], uniform=True)
         points = []
         for lam in lambdas:
             key = "fft" if lam == 0 else f"{label}|lam={lam:.4f}"
