@@ -39,6 +39,16 @@ def run(
         "--set",
         help="Override any config key, e.g. --set sweep.lambdas='[0,0.5,1]' --set fft.epochs=2 (repeatable).",
     ),
+    executor: str = typer.Option(
+        "local",
+        "--executor",
+        help="Where fine-tunes run: local (this process) or ray (one Ray task each; needs the [ray] extra).",
+    ),
+    ray_address: str = typer.Option(
+        None,
+        "--ray-address",
+        help="An existing Ray cluster (e.g. auto, or ray://HEAD:10001); default: local.",
+    ),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Validate config and data, print the plan (cached vs to train), exit."
     ),
@@ -66,6 +76,8 @@ def run(
         overwrite=overwrite,
         overrides=set_values or (),
         dry_run=dry_run,
+        executor=executor,
+        ray_address=ray_address,
     )
 
 

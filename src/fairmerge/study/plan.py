@@ -15,7 +15,7 @@ from fairmerge.data.types import GroupedTextDataset
 from fairmerge.errors import ModelError
 from fairmerge.study.config import StudyConfig
 from fairmerge.study.timing import StageTimer
-from fairmerge.study.training_stage import train_models
+from fairmerge.study.training_stage import eligible_groups, train_models
 from fairmerge.training import TrainingCache
 
 STAGES = (
@@ -59,13 +59,7 @@ class _LookupOnlyCache(TrainingCache):
 
 
 def _subgroup_names(config: StudyConfig, dataset: GroupedTextDataset) -> list[str]:
-    train = dataset["train"]
-    return [
-        f"{attribute}/{group}"
-        for attribute in config.attributes
-        for group in train.group_names(attribute)
-        if int(train.in_group(attribute, group).sum()) >= config.subgroups.min_train_size
-    ]
+    return [f"{attribute}/{group}" for attribute, group in eligible_groups(config, dataset)]
 
 
 def _plan_seed(

@@ -25,6 +25,7 @@ from rich.console import Console
 from fairmerge.data import load_dataset
 from fairmerge.data.types import GroupedTextDataset
 from fairmerge.errors import ConfigError, FairmergeError
+from fairmerge.executors import get_executor
 from fairmerge.outputs_guard import check_output_dir, output_directory
 from fairmerge.paths import default_cache_dir
 from fairmerge.report import write_report
@@ -43,6 +44,7 @@ from fairmerge.study.score_cache import ScoreCache
 from fairmerge.study.seed_run import SeedOutcome, run_seed
 from fairmerge.study.summary import StudySummary
 from fairmerge.study.testing import selected_table
+from fairmerge.study.training_stage import train_on_executor
 from fairmerge.study.verdict import comparison_verdict
 from fairmerge.sweep.bound import bound_checks
 from fairmerge.training import TrainingCache
@@ -93,6 +95,8 @@ def run_study(
     overrides: Sequence[str] = (),
     overwrite: bool = False,
     dry_run: bool = False,
+    executor: str = "local",
+    ray_address: str | None = None,
     console: Console | None = None,
 ) -> dict[str, Any]:
     """Run the study of ``config`` and write ``out_dir``; return the content of ``summary.json``.
@@ -100,7 +104,8 @@ def run_study(
     ``config`` is a :class:`StudyConfig`, a YAML path, a built-in config name, or None for the
     embedded default; ``overrides`` are ``dotted.key=value`` strings (``--set``). With ``dry_run``
     the config and data are validated and the plan is printed and returned; nothing is trained,
-    evaluated or written.
+    evaluated or written. ``executor="ray"`` runs every fine-tune of every seed as a Ray task first
+    (``ray_address``: an existing cluster); the sweeps then run here, on the driver.
     """
     console = console or Console(stderr=True)
     started = time.perf_counter()
@@ -108,6 +113,7 @@ def run_study(
         check_output_dir(out_dir, overwrite=overwrite)  # before any work: never replace a user's files
     study = load_config(config, fast=fast, overrides=overrides)
     seeds = list(seeds) if seeds else list(study.seeds or [study.seed])
+    runner = get_executor(executor, ray_address)  # before any data: a missing Ray is one line
     dataset = _load_dataset(study, data_dir)
     print_dataset(dataset, study, console)
 
@@ -118,6 +124,10 @@ def run_study(
         print_plan(plan, console)
         return {"plan": asdict(plan), "config": study.to_dict()}
     score_cache = ScoreCache(cache_root / "scores" / _score_cache_key(study, dataset), enabled=use_cache)
+    if runner.name != "local" and not dry_run:
+        with console.status(f"training every fine-tune on the {runner.name} executor"):
+            tasks = train_on_executor(study, dataset, seeds, training_cache, runner)
+        console.print(f"{tasks} fine-tune tasks done on the {runner.name} executor", markup=False)
     outcomes = []
     for seed in seeds:
         console.rule(f"seed {seed}")

@@ -8,11 +8,12 @@ seed, since the probe is a convex fit) and whether its subgroup fine-tunes may m
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from fairmerge.data.types import GroupedTextDataset
+from fairmerge.executors import Executor
 from fairmerge.study.config import ResolvedRecipe, StudyConfig
 from fairmerge.study.timing import StageTimer
 from fairmerge.training import TrainingCache, make_base_checkpoint, train_fft, train_lora, train_subgroups
@@ -69,6 +70,17 @@ def vector_names(pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]
     return {(a, g): g if counts[g] == 1 else f"{a}:{g}" for a, g in pairs}
 
 
+def eligible_groups(config: StudyConfig, dataset: GroupedTextDataset) -> list[tuple[str, str]]:
+    """The (attribute, group) pairs with at least ``subgroups.min_train_size`` train posts."""
+    train = dataset["train"]
+    return [
+        (attribute, group)
+        for attribute in config.attributes
+        for group in train.group_names(attribute)
+        if int(train.in_group(attribute, group).sum()) >= config.subgroups.min_train_size
+    ]
+
+
 def _base(
     config: StudyConfig, dataset: GroupedTextDataset, seed: int, head: str, cache: TrainingCache
 ) -> Path:
@@ -95,7 +107,7 @@ def train_models(
     progress: bool = True,
 ) -> TrainedModels:
     """Train (or fetch from the cache) every fine-tune the study needs for ``seed``."""
-    recipes = {"": config.main_recipe(), **{r.name: r for r in config.compared_recipes()}}
+    recipes = _recipes(config)
     bases: dict[str, Path] = {}
     with timer("train: base"):
         for head in dict.fromkeys(r.base_head for r in recipes.values()):
@@ -134,3 +146,71 @@ def train_models(
     }
     main = trained[config.main_recipe().key]
     return TrainedModels(main_base, fft, lora, models, {pair: names[pair] for pair in main})
+
+
+def _recipes(config: StudyConfig) -> dict[str, ResolvedRecipe]:
+    return {"": config.main_recipe(), **{r.name: r for r in config.compared_recipes()}}
+
+
+def _finetune_job(
+    config: StudyConfig,
+    dataset: GroupedTextDataset,
+    cache: TrainingCache,
+    seed: int,
+    kind: str,
+    recipe: str = "",
+    group: tuple[str, str] | None = None,
+) -> str:
+    """One fine-tune of the study (an executor task): trained, or found in the cache; its directory."""
+    if kind == "base":
+        return str(_base(config, dataset, seed, recipe, cache))
+    chosen = _recipes(config)[recipe]
+    base = _base(config, dataset, seed, chosen.base_head, cache)
+    if kind in ("fft", "lora"):
+        train, section = (train_fft, config.fft) if kind == "fft" else (train_lora, config.lora)
+        return str(
+            train(dataset, base_dir=base, config=section.replace(seed=seed), cache=cache, progress=False)
+        )
+    trained = train_subgroups(
+        dataset,
+        config.attributes,
+        base_dir=base,
+        config=config.subgroups.train.replace(seed=seed, trainable=chosen.trainable),
+        strategy=chosen.strategy,
+        min_train_size=config.subgroups.min_train_size,
+        cache=cache,
+        method=config.subgroups.method,
+        progress=False,
+        groups=[group] if group else None,
+    )
+    return str(next(iter(trained.values())))
+
+
+def train_on_executor(
+    config: StudyConfig,
+    dataset: GroupedTextDataset,
+    seeds: Sequence[int],
+    cache: TrainingCache,
+    executor: Executor,
+) -> int:
+    """Every fine-tune of every seed as one executor task each (θ_base first: the rest start from it).
+
+    Each task writes through the content-addressed training cache, so the seeds' own training stage
+    then finds everything there. Returns the number of tasks.
+    """
+    recipes = _recipes(config)
+    heads = dict.fromkeys(r.base_head for r in recipes.values())
+    common = {"config": config, "dataset": dataset, "cache": cache}
+    bases = [{**common, "seed": s, "kind": "base", "recipe": h} for s in seeds for h in heads]
+    executor.map(_finetune_job, bases)
+    groups = eligible_groups(config, dataset)
+    keys = {r.key: name for name, r in recipes.items()}  # a convention shares its recipe's fine-tunes
+    jobs = [{**common, "seed": s, "kind": kind} for s in seeds for kind in ("fft", "lora")]
+    jobs += [
+        {**common, "seed": s, "kind": "subgroup", "recipe": name, "group": group}
+        for s in seeds
+        for name in keys.values()
+        for group in groups
+    ]
+    executor.map(_finetune_job, jobs)
+    return len(bases) + len(jobs)

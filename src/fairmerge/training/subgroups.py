@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Collection
 from pathlib import Path
 from typing import Literal
 
@@ -139,8 +140,12 @@ def train_subgroups(
     cache: TrainingCache,
     method: Method = "fft",
     progress: bool = True,
+    groups: Collection[tuple[str, str]] | None = None,
 ) -> dict[tuple[str, str], Path]:
     """Fine-tune θ_base once per group of ``attributes`` with ≥ ``min_train_size`` train posts.
+
+    ``groups`` restricts the work to those (attribute, group) pairs (one task per group on a
+    cluster); None trains every eligible group.
 
     Returns ``{(attribute, group): checkpoint_dir}``; smaller groups are skipped with a warning
     that gives their size. ``strategy`` picks the training set (module docstring). ``method``
@@ -156,8 +161,11 @@ def train_subgroups(
     for attribute in attributes:
         train.group_names(attribute)  # raises DataError naming the attributes that exist
     results: dict[tuple[str, str], Path] = {}
+    head = ", frozen head" if config.trainable == "body" else ""  # cache descriptions name the recipe
     for attribute in attributes:
         for group in train.group_names(attribute):
+            if groups is not None and (attribute, group) not in groups:
+                continue
             size = int(train.in_group(attribute, group).sum())
             if size < min_train_size:
                 logger.warning(
@@ -181,7 +189,7 @@ def train_subgroups(
                 method=method,
                 weights=weights,
                 key_extra={"attribute": attribute, "group": group, "strategy": strategy},
-                description=f"{attribute}/{group} [{strategy}]",
+                description=f"{attribute}/{group} [{strategy}{head}]",
                 val_note=note,
                 progress=progress,
             )
