@@ -12,8 +12,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from fairmerge.data.types import GroupedTextDataset
-from fairmerge.executors import Executor
+from fairmerge.executors import Executor, Resources
 from fairmerge.study.config import ResolvedRecipe, StudyConfig
 from fairmerge.study.timing import StageTimer
 from fairmerge.training import TrainingCache, make_base_checkpoint, train_fft, train_lora, train_subgroups
@@ -201,8 +203,11 @@ def train_on_executor(
     recipes = _recipes(config)
     heads = dict.fromkeys(r.base_head for r in recipes.values())
     common = {"config": config, "dataset": dataset, "cache": cache}
+    # each task gets this process's thread count: float reductions depend on it, and a fine-tune
+    # must come out the same whichever executor trained it
+    resources = Resources(num_cpus=float(torch.get_num_threads()))
     bases = [{**common, "seed": s, "kind": "base", "recipe": h} for s in seeds for h in heads]
-    executor.map(_finetune_job, bases)
+    executor.map(_finetune_job, bases, resources=resources)
     groups = eligible_groups(config, dataset)
     keys = {r.key: name for name, r in recipes.items()}  # a convention shares its recipe's fine-tunes
     jobs = [{**common, "seed": s, "kind": kind} for s in seeds for kind in ("fft", "lora")]
@@ -212,5 +217,5 @@ def train_on_executor(
         for name in keys.values()
         for group in groups
     ]
-    executor.map(_finetune_job, jobs)
+    executor.map(_finetune_job, jobs, resources=resources)
     return len(bases) + len(jobs)
