@@ -164,18 +164,33 @@ class InPlaceMerger:
         return [Term(v[key], w) for v, w in zip(vectors, weights, strict=True)]
 
     def _sum_vectors(self) -> dict[str, Tensor]:
-        """Σ_i prepare(τ)_i per key, read one tensor at a time, in the accumulation dtype."""
-        single = self._n == 1 and self.method.prepare is None
+        """Σ_i prepare(τ)_i per key in the accumulation dtype, reading one source tensor at a time.
+
+        Plain task arithmetic folds the vectors into the sum one by one (the kernel's own left fold,
+        so the bits are those of a merge that sums on the fly); ``ties`` / ``dare`` need a key's
+        tensors of all vectors together.
+        """
         summed: dict[str, Tensor] = {}
         with torch.no_grad():
             for key, param in self._params.items():
-                terms = self._terms(key, [1.0] * self._n, self._vectors)
-                terms = self.method.terms(key, self._base[key], terms, self._options)
-                if single and not terms[0].finetuned:  # one vector needs no sum: keep it as it is
-                    summed[key] = terms[0].tensor.to(param.device).reshape(param.shape).contiguous()
+                base = self._base[key]
+                if self.method.prepare is not None:
+                    terms = self._terms(key, [1.0] * self._n, self._vectors)
+                    terms = self.method.terms(key, base, terms, self._options)
+                    out = torch.empty(param.shape, dtype=accumulation_dtype(param.dtype), device=param.device)
+                    summed[key] = sum_deltas(base, terms, out=out)
+                    continue
+                first = self._terms(key, [1.0], self._vectors[:1])[0]
+                if self._n == 1 and not first.finetuned:  # one vector needs no sum: keep it as it is
+                    summed[key] = first.tensor.to(param.device).reshape(param.shape).contiguous()
                     continue
                 out = torch.empty(param.shape, dtype=accumulation_dtype(param.dtype), device=param.device)
-                summed[key] = sum_deltas(self._base[key], terms, out=out)
+                sum_deltas(base, [first], out=out)
+                del first
+                for vector in self._vectors[1:]:
+                    term = self._terms(key, [1.0], [vector])[0]
+                    sum_deltas(base, [Term(out, 1.0), term], out=out)
+                summed[key] = out
         return summed
 
     def _prepare_all(self) -> list[dict[str, Tensor]]:
