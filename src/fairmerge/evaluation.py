@@ -20,13 +20,18 @@ from fairmerge.atomic import atomic_write_text
 from fairmerge.data.types import TextSplit
 from fairmerge.errors import ConfigError, DataError, ModelError
 from fairmerge.fairness.calibration import Objective, choose_threshold, predict_at
-from fairmerge.fairness.metrics import COLUMNS, MIN_NEGATIVES, MIN_POSITIVES, check_options, group_metrics
+from fairmerge.fairness.metrics import (
+    CONTRACT_COLUMNS,
+    MIN_NEGATIVES,
+    MIN_POSITIVES,
+    check_options,
+    group_metrics,
+)
 from fairmerge.inference import EncodedInputs, encode_inputs, positive_scores, predict_logits
 from fairmerge.models import DEFAULT_MODEL, load_classifier, load_processor, resolve_model_name
 
 METRICS_FILE = "metrics.csv"
 PREDICTIONS_FILE = "predictions.csv"
-CONTRACT_COLUMNS = ["model", "lambda", "split", *COLUMNS]
 """Columns of ``metrics.csv`` (DESIGN.md contract)."""
 
 

@@ -57,6 +57,8 @@ DEFAULT_INTERVAL: Interval = "basic"
 QUALIFYING_COLUMNS = ["attribute", "metric", "group", "n", "positives", "negatives", "entered", "reason"]
 
 COLUMNS = ["attribute", "group", "metric", "value", "ci_low", "ci_high"]
+CONTRACT_COLUMNS = ["model", "lambda", "split", *COLUMNS]
+"""The columns of every ``metrics.csv`` fairmerge writes (DESIGN.md): tidy rows with model, λ, split."""
 
 # Confusion cells, in the order of the count arrays below.
 _TP, _FP, _FN, _TN = range(4)

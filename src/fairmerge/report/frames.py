@@ -15,19 +15,10 @@ import numpy as np
 import pandas as pd
 
 from fairmerge.errors import DataError
+from fairmerge.fairness.metrics import CONTRACT_COLUMNS
 from fairmerge.labels import CALIBRATED_SUFFIX, ModelLabel
 
-METRIC_COLUMNS: tuple[str, ...] = (
-    "model",
-    "lambda",
-    "split",
-    "attribute",
-    "group",
-    "metric",
-    "value",
-    "ci_low",
-    "ci_high",
-)
+METRIC_COLUMNS: tuple[str, ...] = tuple(CONTRACT_COLUMNS)
 
 
 def parse_model(label: str) -> ModelLabel:

@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 
 from fairmerge.atomic import atomic_write_text
+from fairmerge.fairness.metrics import CONTRACT_COLUMNS
 
-METRICS_COLUMNS = ["model", "lambda", "split", "attribute", "group", "metric", "value", "ci_low", "ci_high"]
+METRICS_COLUMNS = CONTRACT_COLUMNS
 
 
 def _cell(frame: pd.DataFrame, attribute: str, group: str, metric: str) -> tuple[float, float, float]:

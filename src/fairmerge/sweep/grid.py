@@ -17,6 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from fairmerge.errors import ConfigError, DataError
+from fairmerge.fairness.metrics import COLUMNS
 from fairmerge.sweep.selection import Selection, points_from_metrics, select_point
 from fairmerge.vectors.inplace import InPlaceMerger
 
@@ -26,7 +27,7 @@ Evaluate = Callable[[torch.nn.Module], pd.DataFrame]
 Selector = Callable[[pd.DataFrame], Selection]
 """Takes a points table (see :func:`points_from_metrics`), returns the selected point."""
 
-METRIC_COLUMNS = ("attribute", "group", "metric", "value", "ci_low", "ci_high")
+METRIC_COLUMNS = tuple(COLUMNS)
 _DECIMALS = 10  # λ values equal to this many decimals are the same point
 
 
