@@ -17,6 +17,7 @@ import pandas as pd
 from fairmerge.errors import DataError
 from fairmerge.fairness.metrics import CONTRACT_COLUMNS
 from fairmerge.labels import CALIBRATED_SUFFIX, ModelLabel
+from fairmerge.sweep.selection import pareto_front as non_dominated
 
 METRIC_COLUMNS: tuple[str, ...] = tuple(CONTRACT_COLUMNS)
 
@@ -153,17 +154,7 @@ def selected_lambda(summary: Mapping[str, Any], label: str) -> float | None:
 
 
 def pareto_front(accuracy: Iterable[float], gap: Iterable[float]) -> np.ndarray:
-    """Boolean mask of the points not dominated in (max accuracy, min gap); NaN points are never on it.
-
-    Hand-written (a few lines) so that the report depends on the metrics table only, not on the sweep
-    package that produced it.
-    """
-    acc = np.asarray(list(accuracy), dtype=float)
-    gp = np.asarray(list(gap), dtype=float)
-    valid = ~(np.isnan(acc) | np.isnan(gp))
-    mask = np.zeros(acc.shape, dtype=bool)
-    for i in np.flatnonzero(valid):
-        others = valid & (np.arange(acc.size) != i)
-        dominated = others & (acc >= acc[i]) & (gp <= gp[i]) & ((acc > acc[i]) | (gp < gp[i]))
-        mask[i] = not dominated.any()
-    return mask
+    """Boolean mask of the points not dominated in (max accuracy, min gap); NaN points are never on it."""
+    points = pd.DataFrame({"accuracy": list(accuracy), "gap": list(gap)}, dtype=float)
+    front = non_dominated(points, ["accuracy", "gap"], [True, False])
+    return np.asarray(points.index.isin(front.index))
