@@ -30,11 +30,9 @@ from pydantic import (
 )
 
 from fairmerge.errors import ConfigError
+from fairmerge.sweep.selection import Rule
 from fairmerge.training import PROBE_CONFIG, TrainConfig
 from fairmerge.training.subgroups import STRATEGIES
-
-SelectionRule = Literal["accuracy", "constrained", "fairest", "worst_group"]
-SELECTION_RULES: tuple[str, ...] = ("accuracy", "constrained", "fairest", "worst_group")
 
 
 def _train_config(value: Any) -> TrainConfig:
@@ -142,7 +140,7 @@ class SweepSection(Section):
 
 
 class SelectionSection(Section):
-    rule: SelectionRule = "constrained"
+    rule: Rule = "constrained"
     epsilon: float = Field(0.1, ge=0.0, le=1.0)
     delta: float = Field(0.02, ge=0.0, le=1.0)
 
