@@ -116,6 +116,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path: Path, data_dir: Pa
     assert first.exit_code == 0, first.output
     assert "fine-tunes: 13 to train, 0 cached" in first.output
     assert re.search(r"merge\s+3", first.output) and not out.exists()
+    assert "memory estimate:" in first.output and "peak host memory" in first.output
     make_base_checkpoint(str(tiny), seed=0, cache=TrainingCache(cache / "training"))
     second = CliRunner().invoke(app, args)
     assert second.exit_code == 0 and "12 to train, 1 cached" in second.output

@@ -11,12 +11,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+from transformers import AutoConfig
+
 from fairmerge.data.types import GroupedTextDataset
 from fairmerge.errors import ModelError
+from fairmerge.models import resolve_model_name
 from fairmerge.study.config import StudyConfig
 from fairmerge.study.timing import StageTimer
 from fairmerge.study.training_stage import eligible_groups, train_models
 from fairmerge.training import TrainingCache
+from fairmerge.vectors.memory import estimate_sweep_memory
 
 STAGES = (
     "train: base, fft, lora, one fine-tune per subgroup and strategy (cached)",
@@ -42,6 +47,8 @@ class StudyPlan:
     stages: tuple[str, ...]
     finetunes: list[PlannedFineTune]
     lambda_points: dict[str, int]
+    memory: str
+    """The peak-memory estimate of the sweeps, from the model's config (or why there is none)."""
 
     @property
     def to_train(self) -> int:
@@ -94,4 +101,29 @@ def plan_study(
         "inject": len(sweep.injection_lambdas) * (n_groups if sweep.inject_all_groups else 1),
     }
     points |= {f"merge[{r.name}]": len(sweep.compare_lambdas) for r in config.compared_recipes()}
-    return StudyPlan(STAGES, finetunes, points)
+    return StudyPlan(STAGES, finetunes, points, memory_plan(config, n_groups))
+
+
+def memory_plan(config: StudyConfig, n_vectors: int) -> str:
+    """Peak host / device memory of the study's sweeps, computed from the model's config.
+
+    Besides the merger (one model, a copy of the base and the summed vector, or streamed / LoRA
+    vectors for the per-group search) the study keeps the FFT and LoRA states to reset the model.
+    """
+    try:
+        model_config = AutoConfig.from_pretrained(resolve_model_name(config.model))
+    except (OSError, ValueError) as exc:
+        return f"memory estimate unavailable: the model's config cannot be read ({str(exc).splitlines()[0]})"
+    cuda = torch.cuda.is_available()
+    dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32
+    lora = config.subgroups.method == "lora"
+    estimate = estimate_sweep_memory(
+        model_config,
+        dtype=dtype,
+        n_vectors=max(n_vectors, 1),
+        mode="lora" if lora else "streamed",
+        device="cuda" if cuda else "cpu",
+        lora_rank=config.lora.lora_r,
+        extra={"fft and lora states": 2},
+    )
+    return estimate.describe()

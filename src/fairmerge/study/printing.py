@@ -99,3 +99,4 @@ def print_plan(plan: StudyPlan, console: Console) -> None:
     )
     points = ", ".join(f"{family} {n}" for family, n in plan.lambda_points.items())
     console.print(f"validation points per seed (merge: at most, with refinement): {points}", markup=False)
+    console.print(plan.memory, markup=False)
