@@ -15,6 +15,7 @@ from fairmerge.cli import app
 from fairmerge.errors import ConfigError
 from fairmerge.labels import ModelLabel
 from fairmerge.study.config import load_config, parse_override
+from fairmerge.study.outputs import to_json_safe
 from fairmerge.training import TrainingCache, make_base_checkpoint
 
 
@@ -156,3 +157,29 @@ def test_every_summary_field_is_documented() -> None:
     for model in (StudySummary, Comparison):
         for name, field in model.model_fields.items():
             assert f"| `{field.alias or name}` |" in text, name
+
+
+def test_summary_takes_the_comparison_rows_compare_all_makes() -> None:
+    import numpy as np
+    import pandas as pd
+
+    from fairmerge.fairness.comparisons import compare_all
+    from fairmerge.study.summary import Comparison
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 200)
+    membership = pd.DataFrame({"a": rng.random(200) < 0.5, "b": rng.random(200) < 0.5})
+    predictions = {seed: rng.integers(0, 2, 200) for seed in (0, 1)}
+    table = compare_all(
+        labels,
+        {"race": membership},
+        {"merge": predictions, "lora": {0: predictions[0]}},
+        {0: predictions[1], 1: predictions[0]},
+        primary={"model": "merge", "attribute": "race", "metric": "eod"},
+        n_resamples=50,
+        min_group_size=5,
+        min_positives=5,
+        min_negatives=5,
+    )
+    for row in table.to_dict(orient="records"):
+        Comparison.model_validate(to_json_safe(row))

@@ -55,6 +55,9 @@ class Comparison(_Record):
     primary: bool = Field(description="the one comparison the config declared (not adjusted)")
     n_seeds: int | None = None
     method: str | None = Field(None, description="how the interval was made (seeds, posts)")
+    mde: float | None = Field(
+        None, description="the smallest difference this comparison's interval can detect"
+    )
     seeds: Any = Field(None, description="the seeds both the model and FFT have")
     reason: str | None = Field(None, description="why a comparison is undefined, else empty")
 
