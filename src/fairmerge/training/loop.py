@@ -234,7 +234,11 @@ def fit(
                     best_index, best_score = len(history) - 1, score
                     # The final weights stay in the model; an earlier best is copied out.
                     snapshot = _trainable_state(unwrapped) if step < total_steps else None
-                elif config.patience is not None and len(history) - 1 - best_index >= config.patience:
+                elif (
+                    config.patience is not None
+                    and len(history) - 1 - best_index >= config.patience
+                    and step < total_steps  # at the last step, stopping is just finishing
+                ):
                     stop_reason = (
                         f"stopped early: no better val {config.select_by} in {config.patience} evaluation(s)"
                     )
