@@ -251,6 +251,22 @@ def _headline_section(summary: Mapping[str, Any], metrics: pd.DataFrame, attribu
         f'<div class="side-by-side"><div>{headline}</div>'
         f"<div><h3>Group sizes</h3>{_table(sizes)}</div></div>"
     )
+    entered = summary.get("gap_groups") or []
+    left_out = [r for r in entered if not r.get("entered")]
+    if left_out:
+        reasons = "; ".join(
+            f"{r.get('attribute')}/{r.get('group')} not in {r.get('metric')}: {r.get('reason')}"
+            for r in left_out
+        )
+        body += (
+            "<p>A group enters DPD with enough posts, the TPR gap with enough positives and the FPR gap with "
+            f"enough negatives (test split). Left out: {_esc(reasons)}.</p>"
+        )
+    body += (
+        "<p>Measured coverage of these intervals (benchmarks/ci_coverage.py, at this test split's group "
+        "sizes) is near nominal for accuracy but below it for DPD and EOD: read their brackets as "
+        "optimistic (docs/statistics.md).</p>"
+    )
     comparisons = summary.get("comparisons") or []
     if comparisons:
         outcomes = [classify(row) for row in comparisons]

@@ -13,7 +13,7 @@ from typing import Any, cast
 
 import pandas as pd
 
-from fairmerge.fairness import hatexplain_target_quality, minimum_detectable_difference
+from fairmerge.fairness import hatexplain_target_quality, minimum_detectable_difference, qualifying_groups
 from fairmerge.fairness.comparisons import compare_all
 from fairmerge.study.config import StudyConfig
 from fairmerge.study.seed_run import SeedOutcome
@@ -71,3 +71,11 @@ def vector_target_quality(
         for row in cast(list[dict[str, Any]], quality.to_dict(orient="records"))
         if (key := (row["attribute"], row["group"])) in names
     ]
+
+
+def gap_groups(outcome: SeedOutcome, config: StudyConfig) -> list[dict[str, Any]]:
+    """Which test groups entered each gap (DPD, TPR gap, FPR gap) and why the others did not."""
+    table = qualifying_groups(
+        outcome.test_labels, outcome.test_memberships, min_group_size=config.evaluation.min_group_size
+    )
+    return cast(list[dict[str, Any]], table.to_dict(orient="records"))

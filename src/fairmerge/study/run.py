@@ -29,7 +29,12 @@ from fairmerge.executors import get_executor
 from fairmerge.outputs_guard import check_output_dir, output_directory
 from fairmerge.paths import default_cache_dir
 from fairmerge.report import write_report
-from fairmerge.study.comparisons import compare_with_fft, detectable_differences, vector_target_quality
+from fairmerge.study.comparisons import (
+    compare_with_fft,
+    detectable_differences,
+    gap_groups,
+    vector_target_quality,
+)
 from fairmerge.study.config import StudyConfig, load_config
 from fairmerge.study.multiseed import aggregate_seeds
 from fairmerge.study.outputs import (
@@ -164,6 +169,7 @@ def run_study(
             "headline": headline,
             "comparisons": comparisons.to_dict(orient="records"),
             "mde": mde,
+            "gap_groups": gap_groups(primary, study),
             "target_quality": vector_target_quality(dataset.name, data_dir, primary),
             "selection_sensitivity": primary.sensitivity.to_dict(orient="records"),
             "recipes": primary.strategies.to_dict(orient="records"),

@@ -93,6 +93,9 @@ class StudySummary(_Record):
     training_curves: dict[str, list[dict[str, Any]]] = Field(
         description="each fine-tune's validation history (first seed), drawn in plots/training_curves.png"
     )
+    gap_groups: list[dict[str, Any]] = Field(
+        description="per attribute and gap (dpd, tpr_gap, fpr_gap): which test groups entered it, and why not"
+    )
     selection_sensitivity: list[dict[str, Any]] = Field(
         description="sensitivity analysis: each family's test headline under every selection rule"
     )
