@@ -72,11 +72,14 @@ class MemoryEstimate:
 
 
 def _meta_model(config: Any) -> torch.nn.Module:
-    """The sequence classifier of ``config`` on the meta device: shapes without memory."""
-    from transformers import AutoModelForSequenceClassification
+    """The classifier of ``config`` (sequence or image) on the meta device: shapes without memory."""
+    from transformers import AutoModelForImageClassification, AutoModelForSequenceClassification
 
+    from fairmerge.models import is_image_config
+
+    auto = AutoModelForImageClassification if is_image_config(config) else AutoModelForSequenceClassification
     with torch.device("meta"):
-        return AutoModelForSequenceClassification.from_config(config)
+        return auto.from_config(config)
 
 
 def count_parameters(config: Any) -> tuple[int, int]:
