@@ -106,13 +106,15 @@ def test_interrupted_study_resumes_to_the_uninterrupted_result(
         str(cache),
     ]
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_env())
-    deadline = time.monotonic() + 600
-    fft = cache / "training" / "fft"
-    while not (fft.is_dir() and any(p.name.startswith(".") for p in fft.iterdir())):  # FFT is training
+    deadline = time.monotonic() + 900
+    base, fft = cache / "training" / "base", cache / "training" / "fft"
+    # an entry appears only once its model is trained and saved: θ_base published, FFT not yet
+    while not any(base.glob("*/meta.json")):
         assert process.poll() is None, process.communicate()[1]
-        assert time.monotonic() < deadline, "FFT training never started"
+        assert time.monotonic() < deadline, "θ_base never appeared in the cache"
         time.sleep(0.2)
-    time.sleep(2.0)
+    time.sleep(5.0)  # well into FFT training (minutes long)
+    assert not any(fft.glob("*/meta.json"))
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=300)
     assert process.returncode == 130, err
@@ -123,6 +125,7 @@ def test_interrupted_study_resumes_to_the_uninterrupted_result(
     kept = {p: p.read_bytes() for p in (cache / "training").glob("*/*/meta.json")}
     assert any("base" in str(p) for p in kept)  # finished work is kept
     assert _files(fft) == []  # the interrupted fine-tune left nothing
+    assert not (cache / "training" / "lora").exists()  # it stopped there: nothing after it ran
 
     rerun = subprocess.run(argv, capture_output=True, text=True, env=_env(), timeout=1800)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
