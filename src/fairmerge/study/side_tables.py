@@ -33,14 +33,18 @@ def bound_table(
     """Observed val DPD on the merge path next to the empirical Lipschitz bound.
 
     The constants come from the base λ grid only; refinement points are held out and are the only
-    λ at which the bound is checked (``held_out``).
+    λ at which the bound is checked (``held_out``). A sweep without refinement holds out every
+    other grid point instead.
     """
     total = sum(vectors[1:], vectors[0])
     tau_norm = float(total.norm())
     val = metrics[(metrics.model == "merge") & (metrics.split == "val")]
+    refined = not set(val["lambda"].round(6)) <= {round(x, 6) for x in base_grid}
+    # without refinement points, every other grid λ is held out (sweep.bound's default)
+    estimate_on = base_grid if refined else None
     return pd.concat(
         [
-            dpd_bound_table(val, tau_norm, attribute, estimate_on=base_grid, min_group_size=min_group_size)
+            dpd_bound_table(val, tau_norm, attribute, estimate_on=estimate_on, min_group_size=min_group_size)
             for attribute in attributes
         ],
         ignore_index=True,

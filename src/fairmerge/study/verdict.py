@@ -135,8 +135,11 @@ def _sentence(
         if smallest is None or pd.isna(smallest):
             smallest = mde.get(str(row["attribute"]), {}).get(metric)
         if smallest is not None and not math.isnan(smallest):
+            what = f"Δ{_NAMES.get(metric, metric)}"
             text += (
-                f"; this test split cannot detect a Δ{_NAMES.get(metric, metric)} smaller than {smallest:.2f}"
+                f"; this test split cannot detect a {what} smaller than {smallest:.2f}"
+                if smallest < 1
+                else f"; no {what} is detectable here (its MDE, {smallest:.2f}, exceeds the whole range)"
             )
         text += ")"
     if metric == "accuracy" and not pd.isna(row["ci_low"]):
