@@ -29,6 +29,7 @@ from fairmerge.fairness.metrics import (
 )
 from fairmerge.inference import EncodedInputs, encode_inputs, positive_scores, predict_logits
 from fairmerge.models import DEFAULT_MODEL, load_classifier, load_processor, resolve_model_name
+from fairmerge.precision import Precision
 
 METRICS_FILE = "metrics.csv"
 PREDICTIONS_FILE = "predictions.csv"
@@ -36,13 +37,21 @@ PREDICTIONS_FILE = "predictions.csv"
 
 
 def score_split(
-    model: torch.nn.Module, encoded: EncodedInputs, batch_size: int = 128, progress: bool = False
+    model: torch.nn.Module,
+    encoded: EncodedInputs,
+    batch_size: int = 128,
+    progress: bool = False,
+    precision: Precision = "auto",
 ) -> np.ndarray:
-    """P(y = 1) for every example of ``encoded``, in its order (float64)."""
+    """P(y = 1) for every example of ``encoded``, in its order (float64).
+
+    ``precision``: the forward pass's ``fp32``/``bf16``/``auto`` (:mod:`fairmerge.precision`).
+    """
     num_labels = getattr(getattr(model, "config", None), "num_labels", None)
     if num_labels != 2:
         raise ModelError(f"expected a two-class classifier, the model has {num_labels} labels")
-    return positive_scores(predict_logits(model, encoded, batch_size=batch_size, progress=progress))
+    logits = predict_logits(model, encoded, batch_size=batch_size, progress=progress, precision=precision)
+    return positive_scores(logits)
 
 
 def evaluate_scores(

@@ -22,6 +22,7 @@ from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 from fairmerge.data.images import ImageInputFormat, decode_images
 from fairmerge.data.types import TextSplit
 from fairmerge.errors import DataError
+from fairmerge.precision import Precision, autocast, resolve_precision
 
 
 @dataclass(frozen=True)
@@ -176,18 +177,23 @@ def predict_logits(
     batch_size: int = 128,
     progress: bool = False,
     description: str = "scoring",
+    precision: Precision = "auto",
 ) -> np.ndarray:
-    """Logits (n × num_labels, float32) in the original order of ``encoded``."""
+    """Logits (n × num_labels, float32) in the original order of ``encoded``.
+
+    ``precision`` (``fp32``, ``bf16``, ``auto``; see :mod:`fairmerge.precision`) sets the forward
+    pass's autocast; ``auto`` keeps fp32 on CPUs without AMX and bf16 on CUDA devices that have it.
+    """
     device = next(model.parameters()).device
+    resolved = resolve_precision(precision, device)
     was_training = model.training
     model.eval()
     num_labels = int(getattr(model, "config").num_labels or 2)  # noqa: B009  (nn.Module types .config as a Tensor)
     out = np.empty((len(encoded), num_labels), dtype=np.float32)
     batches = length_bucketed_batches(encoded.lengths, batch_size)
-    autocast = device.type == "cuda" and torch.cuda.is_bf16_supported()
     for idx in tqdm(batches, desc=description, disable=not progress, unit="batch", leave=False):
         batch = {k: v.to(device) for k, v in collate(encoded, idx).items()}
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast):
+        with autocast(resolved, device):
             logits = model(**batch).logits
         out[idx] = logits.float().cpu().numpy()
     model.train(was_training)

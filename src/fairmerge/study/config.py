@@ -156,6 +156,9 @@ class EvaluationSection(Section):
     max_val_samples: int | None = Field(None, ge=1)
     max_test_samples: int | None = Field(None, ge=1)
     n_permutations: int = Field(1000, ge=1, description="permutations of the gaps' noise floors (test)")
+    precision: Literal["fp32", "bf16", "auto"] = Field(
+        "fp32", description="scoring forward passes (fairmerge.precision); the resolved value is recorded"
+    )
 
 
 class PrimarySection(Section):

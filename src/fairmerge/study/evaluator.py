@@ -18,6 +18,7 @@ import torch
 from fairmerge.data.types import TextSplit
 from fairmerge.evaluation import evaluate_scores, score_split
 from fairmerge.inference import EncodedInputs, InputProcessor, encode_inputs
+from fairmerge.precision import Precision
 from fairmerge.study.score_cache import ScoreCache
 
 
@@ -56,6 +57,7 @@ class SplitEvaluator:
     min_group_size: int
     batch_size: int
     cache: ScoreCache
+    precision: Precision = "fp32"
 
     @classmethod
     def build(
@@ -69,10 +71,12 @@ class SplitEvaluator:
         min_group_size: int,
         batch_size: int,
         cache: ScoreCache,
+        precision: Precision = "fp32",
     ) -> SplitEvaluator:
-        """``tokenizer`` is the model's input processor (``fairmerge.models.load_processor``)."""
+        """``tokenizer`` is the model's input processor (``fairmerge.models.load_processor``);
+        ``precision`` is the forward passes' (``fairmerge.precision``)."""
         encoded = encode_inputs(tokenizer, split, max_length=max_length)
-        return cls(name, split, encoded, attributes, min_group_size, batch_size, cache)
+        return cls(name, split, encoded, attributes, min_group_size, batch_size, cache, precision)
 
     def scores(
         self, model: torch.nn.Module, key: str, prepare: Callable[[], object] = lambda: None
@@ -85,7 +89,7 @@ class SplitEvaluator:
 
         def compute() -> np.ndarray:
             prepare()
-            return score_split(model, self.encoded, batch_size=self.batch_size)
+            return score_split(model, self.encoded, batch_size=self.batch_size, precision=self.precision)
 
         return self.cache.get_or_compute(f"{key}|{self.name}-{self.ids_digest}", compute)
 

@@ -28,6 +28,7 @@ from fairmerge.errors import ConfigError, FairmergeError
 from fairmerge.executors import get_executor
 from fairmerge.outputs_guard import check_output_dir, output_directory
 from fairmerge.paths import default_cache_dir
+from fairmerge.precision import precision_provenance
 from fairmerge.report import write_report
 from fairmerge.study.comparisons import (
     compare_with_fft,
@@ -68,6 +69,7 @@ def _score_cache_key(config: StudyConfig, dataset: GroupedTextDataset) -> str:
         "config": config.to_dict(),
         "data": dataset.provenance,
         "versions": {p: version(p) for p in ("torch", "transformers", "peft", "fairmerge")},
+        "precision": precision_provenance(config.evaluation.precision)["resolved"],
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
@@ -79,6 +81,7 @@ def _provenance(config: StudyConfig, dataset: GroupedTextDataset, outcome: SeedO
         "data_files_sha256": dataset.provenance,
         "dataset_notes": dataset.notes,
         "checkpoints": outcome.checkpoints,
+        "evaluation_precision": precision_provenance(config.evaluation.precision),
         "versions": {p: version(p) for p in packages} | {"python": platform.python_version()},
     }
 

@@ -135,6 +135,7 @@ def _evaluators(
                 min_group_size=evaluation.min_group_size,
                 batch_size=evaluation.batch_size,
                 cache=score_cache,
+                precision=config.evaluation.precision,
             )
         )
     return built[0], built[1]
