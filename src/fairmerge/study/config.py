@@ -317,8 +317,27 @@ def _read_yaml(source: str | Path | None) -> tuple[dict[str, Any], str]:
     return raw, path.name
 
 
+_TRAIN_SECTIONS = (("fft",), ("lora",), ("subgroups", "train"), ("subgroups", "probe"))
+
+
+def _check_train_keys(raw: Mapping[str, Any], where: str) -> None:
+    """Unknown keys of a fine-tune section, named by their full path (``fft.epochz``)."""
+    known = set(TrainConfig.__dataclass_fields__)
+    for path in _TRAIN_SECTIONS:
+        section: Any = raw
+        for part in path:
+            section = section.get(part) if isinstance(section, Mapping) else None
+        if isinstance(section, Mapping):
+            unknown = sorted(set(section) - known)
+            if unknown:
+                raise ConfigError(
+                    f"{where}: {'.'.join(path)}.{unknown[0]}: unknown key; expected one of {sorted(known)}"
+                )
+
+
 def validate_config(raw: Mapping[str, Any], where: str = "config") -> StudyConfig:
     """A :class:`StudyConfig` from plain values; the first problems are named by their full key path."""
+    _check_train_keys(raw, where)
     try:
         return StudyConfig.model_validate(dict(raw))
     except ValidationError as exc:
