@@ -19,7 +19,12 @@ split: it pays one-time costs such as the summed vector and thread start-up), so
 processes on the machine hits both alike. Forward-pass time is measured with hooks on the model;
 ``overhead_fraction`` = (point time − forward time) / point time for fairmerge. Scores of the two
 procedures are compared at every point (they must agree up to float noise from padding).
-Last line: one JSON object.
+
+bf16: at λ = 1 fairmerge's scoring runs ``--bf16-repeats`` times in fp32 and under bf16 autocast
+(``precision="bf16"``), interleaved; ``bf16_speedup`` = fp32 time ÷ bf16 time and
+``bf16_decision_agreement`` = share of posts whose decision at 0.5 is the same (both null when the
+device has no bf16 units). ``--quick`` = 256 posts per split and one bf16 repeat (a few minutes on
+2 cores). Last line: one JSON object.
 """
 
 from __future__ import annotations
@@ -43,9 +48,10 @@ from transformers.utils import logging as hf_logging
 
 from fairmerge.data import TextSplit, load_dataset
 from fairmerge.evaluation import evaluate_scores, score_split
-from fairmerge.inference import collate, encode_texts
+from fairmerge.inference import EncodedTexts, collate, encode_texts
 from fairmerge.models import load_classifier, load_tokenizer
 from fairmerge.paths import resolve_data_dir
+from fairmerge.precision import cpu_has_bf16_units
 from fairmerge.vectors import InPlaceMerger
 
 LAMBDAS = (0.0, 0.5, 1.0)
@@ -127,6 +133,28 @@ def reference_scores(
     return np.concatenate(out).astype(np.float64)
 
 
+def bf16_comparison(
+    model: torch.nn.Module, encoded: Sequence[EncodedTexts], batch_size: int, repeats: int
+) -> tuple[float, float, int] | None:
+    """(fp32 ÷ bf16 time, decision agreement, posts that disagree); None without bf16 units."""
+    device = next(model.parameters()).device
+    if device.type == "cpu" and not cpu_has_bf16_units():
+        return None
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return None
+    times: dict[str, float] = {"fp32": 0.0, "bf16": 0.0}
+    scores: dict[str, np.ndarray] = {}
+    for _ in range(repeats):
+        for precision in ("fp32", "bf16"):
+            t0 = time.perf_counter()
+            scores[precision] = np.concatenate(
+                [score_split(model, e, batch_size=batch_size, precision=precision) for e in encoded]
+            )
+            times[precision] += time.perf_counter() - t0
+    same = (scores["fp32"] > 0.5) == (scores["bf16"] > 0.5)
+    return times["fp32"] / times["bf16"], float(same.mean()), int((~same).sum())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=None, help="data directory (default: $FAIRMERGE_DATA_DIR)")
@@ -134,7 +162,12 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--sgd-steps", type=int, default=3)
+    parser.add_argument("--bf16-repeats", type=int, default=2, help="interleaved fp32/bf16 passes")
+    parser.add_argument("--quick", action="store_true", help="256 posts per split, one bf16 repeat")
     args = parser.parse_args()
+    if args.quick:
+        args.n_per_split = args.n_per_split or 256
+        args.bf16_repeats = 1
     hf_logging.set_verbosity_error()  # no load reports or shard progress bars in the timed loop
     hf_logging.disable_progress_bar()
 
@@ -171,7 +204,7 @@ def main() -> None:
             else [encode_texts(tokenizer, s.texts, max_length=args.max_length) for s in parts]
         )
         merger.set_coefficients(lam)
-        scores = [score_split(model, e, batch_size=args.batch_size) for e in inputs]
+        scores = [score_split(model, e, batch_size=args.batch_size, precision="fp32") for e in inputs]
         metrics_for(parts, scores)
         return scores
 
@@ -221,7 +254,16 @@ def main() -> None:
         )
         if diff > 1e-3:
             print(f"WARNING: scores differ by {diff:.2e} at λ={lam}")
+    merger.set_coefficients(1.0)
+    bf16 = bf16_comparison(model, encoded, args.batch_size, args.bf16_repeats)
     merger.restore()
+    if bf16 is None:
+        print("bf16: this device has no bf16 units; not compared")
+    else:
+        print(
+            f"bf16 autocast at λ=1: {bf16[0]:.2f}× fp32's speed, decisions agree {bf16[1]:.4f} "
+            f"({bf16[2]} of {n_texts} posts differ)"
+        )
 
     fm_point = statistics.fmean(fm_times)
     ref_point = statistics.fmean(ref_times)
@@ -243,6 +285,8 @@ def main() -> None:
                 "time_ratio_vs_reference": round(fm_point / ref_point, 4),
                 "n_texts": n_texts,
                 "n_points": len(LAMBDAS),
+                "bf16_speedup": round(bf16[0], 3) if bf16 else None,
+                "bf16_decision_agreement": round(bf16[1], 5) if bf16 else None,
             }
         )
     )

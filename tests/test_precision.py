@@ -44,9 +44,11 @@ def _today_scores(model: torch.nn.Module, encoded: EncodedTexts) -> np.ndarray:
     return positive_scores(out)
 
 
-def test_fp32_is_exactly_todays_scores(encoded: EncodedTexts) -> None:
+def test_fp32_is_exactly_todays_scores_and_the_default(encoded: EncodedTexts) -> None:
     model = vectors_tiny.tiny_bert(0)
-    assert np.array_equal(score_split(model, encoded, precision="fp32"), _today_scores(model, encoded))
+    today = _today_scores(model, encoded)
+    assert np.array_equal(score_split(model, encoded, precision="fp32"), today)
+    assert np.array_equal(score_split(model, encoded), today)
 
 
 def test_bf16_runs_close_to_fp32_and_really_autocasts(
@@ -72,9 +74,9 @@ def test_bf16_is_refused_without_bf16_units(encoded: EncodedTexts, monkeypatch: 
 
 @pytest.mark.parametrize(
     ("flags", "expected"),
-    [((), "fp32"), (("avx512_bf16",), "fp32"), (("amx",), "bf16"), (("avx512_bf16", "amx"), "bf16")],
+    [((), "fp32"), (("avx512_bf16",), "bf16"), (("amx",), "bf16"), (("avx512_bf16", "amx"), "bf16")],
 )
-def test_auto_on_cpu_uses_bf16_only_with_amx(
+def test_auto_on_cpu_uses_bf16_only_with_bf16_units(
     flags: tuple[str, ...], expected: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _cpu(monkeypatch, *flags)
@@ -108,11 +110,19 @@ def test_config_field_validates_and_the_resolved_precision_keys_the_score_cache(
 
     dataset = SimpleNamespace(provenance={"x": "1"})
     auto = load_config(None, overrides=["evaluation.precision=auto"])
-    _cpu(monkeypatch, "amx")
-    with_amx = _score_cache_key(auto, dataset)  # type: ignore[arg-type]
     _cpu(monkeypatch, "avx512_bf16")
-    without_amx = _score_cache_key(auto, dataset)  # type: ignore[arg-type]
-    assert with_amx != without_amx  # same config, different resolved precision: never mixed
+    with_units = _score_cache_key(auto, dataset)  # type: ignore[arg-type]
+    assert precision_provenance("auto", "cpu") | {"cpu_amx": None} == {
+        "requested": "auto",
+        "resolved": "bf16",
+        "device": "cpu",
+        "cpu_avx512_bf16": True,
+        "cpu_amx": None,
+    }
+    _cpu(monkeypatch)
+    without_units = _score_cache_key(auto, dataset)  # type: ignore[arg-type]
+    assert precision_provenance("auto", "cpu")["resolved"] == "fp32"
+    assert with_units != without_units  # same config, different resolved precision: never mixed
 
 
 def test_bad_precision_on_the_command_line_exits_2(

@@ -41,7 +41,7 @@ def score_split(
     encoded: EncodedInputs,
     batch_size: int = 128,
     progress: bool = False,
-    precision: Precision = "auto",
+    precision: Precision = "fp32",
 ) -> np.ndarray:
     """P(y = 1) for every example of ``encoded``, in its order (float64).
 

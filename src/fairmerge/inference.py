@@ -177,12 +177,12 @@ def predict_logits(
     batch_size: int = 128,
     progress: bool = False,
     description: str = "scoring",
-    precision: Precision = "auto",
+    precision: Precision = "fp32",
 ) -> np.ndarray:
     """Logits (n × num_labels, float32) in the original order of ``encoded``.
 
     ``precision`` (``fp32``, ``bf16``, ``auto``; see :mod:`fairmerge.precision`) sets the forward
-    pass's autocast; ``auto`` keeps fp32 on CPUs without AMX and bf16 on CUDA devices that have it.
+    pass's autocast; ``auto`` is bf16 where the CPU (avx512_bf16/AMX) or CUDA device supports it.
     """
     device = next(model.parameters()).device
     resolved = resolve_precision(precision, device)
