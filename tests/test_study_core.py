@@ -118,7 +118,15 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path: Path, data_dir: Pa
     assert "fine-tunes: 13 to train, 0 cached" in first.output
     assert re.search(r"merge\s+3", first.output) and not out.exists()
     assert "memory estimate:" in first.output and "peak host memory" in first.output
-    make_base_checkpoint(str(tiny), seed=0, cache=TrainingCache(cache / "training"))
+    config = load_config(None, fast=True, overrides=[f"model={tiny}"])
+    make_base_checkpoint(  # the default recipe's θ_base: the linear-probed head, shared by every seed
+        str(tiny),
+        seed=0,
+        cache=TrainingCache(cache / "training"),
+        head="linear_probe",
+        dataset=fm.load_dataset("hatexplain", data_dir),
+        probe_config=config.subgroups.probe.replace(seed=0),
+    )
     second = CliRunner().invoke(app, args)
     assert second.exit_code == 0 and "12 to train, 1 cached" in second.output
     assert not out.exists() and os.listdir(cache) == ["training"]

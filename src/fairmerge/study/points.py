@@ -85,6 +85,8 @@ class PointEvaluator:
     calibration_objective: Literal["accuracy", "balanced_accuracy"]
     test_resamples: int
     test_permutations: int
+    shared: frozenset[str] = frozenset()
+    """Score keys of models that do not depend on the seed (a linear-probed θ_base): scored once."""
     val_scores: dict[str, np.ndarray] = field(default_factory=dict)
     test_scores: dict[str, np.ndarray] = field(default_factory=dict)
 
@@ -113,7 +115,7 @@ class PointEvaluator:
         return pd.concat([frame, floors], ignore_index=True)
 
     def _key(self, point: Point) -> str:
-        return f"seed{self.seed}|{point.key}"
+        return f"shared|{point.key}" if point.key in self.shared else f"seed{self.seed}|{point.key}"
 
     def val_point_scores(self, point: Point, prepare: Prepare) -> np.ndarray:
         """P(y=1) on val of a point (cached); not recorded (per-group search trials)."""

@@ -179,6 +179,11 @@ def run_seed(
             calibration_objective=config.evaluation.calibration_objective,
             test_resamples=config.evaluation.n_resamples,
             test_permutations=config.evaluation.n_permutations,
+            shared=frozenset(
+                _state_name(m, trained.main)
+                for m in trained.recipes.values()
+                if m.recipe.base_head != "random"
+            ),
         )
 
     with timer("evaluate: baselines (val)"):
@@ -203,6 +208,7 @@ def run_seed(
             lambdas,
             refine_rounds=refine,
             load_start=slot.loader(start),
+            base_key=start,
         )
 
     sweep_config = config.sweep

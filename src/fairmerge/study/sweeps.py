@@ -62,6 +62,7 @@ def merge_sweep(
     *,
     refine_rounds: int,
     load_start: Callable[[], None],
+    base_key: str = "base",
 ) -> FamilySweep:
     """θ_base + λ·Σ τ_g over the λ grid (plus refinement around the selected point) on val.
 
@@ -72,7 +73,7 @@ def merge_sweep(
 
     def evaluate(_model: torch.nn.Module) -> pd.DataFrame:
         lam = float(merger.coefficients[0])
-        key = "base" if lam == 0 else f"{label}|lam={lam:.4f}"
+        key = base_key if lam == 0 else f"{label}|lam={lam:.4f}"  # λ = 0 is the family's θ_base
         point = Point(label, lam, (lam,) * len(vectors), key)
         points.append(point)
         frame = evaluator.validate(point, lambda: None)
