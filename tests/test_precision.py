@@ -18,7 +18,7 @@ from fairmerge.evaluation import score_split
 from fairmerge.inference import EncodedTexts, collate, length_bucketed_batches, positive_scores
 from fairmerge.precision import precision_provenance, resolve_precision
 from fairmerge.study.config import load_config
-from fairmerge.study.run import _score_cache_key
+from fairmerge.study.run import _provenance, _score_cache_key
 
 
 def _cpu(monkeypatch: pytest.MonkeyPatch, *flags: str) -> None:
@@ -123,6 +123,10 @@ def test_config_field_validates_and_the_resolved_precision_keys_the_score_cache(
     without_units = _score_cache_key(auto, dataset)  # type: ignore[arg-type]
     assert precision_provenance("auto", "cpu")["resolved"] == "fp32"
     assert with_units != without_units  # same config, different resolved precision: never mixed
+    outcome = SimpleNamespace(checkpoints={})
+    recorded = _provenance(auto, SimpleNamespace(provenance={}, notes=[]), outcome)  # type: ignore[arg-type]
+    assert recorded["evaluation_precision"]["requested"] == "auto"
+    assert recorded["evaluation_precision"]["resolved"] == "fp32"
 
 
 def test_bad_precision_on_the_command_line_exits_2(
