@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,7 +22,7 @@ from transformers import PreTrainedModel
 from fairmerge.data.types import GroupedTextDataset
 from fairmerge.errors import DataError
 from fairmerge.labels import ModelLabel
-from fairmerge.models import load_classifier, load_processor
+from fairmerge.models import checkpoint_key_map, load_classifier, load_processor
 from fairmerge.study.config import StudyConfig
 from fairmerge.study.evaluator import SplitEvaluator, evaluation_subset
 from fairmerge.study.points import MetricLedger, Point, PointEvaluator
@@ -113,6 +114,22 @@ def _merged(vectors: Mapping[str, TaskVector], convention: str) -> list[TaskVect
     return [(1.0 / len(vectors)) * vector for vector in vectors.values()]
 
 
+def _renamed_keys(model: PreTrainedModel) -> dict[str, str] | None:
+    """Checkpoint name → the loaded model's name, or None when they are the same (most models)."""
+    mapping = checkpoint_key_map(model)
+    return None if all(k == v for k, v in mapping.items()) else mapping
+
+
+def _for_model(tensors: Mapping[str, Tensor] | TaskVector, keys: dict[str, str] | None) -> Any:
+    """Tensors read from checkpoint files, named as the loaded model names them.
+
+    transformers 5 renames some architectures' tensors on load (ViT's ``attention.attention.query``
+    becomes ``attention.q_proj``); files keep the saved names. Renaming reads the tensors, so a lazy
+    vector stays lazy only where no rename is needed.
+    """
+    return tensors if keys is None else {keys.get(k, k): t for k, t in tensors.items()}
+
+
 def _state_name(models: RecipeModels, main: RecipeModels) -> str:
     return "base" if models.base == main.base else f"base/{models.recipe.base_head}"
 
@@ -160,13 +177,21 @@ def run_seed(
 
     with timer("evaluate: set-up"):
         val, test = _evaluators(config, dataset, trained.base, score_cache)
+        model = load_classifier(str(trained.base))
+        keys = _renamed_keys(model)
         states: dict[str, Mapping[str, Tensor]] = {
-            name: load_state(getattr(trained, name)) for name in ("base", "fft", "lora")
+            name: _for_model(load_state(getattr(trained, name)), keys) for name in ("base", "fft", "lora")
         }
         for models in trained.recipes.values():
-            states.setdefault(_state_name(models, trained.main), load_state(models.base))
-        slot = ModelSlot(load_classifier(str(trained.base)), states)
+            name = _state_name(models, trained.main)
+            if name not in states:
+                states[name] = _for_model(load_state(models.base), keys)
+        slot = ModelSlot(model, states)
         vectors = {name: _vectors(models) for name, models in trained.recipes.items()}
+        for_merger = {
+            name: {group: _for_model(vector, keys) for group, vector in by_group.items()}
+            for name, by_group in vectors.items()
+        }
         main = ""
         ledger = MetricLedger()
         evaluator = PointEvaluator(
@@ -203,7 +228,7 @@ def run_seed(
             policy,
             slot.model,
             slot.states[start],
-            _merged(vectors[recipe], models.recipe.convention),
+            [_for_model(v, keys) for v in _merged(vectors[recipe], models.recipe.convention)],
             label,
             lambdas,
             refine_rounds=refine,
@@ -222,7 +247,7 @@ def run_seed(
             policy,
             slot.model,
             slot.states["base"],
-            vectors[main],
+            for_merger[main],
             uniform_lambda=policy.select_family(ModelLabel("merge"), ledger).lam,
             n_trials=sweep_config.pergroup_trials,
             high=max(sweep_config.lambdas),
@@ -242,7 +267,7 @@ def run_seed(
             evaluator,
             slot.model,
             slot.states["fft"],
-            vectors[main],
+            for_merger[main],
             names,
             sweep_config.injection_lambdas,
             load_start=slot.loader("fft"),
