@@ -5,8 +5,8 @@ per device to ``bf16`` where the hardware has bf16 units and bf16 was measured t
 
 - CPU: ``avx512_bf16`` or AMX. Measured on a 2-core AMD EPYC with avx512_bf16 and no AMX,
   MiniLM scoring on HateXplain ran 2.7x faster than fp32 when idle, 1.1-1.9x under load (README,
-  Benchmarks); the issue
-  that asked for this measured 3.1x on a CPU with AMX. Elsewhere ``auto`` is ``fp32``.
+  Benchmarks); the issue that asked for this measured 3.1x on a CPU with AMX. Elsewhere ``auto``
+  is ``fp32``.
 - CUDA: ``bf16`` when ``torch.cuda.is_bf16_supported()``, else ``fp32``.
 
 ``bf16`` asked for explicitly is refused with a ConfigError where the device has no bf16 support
