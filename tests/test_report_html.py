@@ -108,6 +108,9 @@ def _cached_metrics(seed: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+LAMBDA = "λ (θ_base + λ·Σ τ_g)"  # the headline labels λ with its convention
+
+
 def _comparison(model: str, attribute: str, metric: str, delta: float, p_holm: float) -> dict[str, Any]:
     undefined = math.isnan(delta)
     return {"model": model, "attribute": attribute, "metric": metric, "delta": None if undefined else delta,
@@ -141,6 +144,7 @@ def _summary() -> dict[str, Any]:
         "attributes": attributes,
         "seeds": [0, 1],
         "selection": {"rule": "constrained", "epsilon": 0.1, "delta": 0.02, "split": "val"},
+        "lambda_convention": "sum",
         "selected": selected,
         "worst_group": {"attribute": "race", "group": "African", "criterion": "accuracy"},
         "headline": headlines[0],
@@ -269,15 +273,15 @@ def test_missing_values_render_as_na(full_report: tuple[Path, str]) -> None:
     headline = {row["model"]: row for row in _table_rows(document, "headline")}
     assert headline["fft"]["gender DPD"] == "n/a"  # undefined with one qualifying group: not 0
     assert headline["fft"]["gender EOD"] == "n/a"
-    assert headline["base"]["λ"] == "n/a"
-    assert headline["merge"]["λ"] == "0.5"
-    assert headline["merge_pergroup"]["λ"] == "African=0.3, Arab=0.7"
+    assert headline["base"][LAMBDA] == "n/a"
+    assert headline["merge"][LAMBDA] == "0.5"
+    assert headline["merge_pergroup"][LAMBDA] == "African=0.3, Arab=0.7"
     assert re.fullmatch(r"0\.\d{3} \[0\.\d{3}, 0\.\d{3}\]", headline["fft"]["accuracy"])
     assert headline["fft"]["race groups in gaps"] == "4"
     sizes = {(r["attribute"], r["group"]): r for r in _table_rows(document, "headline", 1)}
     assert sizes[("race", "African")]["n (test)"] == "315"
     assert sizes[("gender", "Men")]["n (val)"] == "6"
-    assert headline["merge[balanced]@calibrated"]["λ"] == "0.0"
+    assert headline["merge[balanced]@calibrated"][LAMBDA] == "0.0"
     tests = {(r["model"], r["attribute"], r["metric"]): r for r in _table_rows(document, "headline", 2)}
     assert tests[("merge", "race", "DPD")]["Δ vs FFT [95% CI]"] == "-0.200 [-0.300, -0.150]"
     assert tests[("merge", "race", "DPD")]["p"] == "0.005"

@@ -241,7 +241,10 @@ def _summary_section(summary: Mapping[str, Any]) -> str:
 
 
 def _headline_section(summary: Mapping[str, Any], metrics: pd.DataFrame, attributes: list[str]) -> str:
-    headline = _table(display_headline(summary, attributes))
+    convention = {"sum": "λ (θ_base + λ·Σ τ_g)", "mean": "λ (θ_base + (λ/G)·Σ τ_g)"}
+    shown = display_headline(summary, attributes)
+    shown = shown.rename(columns={"λ": convention.get(str(summary.get("lambda_convention")), "λ")})
+    headline = _table(shown)
     sizes = group_size_table({split: group_sizes(metrics, split) for split in ("val", "test")})
     body = (
         "<p>Test split, evaluated once at the points selected on validation. "

@@ -75,7 +75,8 @@ def print_headline(
 ) -> None:
     columns = ["model", "lambda", "accuracy", "worst_group_accuracy"]
     columns += [f"{a}_{m}" for a in config.attributes for m in ("dpd", "eod")]
-    headers = {"lambda": "λ", "accuracy": "acc", "worst_group_accuracy": "worst grp"}
+    convention = "λ·Σ τ" if config.sweep.convention == "sum" else "(λ/G)·Σ τ"
+    headers = {"lambda": f"λ ({convention})", "accuracy": "acc", "worst_group_accuracy": "worst grp"}
     print_table(
         console,
         "test (reported once; every choice made on validation)",
