@@ -1,7 +1,9 @@
-"""MHS and Civil Comments loaders, offline, on small files written here in the published schemas."""
+"""MHS and Civil Comments loaders, offline: MHS on the real 99-row sample in its original schema, and
+both on small files written here in the published schemas (edge cases the sample lacks)."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +62,61 @@ def test_target_column_parsing() -> None:
     assert target_column("target_gender_transgender_men") == ("gender", "transgender_men")
     assert target_column("target_sexuality_gay") == ("sexual_orientation", "gay")
     assert target_column("target_race") is None and target_column("hatespeech") is None
+
+
+MHS_SAMPLE = "mhs/measuring-hate-speech.sample.csv"
+
+
+def test_mhs_real_sample_in_original_schema(data_dir: Path) -> None:
+    # SOURCES.md: 99 rows (99 comments, 99 annotators), 131 columns, booleans written true/false,
+    # target_race true in 31 rows.
+    file = data_dir / MHS_SAMPLE
+    raw = pd.read_csv(file)
+    assert raw.shape == (99, 131)
+    body = file.read_text(encoding="utf-8")
+    assert ",true," in body and ",false," in body and ",True," not in body  # lower-case booleans
+    dataset = load_mhs(path=file)
+    assert dataset.provenance[str(file)] == "849ab24ac9537aeb65936a0310102a2ac1e9ebef5f4a2dc188fb2e16e6bb2fd1"
+    assert "99 annotation rows over 99 comments" in dataset.notes[0]
+    assert "46 group columns over 7 attributes" in dataset.notes[2]  # 53 target_* = 46 groups + 7 summaries
+    assert {s: len(dataset[s]) for s in dataset.splits} == {"train": 63, "val": 20, "test": 16}
+    assert set(dataset["train"].attributes) == {
+        "age",
+        "disability",
+        "gender",
+        "origin",
+        "race",
+        "religion",
+        "sexual_orientation",
+    }
+    examples = _by_id(dataset)
+    assert sum(label for label, _ in examples.values()) == int((raw["hate_speech_score"] > 0.5).sum()) == 21
+    # one annotator per comment, so a ticked box is a (1 of 1) majority: the comments with any race
+    # group are exactly the 31 whose target_race summary is true
+    race = {i for i, (_, groups) in examples.items() if groups["race"]}
+    assert len(race) == 31
+    assert race == set(raw.loc[raw["target_race"], "comment_id"].astype(str))
+    assert sum("black" in groups["race"] for _, groups in examples.values()) == 15
+    assert sum("women" in groups["gender"] for _, groups in examples.values()) == 24
+    assert sum(bool(groups["sexual_orientation"]) for _, groups in examples.values()) == 18
+
+
+def test_mhs_real_sample_from_data_dir_layout(data_dir: Path, tmp_path: Path) -> None:
+    # the sample under the loader's own file name in a data directory loads the same way
+    (tmp_path / "mhs").mkdir()
+    shutil.copyfile(data_dir / MHS_SAMPLE, tmp_path / "mhs" / "measuring-hate-speech.csv")
+    dataset = load_dataset("mhs", tmp_path, download=False)
+    assert sum(len(s) for s in dataset.splits.values()) == 99
+    assert "mhs/measuring-hate-speech.csv" in dataset.provenance
+
+
+def test_mhs_real_sample_missing_column_is_one_line(data_dir: Path, tmp_path: Path) -> None:
+    file = tmp_path / "mhs.csv"
+    pd.read_csv(data_dir / MHS_SAMPLE).drop(columns=["text"]).to_csv(file, index=False)
+    with pytest.raises(DataError) as info:
+        load_mhs(path=file)
+    assert str(file) in str(info.value) and "['text']" in str(info.value)
+    assert "\n" not in str(info.value)
 
 
 def test_mhs_parquet_aggregates_per_comment(tmp_path: Path) -> None:

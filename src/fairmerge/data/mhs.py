@@ -14,7 +14,9 @@ Aggregation per comment:
 - groups: a ``target_*`` group counts when more than ``min_target_share`` (default 0.5, a strict
   majority) of the comment's annotators ticked it;
 - attributes: race, religion, origin, gender, sexual_orientation (``target_sexuality_*``), age,
-  disability, politics — whatever ``target_<attribute>_<group>`` columns the file has;
+  disability — whatever ``target_<attribute>_<group>`` columns the file has (the original
+  131-column schema has 53 ``target_*`` columns: 46 groups and 7 per-attribute summaries; its CSV
+  writes booleans as ``true``/``false``, which pandas reads as booleans);
 - splits: a ``split`` column when the file has one, else 70/15/15 by sha256 of ``comment_id``.
 """
 
