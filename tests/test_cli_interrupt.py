@@ -63,15 +63,19 @@ def test_every_command_exits_130_on_ctrl_c(
     assert _files(tmp_path) == []
 
 
-def test_sigint_to_a_real_process_exits_130(data_dir: Path) -> None:
+def test_sigint_to_a_real_process_exits_130(data_dir: Path, tmp_path: Path) -> None:
+    # a study (minutes of work), so the signal always lands while the command is busy, however fast
+    # the machine: a short command could finish before it arrives
+    argv = ["run", "--fast", "--data-dir", str(data_dir), "--out", str(tmp_path / "out")]
     process = subprocess.Popen(
-        [*FAIRMERGE, "data", "summary", "hatexplain", "--data-dir", str(data_dir)],
+        [*FAIRMERGE, *argv, "--cache-dir", str(tmp_path / "cache")],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
         env=_env(),
     )
-    time.sleep(2.0)
+    time.sleep(4.0)
+    assert process.poll() is None, process.communicate()[1]
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=120)
     assert process.returncode == 130, err
