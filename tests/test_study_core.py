@@ -115,7 +115,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path: Path, data_dir: Pa
     args += ["--cache-dir", str(cache), "--set", f"model={tiny}"]
     first = CliRunner().invoke(app, args)
     assert first.exit_code == 0, first.output
-    assert "fine-tunes: 13 to train, 0 cached" in first.output
+    assert "fine-tunes: 8 to train, 0 cached" in first.output  # base, fft, lora, 5 groups
     assert re.search(r"merge\s+3", first.output) and not out.exists()
     assert "memory estimate:" in first.output and "peak host memory" in first.output
     config = load_config(None, fast=True, overrides=[f"model={tiny}"])
@@ -128,7 +128,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path: Path, data_dir: Pa
         probe_config=config.subgroups.probe.replace(seed=0),
     )
     second = CliRunner().invoke(app, args)
-    assert second.exit_code == 0 and "12 to train, 1 cached" in second.output
+    assert second.exit_code == 0 and "7 to train, 1 cached" in second.output
     assert not out.exists() and os.listdir(cache) == ["training"]
 
 
