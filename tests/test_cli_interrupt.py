@@ -111,8 +111,9 @@ def test_interrupted_study_resumes_to_the_uninterrupted_result(
     ]
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_env())
     deadline = time.monotonic() + 900
-    base, fft = cache / "training" / "base", cache / "training" / "fft"
-    # an entry appears only once its model is trained and saved: θ_base published, FFT not yet
+    base, fft = cache / "training" / "probe", cache / "training" / "fft"
+    # an entry appears only once its model is trained and saved: θ_base (the default recipe's
+    # linear-probed head) published, FFT not yet
     while not any(base.glob("*/meta.json")):
         assert process.poll() is None, process.communicate()[1]
         assert time.monotonic() < deadline, "θ_base never appeared in the cache"
@@ -127,7 +128,7 @@ def test_interrupted_study_resumes_to_the_uninterrupted_result(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]
     assert _partial_entries(cache) == []
     kept = {p: p.read_bytes() for p in (cache / "training").glob("*/*/meta.json")}
-    assert any("base" in str(p) for p in kept)  # finished work is kept
+    assert any("probe" in str(p) for p in kept)  # finished work is kept
     assert _files(fft) == []  # the interrupted fine-tune left nothing
     assert not (cache / "training" / "lora").exists()  # it stopped there: nothing after it ran
 
