@@ -34,8 +34,10 @@ def test_fast_study_trained_on_ray_equals_the_local_run(
     local = pd.read_csv(reference / "metrics.csv")
     on_ray = pd.read_csv(tmp_path / "out" / "metrics.csv")
     pd.testing.assert_frame_equal(local, on_ray)
-    entries = list((tmp_path / "cache" / "training").glob("*/*/meta.json"))
-    assert len(entries) == len(list((fast_study[1] / "training").glob("*/*/meta.json")))
+    # every kind of fine-tune was trained through the cluster (the shared session cache may hold
+    # more seeds than this one-seed run, so kinds, not counts, are compared)
+    kinds = {p.parent.parent.name for p in (tmp_path / "cache" / "training").glob("*/*/meta.json")}
+    assert kinds == {p.parent.parent.name for p in (fast_study[1] / "training").glob("*/*/meta.json")}
 
 
 def test_local_executor_takes_no_address() -> None:
