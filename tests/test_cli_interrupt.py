@@ -22,6 +22,13 @@ def _env() -> dict[str, str]:
     return os.environ | {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
 
 
+def _default_sigint() -> None:
+    """In the child: SIGINT's default action. A shell without job control starts background commands
+    (and so this test run and its children, when launched with ``&``) with SIGINT ignored, and an
+    ignored SIGINT stays ignored across exec, so Python would never raise KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _files(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*")) if root.exists() else []
 
@@ -73,6 +80,7 @@ def test_sigint_to_a_real_process_exits_130(data_dir: Path, tmp_path: Path) -> N
         stderr=subprocess.PIPE,
         text=True,
         env=_env(),
+        preexec_fn=_default_sigint,
     )
     time.sleep(4.0)
     assert process.poll() is None, process.communicate()[1]
@@ -109,7 +117,14 @@ def test_interrupted_study_resumes_to_the_uninterrupted_result(
         "--cache-dir",
         str(cache),
     ]
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_env())
+    process = subprocess.Popen(
+        argv,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+        preexec_fn=_default_sigint,
+    )
     deadline = time.monotonic() + 900
     base, fft = cache / "training" / "probe", cache / "training" / "fft"
     # an entry appears only once its model is trained and saved: θ_base (the default recipe's
