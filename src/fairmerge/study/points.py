@@ -41,12 +41,15 @@ class MetricLedger:
 
     frames: list[pd.DataFrame] = field(default_factory=list)
     constant: dict[str, set[float]] = field(default_factory=dict)
+    _table: pd.DataFrame | None = field(default=None, repr=False)
+    """The concatenated frames, rebuilt only after a new frame was added (selection reads it often)."""
 
     def add(self, label: ModelLabel, lam: float | None, frame: pd.DataFrame) -> pd.DataFrame:
         frame = frame.copy()
         frame.insert(0, "model", str(label))
         frame.insert(1, "lambda", np.nan if lam is None else lam)
         self.frames.append(frame)
+        self._table = None
         return frame
 
     def note_constant(self, label: ModelLabel, lam: float | None, predictions: np.ndarray) -> None:
@@ -65,7 +68,9 @@ class MetricLedger:
         return float(rows.value.iloc[0]) if len(rows) else float("nan")
 
     def table(self) -> pd.DataFrame:
-        return pd.concat(self.frames, ignore_index=True)
+        if self._table is None:
+            self._table = pd.concat(self.frames, ignore_index=True)
+        return self._table
 
     def rows(self, label: ModelLabel, split: str) -> pd.DataFrame:
         frame = self.table()

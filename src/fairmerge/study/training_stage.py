@@ -99,6 +99,45 @@ def _base(
     )
 
 
+def _train_reference(
+    kind: str,
+    config: StudyConfig,
+    dataset: GroupedTextDataset,
+    seed: int,
+    base: Path,
+    cache: TrainingCache,
+    progress: bool,
+) -> Path:
+    """FFT or LoRA of ``seed`` from ``base``."""
+    train, section = (train_fft, config.fft) if kind == "fft" else (train_lora, config.lora)
+    return train(dataset, base_dir=base, config=section.replace(seed=seed), cache=cache, progress=progress)
+
+
+def _train_recipe(
+    recipe: ResolvedRecipe,
+    config: StudyConfig,
+    dataset: GroupedTextDataset,
+    seed: int,
+    base: Path,
+    cache: TrainingCache,
+    progress: bool,
+    groups: list[tuple[str, str]] | None = None,
+) -> dict[tuple[str, str], Path]:
+    """The subgroup fine-tunes of one recipe (or of the given groups only) from ``base``."""
+    return train_subgroups(
+        dataset,
+        config.attributes,
+        base_dir=base,
+        config=config.subgroups.train.replace(seed=seed, trainable=recipe.trainable),
+        strategy=recipe.strategy,
+        min_train_size=config.subgroups.min_train_size,
+        cache=cache,
+        method=config.subgroups.method,
+        progress=progress,
+        groups=groups,
+    )
+
+
 def train_models(
     config: StudyConfig,
     dataset: GroupedTextDataset,
@@ -116,28 +155,16 @@ def train_models(
             bases[head] = _base(config, dataset, seed, head, cache)
     main_base = bases[config.main_recipe().base_head]
     with timer("train: fft"):
-        fft = train_fft(
-            dataset, base_dir=main_base, config=config.fft.replace(seed=seed), cache=cache, progress=progress
-        )
+        fft = _train_reference("fft", config, dataset, seed, main_base, cache, progress)
     with timer("train: lora"):
-        lora = train_lora(
-            dataset, base_dir=main_base, config=config.lora.replace(seed=seed), cache=cache, progress=progress
-        )
+        lora = _train_reference("lora", config, dataset, seed, main_base, cache, progress)
     trained: dict[tuple[str, str], dict[tuple[str, str], Path]] = {}
     for recipe in recipes.values():
         if recipe.key in trained:
             continue  # another convention of the same fine-tunes
         with timer(f"train: subgroups ({recipe.strategy}, head {recipe.head})"):
-            trained[recipe.key] = train_subgroups(
-                dataset,
-                config.attributes,
-                base_dir=bases[recipe.base_head],
-                config=config.subgroups.train.replace(seed=seed, trainable=recipe.trainable),
-                strategy=recipe.strategy,
-                min_train_size=config.subgroups.min_train_size,
-                cache=cache,
-                method=config.subgroups.method,
-                progress=progress,
+            trained[recipe.key] = _train_recipe(
+                recipe, config, dataset, seed, bases[recipe.base_head], cache, progress
             )
     names = vector_names(pair for dirs in trained.values() for pair in dirs)
     models = {
@@ -169,22 +196,8 @@ def _finetune_job(
     chosen = _recipes(config)[recipe]
     base = _base(config, dataset, seed, chosen.base_head, cache)
     if kind in ("fft", "lora"):
-        train, section = (train_fft, config.fft) if kind == "fft" else (train_lora, config.lora)
-        return str(
-            train(dataset, base_dir=base, config=section.replace(seed=seed), cache=cache, progress=False)
-        )
-    trained = train_subgroups(
-        dataset,
-        config.attributes,
-        base_dir=base,
-        config=config.subgroups.train.replace(seed=seed, trainable=chosen.trainable),
-        strategy=chosen.strategy,
-        min_train_size=config.subgroups.min_train_size,
-        cache=cache,
-        method=config.subgroups.method,
-        progress=False,
-        groups=[group] if group else None,
-    )
+        return str(_train_reference(kind, config, dataset, seed, base, cache, progress=False))
+    trained = _train_recipe(chosen, config, dataset, seed, base, cache, False, [group] if group else None)
     return str(next(iter(trained.values())))
 
 
