@@ -4,11 +4,15 @@ one and no output folder; rerunning resumes and gives the same result as an unin
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -100,12 +104,27 @@ def _partial_entries(cache: Path) -> list[str]:
     return partial
 
 
+class _StderrReader(threading.Thread):
+    """Collects a child's stderr as it comes, so the test can wait for a line and still read it all."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        super().__init__(daemon=True)
+        self.stream, self.text = stream, ""
+
+    def run(self) -> None:
+        for chunk in iter(lambda: self.stream.read(256), ""):
+            self.text += chunk
+
+
 @pytest.mark.slow
 def test_interrupted_study_resumes_to_the_uninterrupted_result(
     fast_study: tuple[Path, Path], data_dir: Path, tmp_path: Path
 ) -> None:
-    reference, _ = fast_study
+    reference, reference_cache = fast_study
     out, cache = tmp_path / "out", tmp_path / "cache"
+    # an earlier partial run: every fine-tune but FFT finished (the session run's, copied), no scores
+    shutil.copytree(reference_cache / "training", cache / "training")
+    shutil.rmtree(cache / "training" / "fft")
     argv = [
         *FAIRMERGE,
         "run",
@@ -125,31 +144,33 @@ def test_interrupted_study_resumes_to_the_uninterrupted_result(
         env=_env(),
         preexec_fn=_default_sigint,
     )
-    deadline = time.monotonic() + 900
-    base, fft = cache / "training" / "probe", cache / "training" / "fft"
-    # an entry appears only once its model is trained and saved: θ_base (the default recipe's
-    # linear-probed head) published, FFT not yet
-    while not any(base.glob("*/meta.json")):
-        assert process.poll() is None, process.communicate()[1]
-        assert time.monotonic() < deadline, "θ_base never appeared in the cache"
+    assert process.stderr is not None
+    reader = _StderrReader(process.stderr)
+    reader.start()
+    deadline = time.monotonic() + 600
+    while not re.search(r"fft:\s+\d+%", reader.text):  # FFT's progress bar: it is training
+        assert process.poll() is None, reader.text[-3000:]
+        assert time.monotonic() < deadline, "FFT training never started"
         time.sleep(0.2)
-    time.sleep(5.0)  # well into FFT training (minutes long)
-    assert not any(fft.glob("*/meta.json"))
+    time.sleep(3.0)
+    kept = {p: p.read_bytes() for p in (cache / "training").glob("*/*/meta.json")}
     process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=300)
-    assert process.returncode == 130, err
+    process.wait(timeout=300)
+    reader.join(timeout=60)
+    err = reader.text
+    assert process.returncode == 130, err[-3000:]
     assert err.strip().splitlines()[-1] == INTERRUPTED and "Traceback" not in err
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]
     assert _partial_entries(cache) == []
-    kept = {p: p.read_bytes() for p in (cache / "training").glob("*/*/meta.json")}
-    assert any("probe" in str(p) for p in kept)  # finished work is kept
-    assert _files(fft) == []  # the interrupted fine-tune left nothing
-    assert not (cache / "training" / "lora").exists()  # it stopped there: nothing after it ran
+    assert {p: p.read_bytes() for p in (cache / "training").glob("*/*/meta.json")} == kept
+    assert _files(cache / "training" / "fft") == []  # the interrupted fine-tune left nothing
+    assert _files(cache / "scores") == []  # it stopped there: nothing after it ran
 
     rerun = subprocess.run(argv, capture_output=True, text=True, env=_env(), timeout=1800)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert all(p.read_bytes() == meta for p, meta in kept.items())  # reused, not rebuilt
+    assert any((cache / "training" / "fft").glob("*/meta.json"))
     tables = sorted(p.name for p in reference.glob("*.csv"))
     assert tables == sorted(p.name for p in out.glob("*.csv")) and "metrics.csv" in tables
     for name in tables:

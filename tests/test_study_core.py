@@ -15,6 +15,7 @@ from fairmerge.cli import app
 from fairmerge.errors import ConfigError
 from fairmerge.labels import ModelLabel
 from fairmerge.study.config import load_config, parse_override
+from fairmerge.study.evaluator import evaluation_view
 from fairmerge.study.outputs import to_json_safe
 from fairmerge.training import TrainingCache, make_base_checkpoint
 
@@ -119,12 +120,13 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path: Path, data_dir: Pa
     assert re.search(r"merge\s+3", first.output) and not out.exists()
     assert "memory estimate:" in first.output and "peak host memory" in first.output
     config = load_config(None, fast=True, overrides=[f"model={tiny}"])
+    limits = config.evaluation.max_val_samples, config.evaluation.max_test_samples
     make_base_checkpoint(  # the default recipe's θ_base: the linear-probed head, shared by every seed
         str(tiny),
         seed=0,
         cache=TrainingCache(cache / "training"),
         head="linear_probe",
-        dataset=fm.load_dataset("hatexplain", data_dir),
+        dataset=evaluation_view(fm.load_dataset("hatexplain", data_dir), *limits, config.attributes),
         probe_config=config.subgroups.probe.replace(seed=0),
     )
     second = CliRunner().invoke(app, args)
@@ -191,3 +193,16 @@ def test_summary_takes_the_comparison_rows_compare_all_makes() -> None:
     )
     for row in table.to_dict(orient="records"):
         Comparison.model_validate(to_json_safe(row))
+
+
+def test_the_evaluation_view_keeps_every_targeted_post(data_dir: Path) -> None:
+    dataset = fm.load_dataset("hatexplain", data_dir)
+    assert evaluation_view(dataset, None, None, ["race", "gender"]) is dataset
+    view = evaluation_view(dataset, 650, None, ["race", "gender"])
+    val = dataset["val"]
+    race, gender = val.groups["race"], val.groups["gender"]
+    targeted = {text for text, r, g in zip(val.texts, race, gender, strict=True) if r or g}
+    assert len(view["val"]) == 650 and targeted <= set(view["val"].texts) and len(targeted) < 650
+    assert view["test"] is dataset["test"] and view["train"] is dataset["train"]
+    again = evaluation_view(dataset, 650, None, ["race", "gender"])
+    assert list(again["val"].texts) == list(view["val"].texts)  # seeded: the same posts every run

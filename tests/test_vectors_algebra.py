@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from fairmerge.errors import VectorError
 from fairmerge.vectors import TaskVector, kernels
 from fairmerge.vectors.kernels import Term, weighted_merge
+from fairmerge.vectors.task_vector import cosine_from_gram, gram_matrix
 
 SETTINGS = settings(max_examples=40, deadline=None)
 DTYPES = [torch.float32, torch.bfloat16, torch.float16]
@@ -155,6 +156,29 @@ def test_norms_cosine_and_sign_conflicts(layout):
     cos = a.cosine_similarity(b)
     assert -1 - 1e-6 <= cos <= 1 + 1e-6
     assert math.isclose(sum(v**2 for v in a.per_layer_norms().values()), a.norm() ** 2, rel_tol=1e-6)
+
+
+@SETTINGS
+@given(layouts())
+def test_gram_matrix_gives_the_pairwise_cosines_and_norms(layout):
+    taus = vectors(layout, 3)
+    if any(t.norm() == 0 for t in taus):
+        return
+    gram = gram_matrix(taus)
+    matrix = cosine_from_gram(gram)
+    for i, a in enumerate(taus):
+        assert math.isclose(math.sqrt(gram[i, i]), a.norm(), rel_tol=1e-5)
+        for j, b in enumerate(taus):
+            assert math.isclose(matrix[i][j], a.cosine_similarity(b), rel_tol=1e-5, abs_tol=1e-6)
+    total = sum(float(torch.sum(sum(t[k].double() for t in taus) ** 2)) for k in taus[0])  # ‖Σ τ‖², fp64
+    assert math.isclose(float(gram.sum()), total, rel_tol=1e-4, abs_tol=1e-6)
+
+
+def test_cosine_of_a_zero_vector_is_nan():
+    a, zero = TaskVector({"w": torch.tensor([1.0, 2.0])}), TaskVector({"w": torch.zeros(2)})
+    with pytest.warns(UserWarning, match=r"NaN"):
+        matrix = cosine_from_gram(gram_matrix([a, zero]))
+    assert matrix[0][0] == pytest.approx(1.0) and math.isnan(matrix[0][1]) and math.isnan(matrix[1][1])
 
 
 def test_sign_conflict_counts_only_coordinates_nonzero_in_both():

@@ -7,6 +7,7 @@ resumed run does no forward pass twice.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fairmerge.data.types import TextSplit
+from fairmerge.data.types import GroupedTextDataset, TextSplit
 from fairmerge.evaluation import evaluate_scores, score_split
 from fairmerge.inference import EncodedInputs, InputProcessor, encode_inputs
 from fairmerge.precision import Precision
@@ -44,6 +45,22 @@ def evaluation_subset(
     else:
         keep = np.concatenate([first, rng.choice(rest, size=max_samples - len(first), replace=False)])
     return split.subset(np.sort(keep))
+
+
+def evaluation_view(
+    dataset: GroupedTextDataset, max_val: int | None, max_test: int | None, attributes: list[str]
+) -> GroupedTextDataset:
+    """The dataset with val and test cut to :func:`evaluation_subset` (unchanged when both are None).
+
+    The whole study runs on this view: the fine-tunes' early stopping and the sweeps see the same
+    validation posts, and test is the posts each selected model is reported on.
+    """
+    if max_val is None and max_test is None:
+        return dataset
+    splits = dict(dataset.splits)
+    for name, limit in (("val", max_val), ("test", max_test)):
+        splits[name] = evaluation_subset(dataset[name], limit, attributes, seed=0)
+    return dataclasses.replace(dataset, splits=splits)
 
 
 @dataclass

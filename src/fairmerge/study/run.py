@@ -37,6 +37,7 @@ from fairmerge.study.comparisons import (
     vector_target_quality,
 )
 from fairmerge.study.config import StudyConfig, load_config
+from fairmerge.study.evaluator import evaluation_view
 from fairmerge.study.multiseed import aggregate_seeds
 from fairmerge.study.outputs import (
     METRICS_COLUMNS,
@@ -124,6 +125,8 @@ def run_study(
     runner = get_executor(executor, ray_address)  # before any data: a missing Ray is one line
     dataset = _load_dataset(study, data_dir)
     print_dataset(dataset, study, console)
+    limits = study.evaluation.max_val_samples, study.evaluation.max_test_samples
+    dataset = evaluation_view(dataset, *limits, study.attributes)  # small budgets: subsets of val/test
 
     cache_root = Path(cache_dir) if cache_dir else default_cache_dir()
     training_cache = TrainingCache(cache_root / "training", enabled=use_cache)

@@ -24,15 +24,15 @@ from fairmerge.errors import DataError
 from fairmerge.labels import ModelLabel
 from fairmerge.models import checkpoint_key_map, load_classifier, load_processor
 from fairmerge.study.config import StudyConfig
-from fairmerge.study.evaluator import SplitEvaluator, evaluation_subset
+from fairmerge.study.evaluator import SplitEvaluator
 from fairmerge.study.points import MetricLedger, Point, PointEvaluator
 from fairmerge.study.policy import SelectionPolicy
 from fairmerge.study.score_cache import ScoreCache
 from fairmerge.study.side_tables import (
+    VectorGeometry,
     bound_table,
     degenerate_points,
     pergroup_bound,
-    similarity_table,
     strategy_table,
 )
 from fairmerge.study.sweeps import FamilySweep, injection_sweeps, merge_sweep, pergroup_search, worst_group
@@ -140,12 +140,11 @@ def _evaluators(
     evaluation = config.evaluation
     processor = load_processor(str(base_dir))  # a tokenizer, or an image model's input format
     built = []
-    for name, limit in (("val", evaluation.max_val_samples), ("test", evaluation.max_test_samples)):
-        split = evaluation_subset(dataset[name], limit, config.attributes, seed=0)
+    for name in ("val", "test"):  # the dataset is already the evaluation view (run.py)
         built.append(
             SplitEvaluator.build(
                 name,
-                split,
+                dataset[name],
                 processor,
                 attributes=config.attributes,
                 max_length=evaluation.max_length,
@@ -313,9 +312,10 @@ def run_seed(
         sensitivity = selection_sensitivity(evaluator, policy, families[:2], config.attributes)
 
     metrics = ledger.table()
+    geometry = VectorGeometry.of(vectors[main])
     bound = bound_table(
         metrics,
-        _merged(vectors[main], trained.main.recipe.convention),
+        geometry.merged_norm(trained.main.recipe.convention),
         config.attributes,
         base_grid=sweep_config.lambdas,
         min_group_size=config.evaluation.min_group_size,
@@ -332,9 +332,9 @@ def run_seed(
         metrics=metrics,
         selected=selected,
         worst_group=worst,
-        similarity=similarity_table(vectors[main]),
+        similarity=geometry.similarity(),
         bound=bound,
-        pergroup_bound=pergroup_bound(trials, vectors[main], bound, config.attributes),
+        pergroup_bound=pergroup_bound(trials, geometry.norms(), bound, config.attributes),
         strategies=strategy_table(
             metrics, recipe_labels, evaluator.decisions, config.attributes, ledger, base_accuracy
         ),

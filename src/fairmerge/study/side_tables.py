@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
+import torch
 
 from fairmerge.labels import Decision, ModelLabel
 from fairmerge.study.config import ResolvedRecipe
@@ -13,31 +16,47 @@ from fairmerge.study.outputs import headline_row
 from fairmerge.study.points import MetricLedger
 from fairmerge.sweep.bound import dpd_bound_table, pergroup_bound_table
 from fairmerge.vectors import TaskVector
+from fairmerge.vectors.task_vector import cosine_from_gram, gram_matrix
 
 
-def similarity_table(vectors: Mapping[str, TaskVector]) -> pd.DataFrame:
-    """Cosine similarity between every pair of subgroup vectors."""
-    labels = list(vectors)
-    matrix = [[vectors[a].cosine_similarity(vectors[b]) for b in labels] for a in labels]
-    return pd.DataFrame(matrix, index=labels, columns=labels)
+@dataclass(frozen=True)
+class VectorGeometry:
+    """Inner products of a recipe's subgroup vectors, from one pass over their tensors."""
+
+    names: list[str]
+    gram: torch.Tensor
+
+    @classmethod
+    def of(cls, vectors: Mapping[str, TaskVector]) -> VectorGeometry:
+        return cls(list(vectors), gram_matrix(list(vectors.values())))
+
+    def similarity(self) -> pd.DataFrame:
+        """Cosine similarity between every pair of subgroup vectors."""
+        return pd.DataFrame(cosine_from_gram(self.gram), index=self.names, columns=self.names)
+
+    def norms(self) -> dict[str, float]:
+        return {name: math.sqrt(float(g)) for name, g in zip(self.names, self.gram.diagonal(), strict=True)}
+
+    def merged_norm(self, convention: str) -> float:
+        """‖Σ_g τ_g‖ (``sum``) or ‖(1/G)·Σ_g τ_g‖ (``mean``): the vector a uniform merge scales by λ."""
+        scale = 1.0 if convention == "sum" else 1.0 / len(self.names)
+        return scale * math.sqrt(max(float(self.gram.sum()), 0.0))
 
 
 def bound_table(
     metrics: pd.DataFrame,
-    vectors: Sequence[TaskVector],
+    tau_norm: float,
     attributes: Sequence[str],
     *,
     base_grid: Sequence[float],
     min_group_size: int,
 ) -> pd.DataFrame:
-    """Observed val DPD on the merge path next to the empirical Lipschitz bound.
+    """Observed val DPD on the merge path next to the empirical Lipschitz bound (‖τ‖ = ``tau_norm``).
 
     The constants come from the base λ grid only; refinement points are held out and are the only
     λ at which the bound is checked (``held_out``). A sweep without refinement holds out every
     other grid point instead.
     """
-    total = sum(vectors[1:], vectors[0])
-    tau_norm = float(total.norm())
     val = metrics[(metrics.model == "merge") & (metrics.split == "val")]
     refined = not set(val["lambda"].round(6)) <= {round(x, 6) for x in base_grid}
     # without refinement points, every other grid λ is held out (sweep.bound's default)
@@ -52,10 +71,9 @@ def bound_table(
 
 
 def pergroup_bound(
-    trials: pd.DataFrame, vectors: Mapping[str, TaskVector], bound: pd.DataFrame, attributes: Sequence[str]
+    trials: pd.DataFrame, norms: Mapping[str, float], bound: pd.DataFrame, attributes: Sequence[str]
 ) -> pd.DataFrame:
     """Proposition 1 checked on every per-group search trial (none of them entered the constants)."""
-    norms = {name: float(vector.norm()) for name, vector in vectors.items()}
     tables = []
     for attribute in attributes:
         path = bound[bound.attribute == attribute]

@@ -15,7 +15,7 @@ import os
 import re
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -130,13 +130,20 @@ class CheckpointDiff:
     base: CheckpointReader
     finetuned: CheckpointReader
     dtype: torch.dtype | None
+    verified: set[str] = field(default_factory=set, compare=False)
+    """Keys whose delta was found finite (checkpoint files do not change while they are read)."""
 
     def delta(self, key: str) -> torch.Tensor:
         base = self.base.get(key)
         ft = self.finetuned.get(key)
-        _check_finite(base, key, f"base checkpoint {self.base.path}")
-        _check_finite(ft, key, f"fine-tuned checkpoint {self.finetuned.path}")
         delta = torch.sub(ft.float(), base.float()) if base.dtype != torch.float64 else ft - base
+        if key not in self.verified:  # a NaN or inf in either checkpoint makes the delta non-finite
+            if not bool(torch.isfinite(delta).all()):
+                _check_finite(base, key, f"base checkpoint {self.base.path}")
+                _check_finite(ft, key, f"fine-tuned checkpoint {self.finetuned.path}")
+                where = self.finetuned.path
+                raise VectorError(f"tensor {key!r}: fine-tuned − base overflows (inf) in {where}")
+            self.verified.add(key)
         return delta.to(self.dtype or base.dtype)
 
 
@@ -614,6 +621,33 @@ class TaskVector(Mapping[str, torch.Tensor]):
             "norms": norms,
             "metadata": dict(self.metadata),
         }
+
+
+def gram_matrix(vectors: Sequence[TaskVector]) -> torch.Tensor:
+    """⟨τ_i, τ_j⟩ for every pair (float64, G × G), in one pass over the vectors' tensors.
+
+    Each delta is read once (a lazy vector re-reads its checkpoints on every access, so pairwise
+    :meth:`TaskVector.dot` calls would read each one G times); peak memory is G copies of the
+    largest tensor. Norms are the square roots of the diagonal, and ‖Σ_i c_i τ_i‖² = cᵀ·G·c.
+    """
+    if not vectors:
+        return torch.zeros(0, 0, dtype=torch.float64)
+    first = vectors[0]
+    for other in vectors[1:]:
+        first._check_same(other, "gram_matrix")
+    gram = torch.zeros(len(vectors), len(vectors), dtype=torch.float64)
+    for key in first:
+        stacked = torch.stack([vector[key].float().reshape(-1) for vector in vectors])
+        gram += (stacked @ stacked.T).double()
+    return gram
+
+
+def cosine_from_gram(gram: torch.Tensor) -> list[list[float]]:
+    """Pairwise cosine similarities from a :func:`gram_matrix`; a zero vector's row and column are NaN."""
+    norms = gram.diagonal().sqrt()
+    if bool((norms == 0).any()):
+        warnings.warn("cosine similarity with a zero task vector is undefined; returning NaN", stacklevel=2)
+    return (gram / torch.outer(norms, norms)).tolist()  # 0 / 0 = NaN where a vector is zero
 
 
 def _vector_keys(
