@@ -576,19 +576,7 @@ class TaskVector(Mapping[str, torch.Tensor]):
     def cosine_similarity(self, other: TaskVector) -> float:
         """⟨a, b⟩ / (‖a‖‖b‖); NaN with a warning when either vector is zero."""
         self._check_same(other, "cosine_similarity")
-        dot, na, nb = 0.0, 0.0, 0.0
-        for key in self._specs:
-            a = self[key].float().reshape(-1)
-            b = other[key].float().reshape(-1)
-            dot += float(torch.dot(a, b))
-            na += float(torch.dot(a, a))
-            nb += float(torch.dot(b, b))
-        if na == 0 or nb == 0:
-            warnings.warn(
-                "cosine similarity with a zero task vector is undefined; returning NaN", stacklevel=2
-            )
-            return math.nan
-        return dot / math.sqrt(na * nb)
+        return cosine_from_gram(gram_matrix([self, other]))[0][1]
 
     def sign_conflict_rate(self, other: TaskVector) -> float:
         """Share of coordinates, among those non-zero in both vectors, whose signs disagree.
