@@ -45,3 +45,21 @@ def test_bad_rule_and_missing_file(tmp_path: Path) -> None:
 def test_seeds_option_takes_several_values() -> None:
     args = expand_multi_value(["run", "--seeds", "0", "1", "2", "--fast"], "--seeds")
     assert args == ["run", "--seeds", "0", "--seeds", "1", "--seeds", "2", "--fast"]
+
+
+def test_exploratory_families_run_on_the_first_seed_only_by_default() -> None:
+    study = load_config(None)
+    assert study.exploratory_seeds == "first" and study.subgroups.compare and study.sweep.inject_all_groups
+    (s0, first), (s1, later), (s2, last) = study.seed_configs([3, 1, 2])
+    assert (s0, s1, s2) == (3, 1, 2) and first is study and later is last
+    assert (
+        later.subgroups.compare == []
+        and not later.sweep.inject_all_groups
+        and not later.selection.sensitivity
+    )
+    assert later.fft == study.fft and later.sweep.lambdas == study.sweep.lambdas  # the rest is shared
+    assert study.subgroups.compare, "the study's own config is not changed"
+    every = load_config(None, overrides=["exploratory_seeds=all"])
+    assert all(config is every for _, config in every.seed_configs([0, 1]))
+    with pytest.raises(ConfigError, match="exploratory_seeds"):
+        load_config(None, overrides=["exploratory_seeds=some"])

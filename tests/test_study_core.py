@@ -134,6 +134,19 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path: Path, data_dir: Pa
     assert not out.exists() and os.listdir(cache) == ["training"]
 
 
+def test_dry_run_plans_the_recipe_comparison_for_the_first_seed_only(tmp_path: Path, data_dir: Path) -> None:
+    tiny = save_tiny_bert(tmp_path / "tiny")
+    args = ["run", "--fast", "--dry-run", "--data-dir", str(data_dir), "--out", str(tmp_path / "out")]
+    args += ["--cache-dir", str(tmp_path / "cache"), "--set", f"model={tiny}", "--seeds", "0", "--seeds", "1"]
+    args += ["--set", "subgroups.compare=[targeted]"]
+    first_only = CliRunner().invoke(app, args)
+    assert first_only.exit_code == 0, first_only.output
+    # seed 0: base, fft, lora, 5 groups x 2 recipes; seed 1: base, fft, lora, 5 groups
+    assert "fine-tunes: 21 to train, 0 cached" in first_only.output
+    every = CliRunner().invoke(app, [*args, "--set", "exploratory_seeds=all"])
+    assert every.exit_code == 0 and "fine-tunes: 26 to train, 0 cached" in every.output
+
+
 def test_a_log_gets_the_whole_table_and_labels_verbatim() -> None:
     import io
 

@@ -42,7 +42,7 @@ def run(
     executor: str = typer.Option(
         "local",
         "--executor",
-        help="Where fine-tunes run: local (this process) or ray (one Ray task each; needs the [ray] extra).",
+        help="Where fine-tunes run: local (this process) or ray (one Ray task each; the \\[ray] extra).",
     ),
     ray_address: str = typer.Option(
         None,

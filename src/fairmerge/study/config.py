@@ -143,6 +143,9 @@ class SelectionSection(Section):
     rule: Rule = "constrained"
     epsilon: float = Field(0.1, ge=0.0, le=1.0)
     delta: float = Field(0.02, ge=0.0, le=1.0)
+    sensitivity: bool = Field(
+        True, description="test each family's pick under every rule (sensitivity table)"
+    )
 
 
 class EvaluationSection(Section):
@@ -187,11 +190,32 @@ class StudyConfig(Section):
     selection: SelectionSection = Field(default_factory=SelectionSection)
     evaluation: EvaluationSection = Field(default_factory=EvaluationSection)
     primary: PrimarySection = Field(default_factory=PrimarySection)
+    exploratory_seeds: Literal["first", "all"] = Field(
+        "first",
+        description="seeds that run the exploratory parts, the recipe comparison (subgroups.compare), the "
+        "all-group injection (sweep.inject_all_groups) and the selection-sensitivity table "
+        "(selection.sensitivity): the first seed only, or every seed; base, FFT, LoRA, merge, per-group "
+        "merge, inject:worst and ThresholdOptimizer run on every seed",
+    )
     requires: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able values (for provenance and cache keys)."""
         return self.model_dump(mode="json")
+
+    def seed_configs(self, seeds: Sequence[int]) -> list[tuple[int, StudyConfig]]:
+        """Each seed with the config it runs: past the first, without the exploratory parts
+        unless ``exploratory_seeds`` is ``all`` (they are reported from the first seed)."""
+        later = self
+        if self.exploratory_seeds == "first":
+            later = self.model_copy(
+                update={
+                    "subgroups": self.subgroups.model_copy(update={"compare": []}),
+                    "sweep": self.sweep.model_copy(update={"inject_all_groups": False}),
+                    "selection": self.selection.model_copy(update={"sensitivity": False}),
+                }
+            )
+        return [(seed, self if index == 0 else later) for index, seed in enumerate(seeds)]
 
     def main_recipe(self) -> ResolvedRecipe:
         sub = self.subgroups

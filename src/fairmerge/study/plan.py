@@ -92,7 +92,11 @@ def plan_study(
 ) -> StudyPlan:
     """The stages, the fine-tunes (cached or to train) and the λ points of every swept family."""
     probe = _LookupOnlyCache(cache.root, enabled=cache.enabled)
-    finetunes = [f for seed in seeds for f in _plan_seed(config, dataset, seed, probe)]
+    finetunes = [
+        f
+        for seed, seed_config in config.seed_configs(seeds)
+        for f in _plan_seed(seed_config, dataset, seed, probe)
+    ]
     sweep = config.sweep
     n_groups = len(_subgroup_names(config, dataset))
     points = {

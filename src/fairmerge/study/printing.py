@@ -99,5 +99,7 @@ def print_plan(plan: StudyPlan, console: Console) -> None:
         [(str(f.seed), f.what, "cached" if f.cached else "to train") for f in plan.finetunes],
     )
     points = ", ".join(f"{family} {n}" for family, n in plan.lambda_points.items())
-    console.print(f"validation points per seed (merge: at most, with refinement): {points}", markup=False)
+    console.print(
+        f"validation points of the first seed (merge: at most, with refinement): {points}", markup=False
+    )
     console.print(plan.memory, markup=False)

@@ -140,11 +140,16 @@ def run_study(
             tasks = train_on_executor(study, dataset, seeds, training_cache, runner)
         console.print(f"{tasks} fine-tune tasks done on the {runner.name} executor", markup=False)
     outcomes = []
-    for seed in seeds:
+    for seed, seed_study in study.seed_configs(seeds):
         console.rule(f"seed {seed}")
         outcomes.append(
             run_seed(
-                study, dataset, seed, training_cache=training_cache, score_cache=score_cache, console=console
+                seed_study,
+                dataset,
+                seed,
+                training_cache=training_cache,
+                score_cache=score_cache,
+                console=console,
             )
         )
     primary = outcomes[0]

@@ -308,8 +308,10 @@ def run_seed(
             )
         )
 
-    with timer("selection sensitivity (test)"):
-        sensitivity = selection_sensitivity(evaluator, policy, families[:2], config.attributes)
+    sensitivity = pd.DataFrame()
+    if config.selection.sensitivity:
+        with timer("selection sensitivity (test)"):
+            sensitivity = selection_sensitivity(evaluator, policy, families[:2], config.attributes)
 
     metrics = ledger.table()
     geometry = VectorGeometry.of(vectors[main])

@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -213,22 +214,26 @@ def train_on_executor(
     Each task writes through the content-addressed training cache, so the seeds' own training stage
     then finds everything there. Returns the number of tasks.
     """
-    recipes = _recipes(config)
-    heads = dict.fromkeys(r.base_head for r in recipes.values())
-    common = {"config": config, "dataset": dataset, "cache": cache}
     # each task gets this process's thread count: float reductions depend on it, and a fine-tune
     # must come out the same whichever executor trained it
     resources = Resources(num_cpus=float(torch.get_num_threads()))
-    bases = [{**common, "seed": s, "kind": "base", "recipe": h} for s in seeds for h in heads]
-    executor.map(_finetune_job, bases, resources=resources)
     groups = eligible_groups(config, dataset)
-    keys = {r.key: name for name, r in recipes.items()}  # a convention shares its recipe's fine-tunes
-    jobs = [{**common, "seed": s, "kind": kind} for s in seeds for kind in ("fft", "lora")]
-    jobs += [
-        {**common, "seed": s, "kind": "subgroup", "recipe": name, "group": group}
-        for s in seeds
-        for name in keys.values()
-        for group in groups
-    ]
+    bases: list[dict[str, Any]] = []
+    jobs: list[dict[str, Any]] = []
+    for seed, seed_config in config.seed_configs(seeds):
+        common = {"config": seed_config, "dataset": dataset, "cache": cache, "seed": seed}
+        recipes = _recipes(seed_config)
+        bases += [
+            {**common, "kind": "base", "recipe": h}
+            for h in dict.fromkeys(r.base_head for r in recipes.values())
+        ]
+        jobs += [{**common, "kind": kind} for kind in ("fft", "lora")]
+        keys = {r.key: name for name, r in recipes.items()}  # a convention shares its recipe's fine-tunes
+        jobs += [
+            {**common, "kind": "subgroup", "recipe": name, "group": g}
+            for name in keys.values()
+            for g in groups
+        ]
+    executor.map(_finetune_job, bases, resources=resources)
     executor.map(_finetune_job, jobs, resources=resources)
     return len(bases) + len(jobs)
