@@ -134,6 +134,7 @@ def _summary() -> dict[str, Any]:
         for label, lam in SELECTED.items()
     }
     selected["merge@calibrated"].update(feasible=False, reason="no λ meets ε; fell back to <fairest>")
+    selected["merge[balanced]@calibrated"]["unedited"] = "θ_base"  # λ = 0: no edit
     selected["merge_pergroup"] = {"lambda": None, "lambdas": {"African": 0.3, "Arab": 0.7},
                                   "rule": "per-group TPE search (constrained)", "feasible": True,
                                   "reason": "16 trials on validation"}
@@ -255,6 +256,8 @@ def test_every_section_and_plot_is_written(full_report: tuple[Path, str]) -> Non
         assert data.startswith(PNG_MAGIC) and len(data) > 5_000, name
     assert document.count('src="data:image/png;base64,') == len(ALL_PLOTS)
     assert not list(path.parent.glob(".*")), "temporary files left behind"
+    summary = document.split('<section id="summary">')[1].split("</section>")[0]
+    assert "is (no edit)" in summary and summary.count("θ_base") == 1  # the λ = 0 pick, named
 
 
 def test_report_is_self_contained_and_escaped(full_report: tuple[Path, str]) -> None:

@@ -56,3 +56,25 @@ def test_no_model_detectably_fairer() -> None:
     frame = frame[frame["model"] == "inject:worst"]
     text = comparison_verdict(frame, accuracy_margin=0.05, mde={"race": {"eod": 0.4}})
     assert text.startswith("No model is detectably fairer than FFT")
+
+
+def test_a_selected_point_that_edits_nothing_is_named_for_what_it_is() -> None:
+    from fairmerge.labels import ModelLabel
+    from fairmerge.study.testing import SelectedModel
+
+    def selected(family: str, lam: float | None, lambdas: dict[str, float] | None = None) -> SelectedModel:
+        return SelectedModel(ModelLabel(family), lam, lambdas, "fairest", True, "")
+
+    assert selected("merge", 0.0).unedited == "θ_base" and selected("merge", 0.2).unedited is None
+    assert selected("merge_pergroup", None, {"Arab": 0.0, "Women": 0.0}).unedited == "θ_base"
+    assert selected("merge_pergroup", None, {"Arab": 0.0, "Women": 0.1}).unedited is None
+    assert selected("inject", 0.0).unedited == "FFT" and selected("lora", None).unedited is None
+    assert selected("merge", 0.0).to_dict()["unedited"] == "θ_base"
+
+    unedited = {"merge": ("θ_base", [0, 2]), "inject:worst": ("FFT", [1])}
+    text = comparison_verdict(
+        _comparisons(), accuracy_margin=0.05, mde={"race": {"eod": 0.4}}, unedited=unedited, n_seeds=3
+    )
+    assert "merge: on seeds 0, 2 (of 3) validation selected λ = 0, which is θ_base itself, not an" in text
+    assert "inject:worst: on seed 1 (of 3) validation selected λ = 0, which is FFT itself" in text
+    assert "not an edit" not in comparison_verdict(_comparisons(), accuracy_margin=0.05, mde={})

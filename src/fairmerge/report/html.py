@@ -232,6 +232,7 @@ def _summary_section(summary: Mapping[str, Any]) -> str:
                 "rule": entry.get("rule"),
                 "feasible": entry.get("feasible"),
                 "reason": entry.get("reason"),
+                "is (no edit)": entry.get("unedited") or "",
             }
             for label, entry in selected.items()
             if isinstance(entry, Mapping)

@@ -47,6 +47,16 @@ def compare_with_fft(outcomes: Sequence[SeedOutcome], config: StudyConfig) -> pd
     )
 
 
+def unedited_selections(outcomes: Sequence[SeedOutcome]) -> dict[str, tuple[str, list[int]]]:
+    """Models whose selected point edits nothing on some seed: the model it is, and those seeds."""
+    found: dict[str, tuple[str, list[int]]] = {}
+    for outcome in outcomes:
+        for label, selected in outcome.selected.items():
+            if (what := selected.unedited) is not None:
+                found.setdefault(label, (what, []))[1].append(outcome.seed)
+    return found
+
+
 def detectable_differences(outcome: SeedOutcome, config: StudyConfig) -> dict[str, dict[str, float]]:
     """Per attribute, the smallest ΔDPD / ΔEOD the test split can detect (80 % power, α = 0.05)."""
     return minimum_detectable_difference(

@@ -34,6 +34,7 @@ from fairmerge.study.comparisons import (
     compare_with_fft,
     detectable_differences,
     gap_groups,
+    unedited_selections,
     vector_target_quality,
 )
 from fairmerge.study.config import StudyConfig, load_config
@@ -156,7 +157,13 @@ def run_study(
     headline = headline_table(primary.metrics, study.attributes)
     comparisons = compare_with_fft(outcomes, study)
     mde = detectable_differences(primary, study)
-    verdict = comparison_verdict(comparisons, accuracy_margin=study.selection.delta, mde=mde)
+    verdict = comparison_verdict(
+        comparisons,
+        accuracy_margin=study.selection.delta,
+        mde=mde,
+        unedited=unedited_selections(outcomes),
+        n_seeds=len(outcomes),
+    )
     timings = primary.timings.rounded()
     timings["total"] = round(time.perf_counter() - started, 1)
     multiseed = _seed_spread(outcomes, study) if len(outcomes) > 1 else None

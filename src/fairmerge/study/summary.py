@@ -30,6 +30,11 @@ class SelectedEntry(_Record):
     rule: str
     feasible: bool = Field(description="False when no point met the rule's constraint")
     reason: str
+    unedited: str | None = Field(
+        None,
+        description="θ_base or FFT when the selected point edits nothing (λ = 0, or every λ_g = 0): "
+        "the family's test row then measures that model",
+    )
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 

@@ -29,6 +29,15 @@ class SelectedModel:
     feasible: bool
     reason: str
 
+    @property
+    def unedited(self) -> str | None:
+        """The model the selected point is when it edits nothing: θ_base for a merge at λ = 0 (or
+        every λ_g = 0), FFT for an injection at λ = 0; None for a real edit or a λ-free model."""
+        coefficients = list(self.lambdas.values()) if self.lambdas else [self.lam]
+        if any(c is None or c != 0 for c in coefficients):
+            return None
+        return {"merge": "θ_base", "merge_pergroup": "θ_base", "inject": "FFT"}.get(self.label.family)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "lambda": self.lam,
@@ -36,6 +45,7 @@ class SelectedModel:
             "rule": self.rule,
             "feasible": self.feasible,
             "reason": self.reason,
+            "unedited": self.unedited,
         }
 
 

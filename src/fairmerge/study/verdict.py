@@ -10,7 +10,7 @@ difference) — or is undefined. It never headlines a point estimate.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import pandas as pd
@@ -51,6 +51,8 @@ def comparison_verdict(
     reference: str = "FFT",
     alpha: float = 0.05,
     confidence: float = 0.95,
+    unedited: Mapping[str, tuple[str, Sequence[int]]] | None = None,
+    n_seeds: int = 1,
 ) -> str:
     """The written verdict: a headline of which models are detectably fairer, then every comparison.
 
@@ -59,6 +61,8 @@ def comparison_verdict(
     a model keeps accuracy when the lower end of its Δaccuracy interval is at least −δ. ``mde`` maps
     an attribute to ``{"dpd": ..., "eod": ...}`` (:func:`fairmerge.fairness.minimum_detectable_difference`);
     a row's own ``mde`` column (the comparison's measured MDE), when present, is quoted instead.
+    ``unedited`` maps a model to the model its selected point really is (θ_base for a merge at λ = 0)
+    and the seeds where it is, out of ``n_seeds``: the verdict says so before any comparison.
     """
     table = verdict_table(comparisons, alpha=alpha)
     level = f"{confidence:.0%}"
@@ -94,7 +98,19 @@ def comparison_verdict(
         f"{int(counts.get('no detectable difference', 0))} with no detectable difference, "
         f"{int(counts.get('undefined', 0))} undefined."
     )
-    return head + tally + " " + " ".join(sentences)
+    return head + tally + _unedited_words(unedited or {}, n_seeds, reference) + " " + " ".join(sentences)
+
+
+def _unedited_words(unedited: Mapping[str, tuple[str, Sequence[int]]], n_seeds: int, reference: str) -> str:
+    """A sentence per model whose selected point edits nothing, so no reader takes it for an edit."""
+    words = []
+    for model, (what, seeds) in unedited.items():
+        where = f"on seed {seeds[0]}" if len(seeds) == 1 else "on seeds " + ", ".join(map(str, seeds))
+        words.append(
+            f" {model}: {where} (of {n_seeds}) validation selected λ = 0, which is {what} itself, not an "
+            f"edit, so there its comparison with {reference} measures {what}."
+        )
+    return "".join(words)
 
 
 def _keeps_accuracy(rows: pd.DataFrame, margin: float) -> bool:
