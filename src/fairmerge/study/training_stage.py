@@ -218,15 +218,16 @@ def train_on_executor(
     # must come out the same whichever executor trained it
     resources = Resources(num_cpus=float(torch.get_num_threads()))
     groups = eligible_groups(config, dataset)
-    bases: list[dict[str, Any]] = []
+    bases: dict[tuple[str, int | None], dict[str, Any]] = {}  # one task per distinct θ_base
     jobs: list[dict[str, Any]] = []
     for seed, seed_config in config.seed_configs(seeds):
         common = {"config": seed_config, "dataset": dataset, "cache": cache, "seed": seed}
         recipes = _recipes(seed_config)
-        bases += [
-            {**common, "kind": "base", "recipe": h}
-            for h in dict.fromkeys(r.base_head for r in recipes.values())
-        ]
+        for head in dict.fromkeys(r.base_head for r in recipes.values()):
+            # a random head is seeded; the linear-probed θ_base is one for every seed (see _base)
+            bases.setdefault(
+                (head, seed if head == "random" else None), {**common, "kind": "base", "recipe": head}
+            )
         jobs += [{**common, "kind": kind} for kind in ("fft", "lora")]
         keys = {r.key: name for name, r in recipes.items()}  # a convention shares its recipe's fine-tunes
         jobs += [
@@ -234,6 +235,6 @@ def train_on_executor(
             for name in keys.values()
             for g in groups
         ]
-    executor.map(_finetune_job, bases, resources=resources)
+    executor.map(_finetune_job, list(bases.values()), resources=resources)
     executor.map(_finetune_job, jobs, resources=resources)
     return len(bases) + len(jobs)
