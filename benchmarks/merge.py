@@ -19,6 +19,10 @@
    and a 7B-shaped bf16 model vs a device-to-device copy (``gpu_vs_copy_0.5b``, ``gpu_vs_copy_7b``);
    without CUDA both are null with the reason printed.
 
+The 1-minute load average before and after the run is printed and kept in the JSON (``load_before``,
+``load_after``): bandwidth ratios measured while other processes compete for the cores or the
+memory bus are not evidence, so a run under load is rerun on an idle machine, not quoted.
+
 Run: ``python benchmarks/merge.py [--mergekit /path/to/mergekit-yaml]``. The last line is JSON.
 """
 
@@ -405,6 +409,7 @@ def main() -> None:
     )
     parser.add_argument("--no-ooc", action="store_true", help="skip the out-of-core comparison")
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     mergekit = find_mergekit(args.mergekit)
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads; mergekit: {mergekit or 'not found'}"
@@ -434,7 +439,11 @@ def main() -> None:
         "gpu_vs_copy_0.5b": None if gpu_small is None else round(gpu_small, 3),
         "gpu_vs_copy_7b": None if gpu_7b is None else round(gpu_7b, 3),
         **ooc,
+        # 1-minute load average before and after: a run on a busy machine is rerun, not quoted
+        "load_before": round(load_before, 2),
+        "load_after": round(os.getloadavg()[0], 2),
     }
+    print(f"load average (1 min): {load_before:.2f} before, {summary['load_after']:.2f} after")
     print(json.dumps(summary))
 
 

@@ -136,3 +136,24 @@ def test_accelerator_bucket_path_single_term_and_restore():
                 assert (bf16_ulps(out.to(torch.bfloat16), ref.to(torch.bfloat16)) <= 1).all()
                 if dtype == torch.float32:
                     torch.testing.assert_close(out, ref, rtol=2e-7, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_chunks_accumulate_in_fp32_and_round_once(dtype, monkeypatch):
+    """The chunked half-precision path equals whole-tensor fp32 arithmetic rounded once, bit for bit."""
+    monkeypatch.setattr(kernels, "CHUNK_ELEMENTS", 100)  # chunk boundaries inside every tensor
+    generator = torch.Generator().manual_seed(5)
+    base = torch.randn(37, 11, generator=generator).to(dtype)
+    deltas = [(0.1 * torch.randn(37, 11, generator=generator)).to(dtype) for _ in range(3)]
+    summed = torch.randn(37, 11, generator=generator)  # a uniform sweep's fp32 sum
+    weighted = base.float().add_(deltas[0].float(), alpha=0.3).add_(deltas[1].float(), alpha=-0.7)
+    uniform = base.float().add_(deltas[0].float() + deltas[1].float() + deltas[2].float(), alpha=0.45)
+    cases = [
+        ([Term(deltas[0], 0.3), Term(deltas[1], -0.7), Term(deltas[2], 0.0)], weighted),
+        ([Term(d, 0.45) for d in deltas], uniform),
+        ([Term(summed, 0.3)], base.float().add_(summed, alpha=0.3)),
+    ]
+    for terms, reference in cases:
+        out = base.clone()
+        weighted_merge(out, terms, out=out)  # in place, as a sweep writes a model's weights
+        assert torch.equal(out, reference.to(dtype))
