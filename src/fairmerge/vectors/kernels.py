@@ -144,7 +144,7 @@ class _Scratch:
 def _accumulate(
     job: _Job, acc: torch.Tensor, out: torch.Tensor, start: int, stop: int, scratch: _Scratch
 ) -> torch.Tensor:
-    """``acc += Σ w δ`` over plain (not finetuned) terms, in the order of :func:`_chunk`; round into ``out``."""
+    """``acc += Σ w δ`` over plain (not finetuned) terms, in :func:`_chunk`'s order; rounded into ``out``."""
 
     def operand(flat: torch.Tensor, buffer: str) -> torch.Tensor:
         x = flat[start:stop]
