@@ -10,7 +10,7 @@ import pytest
 import torch
 from transformers import BertConfig, BertForSequenceClassification
 
-from fairmerge.errors import ConfigError
+from fairmerge.errors import ConfigError, ModelError
 from fairmerge.vectors.memory import estimate_sweep_memory
 
 CONFIG = BertConfig(
@@ -103,3 +103,19 @@ def test_uniform_sum_of_eight_vectors_costs_what_one_costs():
     plan = estimate_sweep_memory(CONFIG, n_vectors=8, mode="uniform")
     one = estimate_sweep_memory(CONFIG, n_vectors=1, mode="uniform")
     assert plan.host_bytes == one.host_bytes  # fp32: the sum of 8 vectors costs what one vector does
+
+
+def test_config_with_custom_code_is_refused_without_running_it(tmp_path):
+    """A config whose auto_map names its own modeling file gets a one-line ModelError; the file never runs."""
+    from transformers import PretrainedConfig
+
+    marker = tmp_path / "ran"
+    (tmp_path / "modeling_evil.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    config = PretrainedConfig(
+        auto_map={"AutoModelForSequenceClassification": "modeling_evil.EvilModel"}, name_or_path=str(tmp_path)
+    )
+    config.model_type = "evil"
+    with pytest.raises(ModelError, match="auto_map") as caught:
+        estimate_sweep_memory(config, n_vectors=2)
+    assert "\n" not in str(caught.value)
+    assert not marker.exists()

@@ -1,8 +1,10 @@
-"""The one key/shape check behind every merge, every vector algebra operation and every in-place sweep."""
+"""The checks behind every merge, vector algebra operation and in-place sweep: keys, shapes, values."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+
+import torch
 
 from fairmerge.errors import VectorError
 from fairmerge.vectors.checkpoint_io import TensorSpec
@@ -60,3 +62,14 @@ def check_specs(
                     "vectors only change floating-point tensors"
                 )
     return [k for k in target if k in keys]
+
+
+def check_same(left: Specs, right: Specs, op: str) -> None:
+    """Two vectors combined by ``op`` must hold the same keys, shapes and dtypes."""
+    check_specs(left, [right], "the left vector", [f"the right vector of {op!r}"], exact=True)
+
+
+def check_finite(tensor: torch.Tensor, key: str, where: str) -> None:
+    """Raise a one-line VectorError when ``tensor`` holds a NaN or ±inf."""
+    if not bool(torch.isfinite(tensor).all()):
+        raise VectorError(f"non-finite values (NaN or inf) in tensor {key!r} of {where}")

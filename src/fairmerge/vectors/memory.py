@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import torch
 
-from fairmerge.errors import ConfigError
+from fairmerge.errors import ConfigError, ModelError
 from fairmerge.vectors import kernels
 from fairmerge.vectors.inplace import STREAM_BYTES
 
@@ -78,8 +78,19 @@ def _meta_model(config: Any) -> torch.nn.Module:
     from fairmerge.models import is_image_config
 
     auto = AutoModelForImageClassification if is_image_config(config) else AutoModelForSequenceClassification
-    with torch.device("meta"):
-        return auto.from_config(config)
+    try:
+        with torch.device("meta"):
+            # a config naming its own code (``auto_map``) must never run it: fairmerge reads weights only
+            return auto.from_config(config, trust_remote_code=False)
+    except ValueError as error:  # transformers' refusal: custom code, or an unknown model type
+        model_type = getattr(config, "model_type", None) or "?"
+        if getattr(config, "auto_map", None):
+            raise ModelError(
+                f"config of model type {model_type!r} has an auto_map naming its own code; fairmerge "
+                "never runs a checkpoint's code (trust_remote_code=False)"
+            ) from error
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ModelError(f"cannot build a classifier of model type {model_type!r}: {reason}") from error
 
 
 def count_parameters(config: Any) -> tuple[int, int]:

@@ -33,8 +33,9 @@ from fairmerge.vectors.checkpoint_io import (
     state_dict_fingerprint,
 )
 from fairmerge.vectors.kernels import NonFiniteResult, Term, weighted_merge
+from fairmerge.vectors.sources import StateDictLike, state_dict_of
 from fairmerge.vectors.streaming import check_vectors_against, stream_merge
-from fairmerge.vectors.task_vector import StateDictLike, TaskVector, _state_dict
+from fairmerge.vectors.task_vector import TaskVector
 
 
 @dataclass(frozen=True)
@@ -224,7 +225,7 @@ def merge_state_dict(
     chosen, weights, options = validate_merge_args(
         len(vectors), lambdas, method=method, density=density, seed=seed
     )
-    base_sd = _state_dict(base, "base")
+    base_sd = state_dict_of(base, "base")
     loaded = _load_vectors(vectors)
     changed = check_vectors_against({k: TensorSpec.of(v) for k, v in base_sd.items()}, loaded, "the base")
     if chosen.same_base:
