@@ -347,16 +347,30 @@ def out_of_core(workdir: Path, layers: int, mergekit: str | None) -> dict[str, f
     return result
 
 
-def gpu(name: str, dims: dict[str, int], layers: int, n_vectors: int, repeats: int) -> float | None:
+def gpu(
+    name: str,
+    dims: dict[str, int],
+    layers: int,
+    n_vectors: int,
+    repeats: int,
+    device: torch.device | None = None,
+) -> float | None:
     """A uniform-λ sweep point on CUDA (bf16): in-place GB/s ÷ device-to-device copy GB/s.
 
     Bytes counted for the merge: the base and the summed vector read, the weights written (the
-    least any implementation must move). The copy reference is one large ``copy_``.
+    least any implementation must move). The copy reference is one large ``copy_``. ``device``
+    (default: CUDA if present) lets ``gpu_check.py --smoke`` run the same code on the CPU.
     """
-    if not torch.cuda.is_available():
-        print(f"gpu {name}: skipped, no CUDA device here")
-        return None
-    device = torch.device("cuda")
+    if device is None:
+        if not torch.cuda.is_available():
+            print(f"gpu {name}: skipped, no CUDA device here")
+            return None
+        device = torch.device("cuda")
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
     shapes = llama_shapes(dims, layers)
     generator = torch.Generator(device=device).manual_seed(0)
 
@@ -368,20 +382,20 @@ def gpu(name: str, dims: dict[str, int], layers: int, n_vectors: int, repeats: i
     taus = [TaskVector({k: randn(v.shape) * 0.1 for k, v in base.items()}) for _ in range(n_vectors)]
     merger = InPlaceMerger(model, base, taus, uniform=True)
     del taus  # the merger keeps only the sum
-    torch.cuda.synchronize()
+    sync()
     summed = sum(t.numel() * t.element_size() for t in (merger._summed or {}).values())
     nbytes = sum(t.numel() * 2 for t in base.values())
 
     def point() -> None:
         merger.set_coefficients(0.3)
-        torch.cuda.synchronize()
+        sync()
 
     source = torch.empty(min(nbytes, 2 * 1024**3) // 2, dtype=torch.bfloat16, device=device)
     target = torch.empty_like(source)
 
     def copy() -> None:
         target.copy_(source)
-        torch.cuda.synchronize()
+        sync()
 
     merge_gbs = (2 * nbytes + summed) / best_of(point, repeats) / 1e9
     copy_gbs = 2 * source.numel() * 2 / best_of(copy, repeats) / 1e9
@@ -389,7 +403,7 @@ def gpu(name: str, dims: dict[str, int], layers: int, n_vectors: int, repeats: i
     print(
         f"gpu {name} bf16 ({nbytes / 1e9:.1f} GB, {len(shapes)} tensors, {n_vectors} vectors summed): "
         f"sweep point {merge_gbs:.0f} GB/s, copy {copy_gbs:.0f} GB/s -> {ratio:.2f}x copy bandwidth "
-        f"[{torch.cuda.get_device_name()}]"
+        f"[{torch.cuda.get_device_name() if device.type == 'cuda' else device}]"
     )
     return ratio
 
