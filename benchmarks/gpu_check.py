@@ -11,13 +11,16 @@ Sections, each timed and printed, then ONE JSON object as the last line:
    target <= 1.1).
 3. ``train``: ``--steps`` optimizer steps each of FFT and LoRA through fairmerge's ``fit`` (bf16
    autocast) on that model, in samples/s, and as a ratio to a bare torch loop over the same batches.
-4. ``study``: ``fairmerge run --fast --set model=<that model's folder>`` end to end (exit code and
-   seconds; its outputs under ``$OUT/study`` when ``$OUT`` is set).
+4. ``study``: ``fairmerge run --fast --set model=<that model's folder> --set subgroups.head=random``
+   end to end (exit code and seconds; its outputs and log under ``$OUT`` when ``$OUT`` is set). The
+   random head is needed because a decoder's ``score`` layer has no bias, which the default
+   linear-probed head requires.
 5. ``memory``: the sweep device-memory estimate ``fairmerge run --dry-run`` prints
    (:func:`fairmerge.vectors.memory.estimate_sweep_memory`, mode ``lora``) for a Llama-2-7B-shaped
    sweep over 30 lazy LoRA vectors (rank 8 on q/v), beside ``torch.cuda.max_memory_allocated`` of
    that very sweep (a 7B-shaped random-init bf16 model, an ``InPlaceMerger`` over 30 lazy LoRA
-   vectors whose factors live on the GPU, one λ point); target: within 15 %.
+   vectors whose factors live on the GPU, one λ point); target: within 15 %. (``--dry-run``'s plan
+   adds two model copies for the study's FFT and LoRA states, which this sweep does not hold.)
 
 Without CUDA every section prints ``<section>: skipped, no CUDA device`` and its figures are null
 (the whole run then takes seconds). ``--smoke`` runs sections 1-3 and 5 on the CPU with tiny
@@ -240,7 +243,7 @@ def train_section(device: torch.device, folder: Path, data: str, n_posts: int, s
 
 
 def study_section(folder: Path, data: str, work: Path, limit_s: int) -> Figures:
-    """``fairmerge run --fast --set model=<folder>`` in a child process."""
+    """``fairmerge run --fast --set model=<folder>`` (random subgroup head) in a child process."""
     out_root = Path(os.environ["OUT"]) if os.environ.get("OUT") else work
     command = [
         sys.executable,
@@ -250,6 +253,10 @@ def study_section(folder: Path, data: str, work: Path, limit_s: int) -> Figures:
         "--fast",
         "--set",
         f"model={folder}",
+        # a decoder's ``score`` layer has no bias, which the default linear-probed head needs
+        # (training/probe.py refuses it): the subgroup vectors start from a random head instead
+        "--set",
+        "subgroups.head=random",
         "--data-dir",
         data,
         "--out",
