@@ -127,7 +127,7 @@ class GroupDRO:
             )
         self.group_names = list(group_names)
         self.step_size = float(step_size)
-        self._members = torch.as_tensor(members, dtype=torch.float32)
+        self._members = torch.tensor(members, dtype=torch.float32)  # a copy: members may be read-only
         self._log_q = torch.full((len(group_names),), -math.log(len(group_names)), dtype=torch.float64)
 
     @property
