@@ -17,8 +17,9 @@ from training_tiny import (
 )
 
 from fairmerge.data import TextSplit
-from fairmerge.errors import ConfigError
-from fairmerge.training import TrainConfig, TrainingCache, make_base_checkpoint, train_fft
+from fairmerge.errors import ConfigError, DataError
+from fairmerge.models import load_classifier, load_processor
+from fairmerge.training import TrainConfig, TrainingCache, fit, make_base_checkpoint, train_fft
 from fairmerge.training.group_objectives import (
     UNGROUPED,
     GroupDRO,
@@ -182,3 +183,15 @@ def test_dro_on_one_group_is_plain_mean_loss() -> None:
     losses = torch.tensor([0.3, 1.2, 0.1, 2.0], requires_grad=True)
     loss = GroupDRO(["all"], members).loss(losses, np.arange(4))
     assert loss.item() == pytest.approx(losses.mean().item())
+
+
+def test_fit_rejects_a_group_dro_that_does_not_fit_the_examples(tmp_path: Path) -> None:
+    source = str(save_tiny_bert(tmp_path / "bert"))
+    train, val = tiny_dataset()["train"], tiny_dataset()["val"]
+    names, members = training_groups(train, "race")
+    model, tokenizer = load_classifier(source), load_processor(source)
+    with pytest.raises(DataError, match=r"Group DRO has 10 rows for 96 examples"):
+        fit(model, tokenizer, train, val, CONFIG, group_dro=GroupDRO(names, members[:10]), progress=False)
+    with pytest.raises(ConfigError, match="Group DRO takes no per-example loss weights"):
+        dro = GroupDRO(names, members)
+        fit(model, tokenizer, train, val, CONFIG, weights=np.ones(96), group_dro=dro, progress=False)

@@ -131,6 +131,11 @@ class GroupDRO:
         self._log_q = torch.full((len(group_names),), -math.log(len(group_names)), dtype=torch.float64)
 
     @property
+    def n_examples(self) -> int:
+        """Rows of the membership: the training examples the batch positions refer to."""
+        return int(self._members.shape[0])
+
+    @property
     def weights(self) -> dict[str, float]:
         """The current group weights q (sum to 1)."""
         return dict(zip(self.group_names, self._log_q.exp().tolist(), strict=True))

@@ -137,6 +137,8 @@ def fit(
     weight_tensor = _normalised_weights(weights, len(train), description)
     if group_dro is not None and weight_tensor is not None:
         raise ConfigError(f"{description}: Group DRO takes no per-example loss weights")
+    if group_dro is not None and group_dro.n_examples != len(train):
+        raise DataError(f"{description}: Group DRO has {group_dro.n_examples} rows for {len(train)} examples")
 
     runtime = training_runtime(config)
     set_seed(config.seed)  # dropout masks (and any other torch randomness) follow the seed
