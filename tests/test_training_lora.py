@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from training_tiny import (
     tiny_model,
 )
 
+from fairmerge.efficientnet import EfficientNetLiteConfig, EfficientNetLiteForImageClassification
 from fairmerge.errors import ModelError
 from fairmerge.models import load_classifier
 from fairmerge.training import (
@@ -76,7 +79,7 @@ def test_train_lora_stores_adapter_and_merged_checkpoint(tmp_path: Path) -> None
     base = make_base_checkpoint(str(save_tiny_bert(tmp_path / "tiny")), seed=0, cache=cache)
     config = TrainConfig(epochs=1, batch_size=16, lora_r=4)
     entry = train_lora(tiny_dataset(), base_dir=base, config=config, cache=cache, progress=False)
-    assert (entry / ADAPTER_DIR / "adapter_config.json").is_file()
+    assert json.loads((entry / ADAPTER_DIR / "adapter_config.json").read_text())["r"] == 4
     merged = load_file(str(entry / "model.safetensors"))
     base_sd = load_file(str(base / "model.safetensors"))
     assert set(merged) == set(base_sd)
@@ -91,3 +94,32 @@ def test_train_lora_stores_adapter_and_merged_checkpoint(tmp_path: Path) -> None
     with pytest.raises(ModelError, match="not a peft adapter"):
         merge_lora(base, tmp_path / "nope")
     assert not (tmp_path / "nope").exists()
+
+
+def _tiny_efficientnet() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return EfficientNetLiteForImageClassification(EfficientNetLiteConfig(image_size=32, num_labels=2))
+
+
+@pytest.mark.parametrize("rank", [8, 64])
+@pytest.mark.parametrize("make_model", [lambda: tiny_model("bert"), _tiny_efficientnet], ids=["bert", "cnn"])
+def test_lora_rank_reaches_every_adapter(rank: int, make_model: Callable[[], torch.nn.Module]) -> None:
+    model = make_model()
+    targets = set(lora_target_modules(model))
+    wrapped_names = [n for n, _ in model.named_modules() if n.rsplit(".", 1)[-1] in targets]
+    peft_model = apply_lora(model, TrainConfig(lora_r=rank))
+    adapted = {n: m for n, m in peft_model.named_modules() if hasattr(m, "lora_A") and m.lora_A}
+    assert len(adapted) == len(wrapped_names) > 0
+    total = 0
+    for name, module in adapted.items():
+        layer = module.base_layer
+        fan_in, fan_out = (
+            (layer.in_features, layer.out_features)
+            if isinstance(layer, torch.nn.Linear)
+            else (layer.in_channels, layer.out_channels)  # a 1x1 convolution
+        )
+        count = sum(p.numel() for p in (*module.lora_A.parameters(), *module.lora_B.parameters()))
+        assert count == rank * (fan_in + fan_out), name
+        total += count
+    lora_params = sum(p.numel() for n, p in peft_model.named_parameters() if "lora_" in n and p.requires_grad)
+    assert lora_params == total

@@ -23,6 +23,12 @@ from fairmerge.errors import ConfigError, ModelError
 from fairmerge.models import load_classifier, load_processor
 from fairmerge.training.cache import TrainingCache, cache_key, hash_checkpoint, library_versions, split_digest
 from fairmerge.training.config import Method, TrainConfig
+from fairmerge.training.group_objectives import (
+    GroupDRO,
+    GroupObjective,
+    group_balanced_weights,
+    training_groups,
+)
 from fairmerge.training.loop import fit, training_runtime
 from fairmerge.training.lora import ADAPTER_DIR, apply_lora, save_merged
 from fairmerge.training.probe import fit_linear_probe
@@ -38,8 +44,13 @@ def train_fft(
     config: TrainConfig,
     cache: TrainingCache,
     progress: bool = True,
+    objective: GroupObjective | None = None,
 ) -> Path:
-    """Fine-tune all weights of θ_base on the train split (best epoch on val); return the checkpoint."""
+    """Fine-tune all weights of θ_base on the train split (best epoch on val); return the checkpoint.
+
+    ``objective`` trains with group-balanced weights or Group DRO (the ``fft[balanced]`` and
+    ``fft[group_dro]`` baselines); None is plain FFT.
+    """
     return run_finetune(
         "fft",
         dataset,
@@ -49,7 +60,8 @@ def train_fft(
         config=config,
         cache=cache,
         method="fft",
-        description="fft",
+        objective=objective,
+        description="fft" if objective is None else f"fft[{objective.weighting}]",
         progress=progress,
     )
 
@@ -91,6 +103,7 @@ def run_finetune(
     cache: TrainingCache,
     method: Method,
     weights: np.ndarray | None = None,
+    objective: GroupObjective | None = None,
     key_extra: dict[str, Any] | None = None,
     description: str,
     val_note: str = "val split",
@@ -102,7 +115,9 @@ def run_finetune(
     ``key_extra`` names what the examples stand for (e.g. attribute, group, strategy); the cache
     key also covers the exact examples, so it is descriptive rather than load-bearing.
     ``linear_probe`` fits only the head's output layer by logistic regression (``probe``) instead of
-    running the training loop.
+    running the training loop. ``objective`` weighs the groups of an attribute of ``train``
+    (:mod:`fairmerge.training.group_objectives`); it enters the cache key only when given, so the
+    keys of plain fine-tunes do not change.
     """
     base = Path(base_dir)
     if not (base / "config.json").is_file():
@@ -114,6 +129,15 @@ def run_finetune(
         keep = stratified_subsample(train.labels, config.max_train_samples, seed=config.seed)
         train = train.subset(keep)
         weights = None if weights is None else np.asarray(weights)[keep]
+    group_dro = None
+    if objective is not None:
+        if weights is not None or linear_probe:
+            raise ConfigError(f"{description}: a group objective takes no loss weights and no linear probe")
+        names, members = training_groups(train, objective.attribute)
+        if objective.weighting == "balanced":
+            weights = group_balanced_weights(members)
+        else:
+            group_dro = GroupDRO(names, members, objective.dro_step_size)
 
     config_values = {k: v for k, v in config.to_dict().items() if k != "device"}
     if method == "fft":  # LoRA settings do not affect a full fine-tune
@@ -132,6 +156,7 @@ def run_finetune(
             "val_sha256": split_digest(val),
         },
         "config": config_values,
+        **({"objective": objective.key()} if objective is not None else {}),
         "trainer": "logistic_regression" if linear_probe else "loop",
         "runtime": runtime,
         "versions": library_versions(),
@@ -160,6 +185,7 @@ def run_finetune(
             val,
             config,
             weights=weights,
+            group_dro=group_dro,
             progress=progress,
             description=description,
             val_note=val_note,
@@ -185,6 +211,7 @@ def run_finetune(
             "n_train": result.n_train,
             "train_seconds": round(result.train_seconds, 3),
             "samples_per_s": round(result.samples_per_s, 2),
+            **({"group_dro_weights": result.group_weights} if result.group_weights is not None else {}),
         }
 
     path = cache.store(kind, key, build) if is_main_process() else cache.path(kind, key)

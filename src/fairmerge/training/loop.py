@@ -55,6 +55,7 @@ from fairmerge.inference import (
     predict_logits,
 )
 from fairmerge.training.config import TrainConfig
+from fairmerge.training.group_objectives import GroupDRO
 from fairmerge.training.heads import head_parameter_names
 
 logger = logging.getLogger("fairmerge.training")
@@ -78,6 +79,8 @@ class FitResult:
     n_train: int
     n_val: int
     runtime: dict[str, Any] = field(default_factory=dict)
+    group_weights: dict[str, float] | None = None
+    """Group DRO's final group weights q (None without Group DRO)."""
 
     @property
     def best(self) -> dict[str, float]:
@@ -114,6 +117,7 @@ def fit(
     config: TrainConfig,
     *,
     weights: np.ndarray | None = None,
+    group_dro: GroupDRO | None = None,
     progress: bool = True,
     description: str = "train",
     val_note: str = "val split",
@@ -122,6 +126,7 @@ def fit(
 
     ``weights`` (one per training example) scale the per-example loss; they are normalised to mean 1
     so the loss scale, and hence the learning rate, means the same with or without them.
+    ``group_dro`` (over ``train``'s examples) replaces the batch's mean loss by its robust loss.
     """
     if config.learning_rate is None:
         raise ConfigError("fit() needs a resolved config: call config.resolved('fft' or 'lora') first")
@@ -130,12 +135,18 @@ def fit(
     if len(val) == 0:
         raise DataError(f"{description}: the validation set is empty")
     weight_tensor = _normalised_weights(weights, len(train), description)
+    if group_dro is not None and weight_tensor is not None:
+        raise ConfigError(f"{description}: Group DRO takes no per-example loss weights")
+    if group_dro is not None and group_dro.n_examples != len(train):
+        raise DataError(f"{description}: Group DRO has {group_dro.n_examples} rows for {len(train)} examples")
 
     runtime = training_runtime(config)
     set_seed(config.seed)  # dropout masks (and any other torch randomness) follow the seed
     accelerator = _accelerator(runtime)
     main = accelerator.is_main_process
     rank, world = accelerator.process_index, accelerator.num_processes
+    if group_dro is not None and world > 1:  # each rank would follow its own batches' group losses
+        raise ConfigError(f"{description}: Group DRO runs in one process, not {world}")
 
     train_enc = encode_inputs(tokenizer, train, max_length=config.max_length)
     val_enc = encode_inputs(tokenizer, val, max_length=config.max_length)
@@ -195,7 +206,7 @@ def fit(
                 losses = F.cross_entropy(logits, target, reduction="none")
                 if weight_tensor is not None:
                     losses = losses * weight_tensor[idx].to(device, non_blocking=True)
-                loss = losses.mean()
+                loss = losses.mean() if group_dro is None else group_dro.loss(losses, idx)
                 accelerator.backward(loss)
                 if config.grad_clip is not None:
                     accelerator.clip_grad_norm_(trainable, config.grad_clip)
@@ -273,6 +284,7 @@ def fit(
         n_train=len(train),
         n_val=len(val),
         runtime=runtime,
+        group_weights=None if group_dro is None else group_dro.weights,
     )
     summary = (
         f"{description}: {history[-1]['epoch']:g} epoch(s) ({stop_reason}), {len(train)} examples, "
