@@ -12,7 +12,11 @@ _SIBLING_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Default $FAIRMERGE_DATA_DIR to ../shared/data when unset and present (tests read it directly)."""
+    """Default $FAIRMERGE_DATA_DIR to ../shared/data when unset and present (tests read it directly);
+    a relative one is resolved against the folder pytest started in, before any test changes folder."""
+    from fairmerge.paths import anchor_env_dirs
+
+    anchor_env_dirs(config.invocation_params.dir)
     if not os.environ.get("FAIRMERGE_DATA_DIR") and _SIBLING_DATA.is_dir():
         os.environ["FAIRMERGE_DATA_DIR"] = str(_SIBLING_DATA)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -258,13 +258,16 @@ def load_table_dataset(
     else against the working directory.
     """
     mapping = parse_group_columns(group_cols)
-    root = optional_data_dir(data_dir)
     per_split = {s: f for s, f in (("train", train), ("val", val), ("test", test)) if f is not None}
     if path is not None and per_split:
         raise DataError("give either one file (path=) or per-split files (train=/val=/test=), not both")
     if path is None and not per_split:
         raise DataError("no table given: pass path=FILE (with a split column) or train=/val=/test= files")
     columns = [text_col, label_col, *mapping.values(), *([id_col] if id_col else [])]
+    named = [path] if path is not None else list(per_split.values())
+    # files given by absolute path need no data directory; relative ones resolve under it when set
+    relative = any(not Path(f).expanduser().is_absolute() for f in named if f is not None)
+    root = optional_data_dir(data_dir) if relative else None
 
     def build(frame: pd.DataFrame, source: str) -> TextSplit:
         with warnings.catch_warnings():  # a split without positives is checked for the whole dataset
