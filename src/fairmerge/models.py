@@ -131,6 +131,14 @@ def _check_reachable(name_or_path: str | None, path: str) -> None:
     check_model_source(str(name_or_path), path)  # a missing folder fails at once, offline never retries
 
 
+def check_model(name_or_path: str | None) -> None:
+    """Fail at once, in one line, when a model cannot be loaded: a missing folder, a Hub id not in
+    the cache while offline, or a checkpoint that needs its own code. Reads no weights."""
+    path = resolve_model_name(name_or_path)
+    _check_reachable(name_or_path, path)
+    refuse_custom_code(name_or_path, path)
+
+
 def is_image_config(config: PretrainedConfig) -> bool:
     """Whether ``AutoModelForImageClassification`` knows this config (built-in or registered)."""
     return type(config) in MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING

@@ -33,9 +33,16 @@ def check_device(device: str | None) -> None:
     if device is None:
         return
     try:
-        torch.device(device)
+        kind = torch.device(device).type
     except (RuntimeError, ValueError):
         raise ConfigError(f"--device {device!r} is not a torch device (cpu, cuda, cuda:1, mps, …)") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+        raise ConfigError(
+            f"--device {device}: no CUDA device is available (torch {torch.__version__}, {build})"
+        )
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"--device {device}: no MPS device is available")
 
 
 def evaluate(
@@ -59,6 +66,11 @@ def evaluate(
         None, "--group-sep", help="Separator of several groups in one cell, e.g. '|'."
     ),
     id_col: str | None = typer.Option(None, "--id-col", help="Column of example ids (default: row number)."),
+    allow_outside_paths: bool = typer.Option(
+        False,
+        "--allow-outside-paths",
+        help="Accept image paths that are absolute or lead outside the table's folder (a trusted table).",
+    ),
     out: Path = typer.Option(
         Path("evaluation"), "--out", help="Output folder (written atomically; an earlier output is replaced)."
     ),
@@ -99,7 +111,11 @@ def evaluate(
     if (text_col is None) == (image_col is None):
         raise ConfigError("give exactly one of --text-col (texts) and --image-col (a column of image paths)")
     read = read_table_split if text_col is not None else read_image_table_split
-    inputs = {"text_col": text_col} if text_col is not None else {"image_col": image_col}
+    inputs: dict[str, object] = (
+        {"text_col": text_col}
+        if text_col is not None
+        else {"image_col": image_col, "allow_outside": allow_outside_paths}
+    )
     split = read(
         data,
         **inputs,  # type: ignore[arg-type]
