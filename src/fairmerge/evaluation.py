@@ -188,7 +188,7 @@ def evaluate_model(
         processor = load_processor(_str_or_none(source))
         classifier = model
         if device is not None:
-            classifier.to(pick_device(device))
+            torch.nn.Module.to(classifier, pick_device(device))
     else:
         path = _str_or_none(model)
         processor = load_processor(_str_or_none(tokenizer_path) if tokenizer_path is not None else path)

@@ -2,7 +2,7 @@
 
 A command runs inside :class:`WarningCollector` (the CLI's ``main`` does this), which records every
 warning instead of printing it and prints one line per distinct (category, message) when the
-command ends, before its result or error line::
+command ends (not when it fails: then the error line is all)::
 
     warning: UndefinedMetricWarning: undefined (NaN): … (104 times; split: test, val; model: fft, merge)
 
@@ -61,8 +61,9 @@ def format_warning(category: str, message: str, count: int, labels: dict[str, li
 class WarningCollector:
     """Record the process's Python warnings in a ``with`` block; print each distinct one once at its end.
 
-    Filters that ignore a warning still apply; warnings that would be shown once per source line
-    are all counted.
+    When the block fails (an exception other than Ctrl-C or a zero exit), nothing is printed: the
+    failing command's one error line is its whole message. Filters that ignore a warning still
+    apply; warnings that would be shown once per source line are all counted.
     """
 
     def __init__(self, stream: TextIO | None = None) -> None:
@@ -101,6 +102,8 @@ class WarningCollector:
     ) -> None:
         assert self._guard is not None
         self._guard.__exit__(kind, exc, traceback)
+        if exc is not None and not isinstance(exc, KeyboardInterrupt) and getattr(exc, "exit_code", 1) != 0:
+            return  # a failing command prints its one error line, nothing else
         stream = self.stream or sys.stderr
         for line in self.lines():
             stream.write(line + "\n")

@@ -208,6 +208,8 @@ def read_table_split(
     mapping = parse_group_columns(group_cols)
     columns = [text_col, label_col, *mapping.values(), *([id_col] if id_col else [])]
     frame = read_table(path, columns, text_columns=columns)
+    if frame.empty:
+        raise DataError(f"data file {path} has a header but no rows")
     split = frame_to_split(
         frame,
         text_col=text_col,

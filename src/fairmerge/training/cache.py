@@ -101,6 +101,7 @@ class TrainingCache:
         target = self.path(kind, key)
         corrupt = target.exists() and not (target / META_FILE).is_file()
         built = False
+        new_folders = [p for p in target.parents if not p.exists()]  # deepest first
         try:
             with (
                 writing(self.root, "cache entry in"),
@@ -113,6 +114,11 @@ class TrainingCache:
             if not built or not (target / META_FILE).is_file():
                 raise
             logger.info("another process stored %s/%s first; keeping its entry", kind, key[:12])
+        except BaseException:
+            for folder in new_folders:  # a failed first store leaves no empty cache folders behind
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+            raise
         return target
 
     def entries(self, kind: str | None = None) -> list[CacheEntry]:
