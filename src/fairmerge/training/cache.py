@@ -101,7 +101,7 @@ class TrainingCache:
         target = self.path(kind, key)
         corrupt = target.exists() and not (target / META_FILE).is_file()
         built = False
-        new_folders = [p for p in target.parents if not p.exists()]  # deepest first
+        new_root = [p for p in target.parents if not p.exists()] if not self.root.exists() else []
         try:
             with (
                 writing(self.root, "cache entry in"),
@@ -115,7 +115,7 @@ class TrainingCache:
                 raise
             logger.info("another process stored %s/%s first; keeping its entry", kind, key[:12])
         except BaseException:
-            for folder in new_folders:  # a failed first store leaves no empty cache folders behind
+            for folder in new_root:  # a failed first store leaves no empty cache behind (deepest first)
                 with contextlib.suppress(OSError):
                     folder.rmdir()
             raise
