@@ -12,7 +12,11 @@ _SIBLING_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Default $FAIRMERGE_DATA_DIR to ../shared/data when unset and present (tests read it directly)."""
+    """Default $FAIRMERGE_DATA_DIR to ../shared/data when unset and present (tests read it directly);
+    a relative one is resolved against the folder pytest started in, before any test changes folder."""
+    from fairmerge.paths import anchor_env_dirs
+
+    anchor_env_dirs(config.invocation_params.dir)
     if not os.environ.get("FAIRMERGE_DATA_DIR") and _SIBLING_DATA.is_dir():
         os.environ["FAIRMERGE_DATA_DIR"] = str(_SIBLING_DATA)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -34,16 +38,23 @@ def data_dir() -> Path:
 def fast_study(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> tuple[Path, Path]:
     """One uninterrupted cold ``fairmerge run --fast`` per session: (output folder, cache root).
 
-    Shared by the tests that need a reference run (end to end, interrupt and resume), so the
-    3-minute study runs once. Tests must not modify either folder.
+    It runs through the console entry point in a child process, as a user runs it; its stderr is
+    kept next to the two folders (``stderr.txt``). Shared by the tests that need a reference run
+    (end to end, interrupt and resume, warnings), so the 3-minute study runs once. Tests must not
+    modify either folder.
     """
-    from typer.testing import CliRunner
-
-    from fairmerge.cli import app
+    import subprocess
+    import sys
 
     root = tmp_path_factory.mktemp("fast-study")
     out, cache = root / "out", root / "cache"
     argv = ["run", "--fast", "--data-dir", str(data_dir), "--out", str(out), "--cache-dir", str(cache)]
-    result = CliRunner().invoke(app, argv)
-    assert result.exit_code == 0, result.output + repr(result.exception)
+    result = subprocess.run(
+        [sys.executable, "-c", "from fairmerge.cli import main; main()", *argv],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    (root / "stderr.txt").write_text(result.stderr)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return out, cache

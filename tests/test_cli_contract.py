@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import io
+import json
 import os
+import re
 import shlex
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -119,6 +123,55 @@ CASES = [
     Case("evaluate-full-disk", "evaluate {w}/base " + _DATA + " --out {full}/ev", "No space left"),
     Case("evaluate-read-only", "evaluate {w}/base " + _DATA + " --out {ro}/ev", "Read-only"),
     Case("evaluate-bad-device", "evaluate {w}/base " + _DATA + " --device banana --out {o}/ev", "--device"),
+    Case(
+        "evaluate-cuda-without-cuda",
+        "evaluate {w}/base " + _DATA + " --device cuda --out {o}/ev",
+        ("--device cuda", "no CUDA device"),
+        (pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is available"),),
+    ),
+    Case("evaluate-remote-code", "evaluate {w}/remote " + _DATA + " --out {o}/ev", "auto_map"),
+    Case(
+        "evaluate-no-tokenizer",
+        "evaluate {w}/notok " + _DATA + " --out {o}/ev",
+        ("no tokenizer", "vocab.txt"),
+    ),
+    Case(
+        "evaluate-header-only-csv",
+        "evaluate {w}/base --data {w}/header.csv " + _EVAL + " --out {o}/ev",
+        "no rows",
+    ),
+    Case(
+        "evaluate-single-class-positive",
+        "evaluate {w}/base " + _DATA + " --positive banana --out {o}/ev",
+        "never equals positive='banana'",
+    ),
+    Case("evaluate-legacy-pickle", "evaluate {w}/legacy " + _DATA + " --out {o}/ev", "pickled"),
+    Case(
+        "evaluate-pickle-without-config", "evaluate {w}/binonly " + _DATA + " --out {o}/ev", "no config.json"
+    ),
+    Case(
+        "evaluate-image-outside-table",
+        "evaluate {w}/base --data {w}/images.csv --image-col path --label-col label --group-col g "
+        "--out {o}/ev",
+        ("outside the table's folder", "--allow-outside-paths"),
+    ),
+    Case(
+        "evaluate-image-is-a-folder",
+        "evaluate {w}/base --data {w}/imagedirs.csv --image-col path --label-col label --group-col g "
+        "--out {o}/ev",
+        "are folders",
+    ),
+    Case(
+        "evaluate-data-and-dataset",
+        "evaluate {w}/base " + _DATA + " --dataset hatexplain --out {o}/ev",
+        "exactly one",
+    ),
+    Case(
+        "evaluate-dataset-bad-split",
+        "evaluate {w}/base --dataset hatexplain --split dev --out {o}/ev",
+        "--split",
+    ),
+    Case("evaluate-dataset-unstudied", "evaluate {w}/base --dataset civil_comments --out {o}/ev", "--config"),
     # train (the output is checked before the data loads)
     Case("train-out-user-folder", "train fft --out {w}/userdir --cache-dir {o}/cache", "precious.txt"),
     Case("train-out-is-a-file", "train lora --out {w}/afile.txt --cache-dir {o}/cache", "existing file"),
@@ -126,6 +179,22 @@ CASES = [
     Case("train-read-only", "train fft --out {ro}/fft --cache-dir {o}/cache", "Read-only"),
     Case("train-bad-config", "train fft {w}/epochs0.yaml --out {o}/fft --cache-dir {o}/cache", "epochs"),
     Case("train-bad-number", "train fft --out {o}/fft --learning-rate fast", "--learning-rate"),
+    Case("train-remote-code", "train fft --model {w}/remote --out {o}/fft --cache-dir {c}", "auto_map"),
+    Case(
+        "train-subgroups-bad-json",
+        "train subgroups --data-dir {w}/hx-json --out {o}/sub --cache-dir {c}",
+        "post_id_divisions.json",
+    ),
+    Case(
+        "train-cache-full-disk",
+        "train fft {w}/tiny.yaml --model {w}/base --cache-dir {full}/cache --out {o}/fft",
+        ("No space left", "{full}/cache"),
+    ),
+    Case(
+        "train-out-full-disk",
+        "train fft {w}/tiny.yaml --model {w}/base --cache-dir {c} --out {full}/fft",
+        ("No space left", "{full}/fft"),
+    ),
     # cache
     Case("cache-clear-unknown-kind", "cache clear --kind banana --yes --cache-dir {o}/cache", "banana"),
     Case("cache-list-unknown-kind", "cache list --kind banana --cache-dir {o}/cache", "banana"),
@@ -138,6 +207,15 @@ CASES = [
     Case("data-option-wrong-type", "data summary sbic -o min_target_share=banana", "min_target_share"),
     Case("data-unknown-option", "data summary hatexplain -o bogus=1", "bogus"),
     Case("data-missing-data-dir", "data summary hatexplain --data-dir {w}/nope", "nope"),
+    Case(
+        "data-truncated-gz", "data summary hatexplain --data-dir {w}/hx-trunc", "mbib_092-HateXplain.csv.gz"
+    ),
+    Case("data-bad-json", "data summary hatexplain --data-dir {w}/hx-json", "post_id_divisions.json"),
+    Case(
+        "data-weak-targets-not-gzip",
+        "data summary hatexplain --data-dir {w}/hx-weak",
+        "weak_targets_final_hateXplain.csv.gz",
+    ),
     # run (every one of these fails before any work)
     Case("run-out-user-folder", "run --fast --out {w}/userdir --cache-dir {o}/cache", "precious.txt"),
     Case("run-out-is-a-file", "run --fast --out {w}/afile.txt --cache-dir {o}/cache", "existing file"),
@@ -154,6 +232,20 @@ CASES = [
         "run-lambdas-string", "run {w}/lambdas.yaml --fast --out {o}/s --cache-dir {o}/cache", "sweep.lambdas"
     ),
     Case("run-not-yaml", "run {w}/broken.yaml --out {o}/s --cache-dir {o}/cache", "broken.yaml"),
+    Case(
+        "run-config-is-a-folder", "run {w}/userdir --out {o}/s --cache-dir {o}/cache", ("userdir", "folder")
+    ),
+    Case(
+        "run-dry-run-truncated-gz",
+        "run --fast --dry-run --data-dir {w}/hx-trunc --cache-dir {c}",
+        "mbib_092-HateXplain.csv.gz",
+    ),
+    Case("run-dry-run-missing-model", "run --fast --dry-run --set model=./nosuch --cache-dir {c}", "nosuch"),
+    Case(
+        "run-dry-run-remote-code", "run --fast --dry-run --set model={w}/remote --cache-dir {c}", "auto_map"
+    ),
+    # inspect, vector, merge: folders
+    Case("inspect-folder", "inspect {w}/base", ("base", "is a folder")),
 ]
 
 
@@ -167,7 +259,7 @@ def _snapshot(root: Path) -> dict[str, tuple[int, str]]:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def world(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
     """Inputs: tiny random BERT checkpoints (good, truncated, 3-label, pickle-only), task vectors
     (good and empty), tables (good, empty, corrupt, three-class), a file, a user's folder, configs."""
     root = tmp_path_factory.mktemp("world")
@@ -203,7 +295,68 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "typo.yaml").write_text("fft:\n  epochz: 1\n")
     (root / "lambdas.yaml").write_text('sweep:\n  lambdas: "0.5"\n')
     (root / "broken.yaml").write_text("fft: [unclosed\n")
+    _remote_code_checkpoint(root / "remote", root / "MARKER")
+    shutil.copytree(root / "base", root / "notok", ignore=shutil.ignore_patterns("*token*", "vocab*"))
+    (root / "header.csv").write_text("text,label,g\n")
+    (root / "tiny.yaml").write_text(
+        "epochs: 1\nmax_train_samples: 16\nmax_length: 32\n"
+    )  # tiny BERT: 32 positions
+    shutil.copytree(root / "base", root / "legacy", ignore=shutil.ignore_patterns("*.safetensors"))
+    torch.save(base, root / "legacy" / "pytorch_model.bin", _use_new_zipfile_serialization=False)
+    (root / "binonly").mkdir()
+    torch.save(base.state_dict(), root / "binonly" / "pytorch_model.bin")
+    pd.DataFrame({"path": ["../../etc/passwd", "/etc/hostname"], "label": [0, 1], "g": ["a", "b"]}).to_csv(
+        root / "images.csv", index=False
+    )
+    pd.DataFrame({"path": ["userdir"], "label": [0], "g": ["a"]}).to_csv(root / "imagedirs.csv", index=False)
+    _broken_hatexplain(root, data_dir)
     return root
+
+
+def _remote_code_checkpoint(folder: Path, marker: Path) -> None:
+    """A checkpoint whose config needs its own code (``auto_map``, unknown ``model_type``); that code
+    would write ``marker``."""
+    folder.mkdir()
+    config = {
+        "model_type": "fairmerge-remote-test",
+        "auto_map": {
+            "AutoConfig": "remote.RemoteConfig",
+            "AutoModelForSequenceClassification": "remote.RemoteModel",
+        },
+    }
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "remote.py").write_text(
+        f"import pathlib\npathlib.Path({str(marker)!r}).write_text('ran')\n"
+        "from transformers import PretrainedConfig\n"
+        "class RemoteConfig(PretrainedConfig):\n    model_type = 'fairmerge-remote-test'\n"
+    )
+    vectors_tiny.save_tokenizer(folder)
+
+
+def _broken_hatexplain(root: Path, data_dir: Path) -> None:
+    """Copies of the HateXplain folder (links to the real files) with one file broken each:
+    ``hx-trunc`` (MBIB .csv.gz cut in half), ``hx-json`` (divisions not JSON), ``hx-weak``
+    (weak targets random bytes)."""
+    source = data_dir / "hatexplain"
+    broken = {
+        "hx-trunc": ("mbib_092-HateXplain.csv.gz", lambda data: data[: len(data) // 2]),
+        "hx-json": ("post_id_divisions.json", lambda data: b"{not json"),
+        "hx-weak": ("weak_targets_final_hateXplain.csv.gz", lambda data: bytes(range(7, 250)) * 4),
+    }
+    for name, (file, change) in broken.items():
+        folder = root / name / "hatexplain"
+        folder.mkdir(parents=True)
+        for original in source.iterdir():
+            if original.name == file:
+                (folder / file).write_bytes(change(original.read_bytes()))
+            else:
+                (folder / original.name).symlink_to(original)
+
+
+@pytest.fixture(scope="module")
+def scratch_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A cache root outside the watched folders (a row that trains fills it)."""
+    return tmp_path_factory.mktemp("cache")
 
 
 def main_ok(args: list[str]) -> bool:
@@ -257,12 +410,13 @@ def _fill(path: Path) -> None:
 def test_bad_input_fails_cleanly(
     case: Case,
     world: Path,
+    scratch_cache: Path,
     mounts: dict[str, Path | str],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    places = {"w": world, "o": tmp_path, **mounts}
+    places = {"w": world, "o": tmp_path, "c": scratch_cache, **mounts}
     for name in ("full", "ro"):
         if "{" + name + "}" in case.argv and isinstance(mounts[name], str):
             pytest.skip(str(mounts[name]))
@@ -271,11 +425,14 @@ def test_bad_input_fails_cleanly(
     before = [_snapshot(root) for root in watched]
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", ["fairmerge", *argv])
+    monkeypatch.setattr(sys, "stdin", io.StringIO("y\n" * 8))  # "y" to any prompt, e.g. "run custom code?"
     with pytest.raises(SystemExit) as exit_info:
         main()
     out, err = capsys.readouterr()
     assert exit_info.value.code == 2, err
     assert "Traceback" not in out + err
+    assert not re.search(r"\.py:\d+", err), err  # no warning with a source path
+    assert not (world / "MARKER").exists()  # a checkpoint's own code never ran
     lines = [line for line in err.splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("error:")]
     assert len(errors) == 1 and lines[-1] == errors[0], err

@@ -7,15 +7,11 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from transformers import PreTrainedModel
 
 from fairmerge.data import GroupedTextDataset, TextSplit, available_datasets, load_dataset
 from fairmerge.errors import DataError
-from fairmerge.evaluation import evaluate_scores, score_split
-from fairmerge.inference import encode_texts
-from fairmerge.models import load_classifier, load_tokenizer
+from fairmerge.evaluation import ModelLike, evaluate_model
 
-ModelLike = PreTrainedModel | str | os.PathLike[str] | None
 DataLike = str | GroupedTextDataset | TextSplit | None
 
 
@@ -55,6 +51,7 @@ def evaluate(
     texts: Sequence[str] | None = None,
     labels: Sequence[int] | np.ndarray | None = None,
     groups: Mapping[str, Sequence[str | Iterable[str] | None]] | None = None,
+    attributes: Sequence[str] | None = None,
     threshold: float = 0.5,
     min_group_size: int = 30,
     n_resamples: int = 1000,
@@ -65,9 +62,10 @@ def evaluate(
     """Group metrics of ``model`` on ``data``: ``attribute, group, metric, value, ci_low, ci_high``.
 
     ``model`` is a loaded classifier, a checkpoint directory, a Hugging Face id, or None for the
-    embedded default. ``data`` is a dataset name (read from ``data_dir``), a loaded dataset (its
-    ``split``), a split, or None with ``texts``, ``labels`` and ``groups`` (attribute → one group
-    name, several, or None per example).
+    embedded default; text and image classifiers alike (the same path as ``fairmerge evaluate``:
+    :func:`fairmerge.evaluation.evaluate_model`). ``data`` is a dataset name (read from
+    ``data_dir``), a loaded dataset (its ``split``), a split, or None with ``texts``, ``labels`` and
+    ``groups`` (attribute → one group name, several, or None per example).
 
     Example::
 
@@ -75,18 +73,14 @@ def evaluate(
         frame = fm.evaluate("runs/ft", "hatexplain", data_dir="../shared/data", split="val")
     """
     evaluated = _split_of(data, split, data_dir, texts, labels, groups)
-    if isinstance(model, PreTrainedModel):
-        classifier, tokenizer = model, load_tokenizer(model.name_or_path)
-    else:
-        path = None if model is None else os.fspath(model)
-        classifier, tokenizer = load_classifier(path), load_tokenizer(path)
-    encoded = encode_texts(tokenizer, evaluated.texts, max_length=max_length)
-    scores = score_split(classifier, encoded, batch_size=batch_size)
-    return evaluate_scores(
+    return evaluate_model(
+        model,
         evaluated,
-        scores,
+        attributes=attributes,
         threshold=threshold,
         min_group_size=min_group_size,
         n_resamples=n_resamples,
+        max_length=max_length,
+        batch_size=batch_size,
         seed=seed,
-    )
+    ).metrics

@@ -16,6 +16,19 @@ def _umask() -> int:
     return mask
 
 
+def honour_umask(folder: Path) -> None:
+    """Give every file under ``folder`` the umask's usual permissions (0644 under umask 022).
+
+    Some writers (safetensors' ``save_file``, ``tempfile``) create files 0600 whatever the umask;
+    a published result should be readable like any other file the user creates.
+    """
+    mask = _umask()
+    for path in folder.rglob("*"):
+        if path.is_symlink():
+            continue
+        os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~mask)
+
+
 def _discard(path: Path) -> None:
     """Delete a file or a folder tree; a missing path is fine."""
     if path.is_dir() and not path.is_symlink():
@@ -101,6 +114,7 @@ def atomic_directory(path: str | os.PathLike[str], *, overwrite: bool = False) -
         yield tmp
         if (path.exists() or path.is_symlink()) and not overwrite:
             raise FileExistsError(f"{path} already exists")
+        honour_umask(tmp)
         replace_path(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -9,6 +9,10 @@ class DataError(FairmergeError):
     """A data file is missing, malformed, or a group / column is unusable."""
 
 
+class DataDirectoryError(DataError):
+    """No data directory was given, or the one given does not exist."""
+
+
 class ModelError(FairmergeError):
     """A model cannot be loaded or does not fit the requested operation."""
 

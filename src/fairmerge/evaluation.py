@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from transformers import PreTrainedModel
 
 from fairmerge.atomic import atomic_write_text
 from fairmerge.data.types import TextSplit
@@ -28,7 +29,7 @@ from fairmerge.fairness.metrics import (
     group_metrics,
 )
 from fairmerge.inference import EncodedInputs, encode_inputs, positive_scores, predict_logits
-from fairmerge.models import DEFAULT_MODEL, load_classifier, load_processor, resolve_model_name
+from fairmerge.models import DEFAULT_MODEL, load_classifier, load_processor, pick_device, resolve_model_name
 from fairmerge.precision import Precision
 
 METRICS_FILE = "metrics.csv"
@@ -140,14 +141,81 @@ def predictions_frame(split: TextSplit, scores: np.ndarray, threshold: float = 0
     )
 
 
+ModelLike = PreTrainedModel | str | os.PathLike[str] | None
+"""A loaded classifier, a checkpoint folder, a Hugging Face id, or None for the embedded default."""
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A model's group metrics on a split, with the scores and per-example predictions behind them."""
+
+    metrics: pd.DataFrame
+    scores: np.ndarray
+    predictions: pd.DataFrame
+
+
+def evaluate_model(
+    model: ModelLike,
+    split: TextSplit,
+    *,
+    tokenizer_path: str | os.PathLike[str] | None = None,
+    attributes: Sequence[str] | None = None,
+    max_length: int = 128,
+    batch_size: int = 128,
+    threshold: float = 0.5,
+    min_group_size: int = 30,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    device: str | None = None,
+    progress: bool = False,
+    precision: Precision = "fp32",
+) -> Evaluation:
+    """Score ``split`` (texts or images) with ``model`` and compute its group metrics.
+
+    The one evaluation path: ``fairmerge evaluate``, :func:`evaluate_checkpoint` and
+    ``fm.evaluate`` all run it. The input processor (tokenizer or image format) comes from
+    ``tokenizer_path`` if given, else from the model's own folder; a processor that does not fit the
+    split's modality is a DataError. ``attributes`` limits the metrics to those attributes.
+    """
+    if len(split) == 0:
+        raise DataError("the split to evaluate has no examples")
+    if max_length < 2 or batch_size < 1:
+        raise ConfigError(f"max_length must be >= 2 and batch_size >= 1, got {max_length} and {batch_size}")
+    check_options(min_group_size=min_group_size, n_resamples=n_resamples)
+    classifier: torch.nn.Module
+    if isinstance(model, PreTrainedModel):
+        source = tokenizer_path if tokenizer_path is not None else model.name_or_path
+        processor = load_processor(_str_or_none(source))
+        classifier = model
+        if device is not None:
+            torch.nn.Module.to(classifier, pick_device(device))
+    else:
+        path = _str_or_none(model)
+        processor = load_processor(_str_or_none(tokenizer_path) if tokenizer_path is not None else path)
+        classifier = load_classifier(path, device=device)
+    encoded = encode_inputs(processor, split, max_length=max_length)  # a modality mismatch fails here
+    scores = score_split(classifier, encoded, batch_size=batch_size, progress=progress, precision=precision)
+    metrics = evaluate_scores(
+        split,
+        scores,
+        threshold=threshold,
+        attributes=attributes,
+        min_group_size=min_group_size,
+        n_resamples=n_resamples,
+        seed=seed,
+    )
+    return Evaluation(metrics, scores, predictions_frame(split, scores, threshold))
+
+
 def evaluate_checkpoint(
-    model_path: str | os.PathLike[str] | None,
+    model_path: ModelLike,
     split: TextSplit,
     out_dir: str | os.PathLike[str],
     *,
     split_name: str = "test",
     model_name: str | None = None,
     tokenizer_path: str | os.PathLike[str] | None = None,
+    attributes: Sequence[str] | None = None,
     max_length: int = 128,
     batch_size: int = 128,
     threshold: float = 0.5,
@@ -156,37 +224,39 @@ def evaluate_checkpoint(
     seed: int = 0,
     device: str | None = None,
     progress: bool = True,
+    precision: Precision = "fp32",
 ) -> pd.DataFrame:
-    """Evaluate a classifier checkpoint (text or image, matching ``split.modality``) on ``split``.
+    """Evaluate a classifier (text or image, matching ``split.modality``) on ``split`` with
+    :func:`evaluate_model` and write the result.
 
     Writes ``out_dir/metrics.csv`` (DESIGN.md format; ``model`` = the checkpoint's directory name
     unless ``model_name`` is given, ``lambda`` empty) and ``out_dir/predictions.csv``. Everything is
     computed before anything is written, and each file is written atomically, so bad input leaves
     no output behind. Returns the metrics frame.
     """
-    if len(split) == 0:
-        raise DataError("the split to evaluate has no examples")
-    if max_length < 2 or batch_size < 1:
-        raise ConfigError(f"max_length must be >= 2 and batch_size >= 1, got {max_length} and {batch_size}")
-    check_options(min_group_size=min_group_size, n_resamples=n_resamples)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"output path {out} exists and is not a directory")
-    name = model_name or _checkpoint_name(model_path)
-    processor = load_processor(_str_or_none(tokenizer_path if tokenizer_path is not None else model_path))
-    model = load_classifier(_str_or_none(model_path), device=device)
-    encoded = encode_inputs(processor, split, max_length=max_length)  # a modality mismatch fails here
-    scores = score_split(model, encoded, batch_size=batch_size, progress=progress)
-
-    metrics = evaluate_scores(
-        split, scores, threshold=threshold, min_group_size=min_group_size, n_resamples=n_resamples, seed=seed
+    result = evaluate_model(
+        model_path,
+        split,
+        tokenizer_path=tokenizer_path,
+        attributes=attributes,
+        max_length=max_length,
+        batch_size=batch_size,
+        threshold=threshold,
+        min_group_size=min_group_size,
+        n_resamples=n_resamples,
+        seed=seed,
+        device=device,
+        progress=progress,
+        precision=precision,
     )
+    metrics = result.metrics
     metrics.insert(0, "split", split_name)
     metrics.insert(0, "lambda", np.nan)
-    metrics.insert(0, "model", name)
-    predictions = predictions_frame(split, scores, threshold)
-
-    atomic_write_text(out / PREDICTIONS_FILE, predictions.to_csv(index=False))
+    metrics.insert(0, "model", model_name or _checkpoint_name(model_path))
+    atomic_write_text(out / PREDICTIONS_FILE, result.predictions.to_csv(index=False))
     atomic_write_text(out / METRICS_FILE, metrics[CONTRACT_COLUMNS].to_csv(index=False))
     return metrics
 
@@ -204,8 +274,10 @@ def _str_or_none(path: str | os.PathLike[str] | None) -> str | None:
     return None if path is None else str(path)
 
 
-def _checkpoint_name(model_path: str | os.PathLike[str] | None) -> str:
+def _checkpoint_name(model_path: ModelLike) -> str:
     """Directory name of a local checkpoint, the hub id otherwise, the short name for the default."""
+    if isinstance(model_path, PreTrainedModel):
+        return Path(str(model_path.name_or_path)).name or type(model_path).__name__
     if model_path is None or resolve_model_name(str(model_path)) != str(model_path):
         return DEFAULT_MODEL.split(":", 1)[1]
     path = Path(str(model_path))

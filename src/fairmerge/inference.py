@@ -77,6 +77,9 @@ class EncodedImages:
         return {"pixel_values": pixel_values}
 
 
+CHARS_PER_TOKEN = 32
+"""Characters kept per token of ``max_length`` before tokenizing (subword tokens average about 4)."""
+
 EncodedInputs = EncodedTexts | EncodedImages
 InputProcessor = PreTrainedTokenizerBase | ImageInputFormat
 """What turns a split's inputs into model inputs: a tokenizer (texts) or an image format (images)."""
@@ -114,8 +117,16 @@ def encode_inputs(processor: InputProcessor, split: TextSplit, *, max_length: in
 def encode_texts(
     tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], *, max_length: int
 ) -> EncodedTexts:
-    """Tokenize ``texts`` once, truncated to ``max_length`` tokens, without padding."""
-    encoded = tokenizer(list(texts), truncation=True, max_length=max_length, padding=False)
+    """Tokenize ``texts`` once, truncated to ``max_length`` tokens, without padding.
+
+    Each text is first cut to ``max_length * CHARS_PER_TOKEN`` characters, so a huge cell (a 30 MB
+    CSV field) costs what a long post costs instead of gigabytes and a tokenizer that Ctrl-C cannot
+    interrupt.
+    """
+    limit = max_length * CHARS_PER_TOKEN
+    encoded = tokenizer(
+        [text[:limit] for text in texts], truncation=True, max_length=max_length, padding=False
+    )
     pad_id = tokenizer.pad_token_id
     if pad_id is None:
         raise ValueError("tokenizer has no pad token id")

@@ -9,6 +9,7 @@ image classifiers (``AutoModelForImageClassification``) take images through an
 
 from __future__ import annotations
 
+import json
 import pickle
 import re
 from collections.abc import Mapping
@@ -17,6 +18,7 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError
 from transformers import (
+    CONFIG_MAPPING,
     MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING,
     AutoConfig,
     AutoModelForImageClassification,
@@ -68,17 +70,73 @@ def resolve_model_name(name: str | None) -> str:
     return str(name)
 
 
+_VOCABULARY_FILES = (
+    "tokenizer.json",
+    "vocab.txt",
+    "vocab.json",
+    "tokenizer.model",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+)
+"""Files of which a local checkpoint's tokenizer needs one (without any, transformers builds a
+tokenizer with a handful of special tokens and every word becomes [UNK])."""
+
+
 def _load_config(name_or_path: str | None) -> PretrainedConfig:
     path = resolve_model_name(name_or_path)
     _check_reachable(name_or_path, path)
+    refuse_custom_code(name_or_path, path)
+    if Path(path).is_dir() and not Path(path, "config.json").is_file():
+        found = ", ".join(sorted(p.name for p in Path(path).iterdir())[:5]) or "nothing"
+        raise ModelError(
+            f"model {name_or_path!r}: {path} has no config.json, so it is not a Hugging Face checkpoint "
+            f"folder (it holds {found})"
+        )
     try:
-        return AutoConfig.from_pretrained(path)
+        return AutoConfig.from_pretrained(path, trust_remote_code=False)
     except (OSError, ValueError, KeyError) as exc:
+        if "trust_remote_code" in str(exc):
+            raise ModelError(_custom_code_message(name_or_path)) from None
         raise ModelError(f"cannot load the config of model {name_or_path!r}: {exc}") from exc
+
+
+def _custom_code_message(name_or_path: str | None) -> str:
+    return (
+        f"model {name_or_path!r}: its config.json has an auto_map that points to the checkpoint's own "
+        "Python code, which fairmerge never runs; use a checkpoint of a built-in transformers architecture"
+    )
+
+
+def refuse_custom_code(name_or_path: str | None, path: str) -> None:
+    """A local checkpoint whose ``config.json`` needs its own code (an ``auto_map`` and a
+    ``model_type`` transformers does not know) is a :class:`ModelError` naming ``auto_map``.
+
+    Every ``from_pretrained`` here also passes ``trust_remote_code=False``, so such code never runs
+    and transformers never asks on stdin whether to run it.
+    """
+    config_file = Path(path, "config.json")
+    if not config_file.is_file():
+        return
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"model {name_or_path!r}: {config_file} is not valid JSON ({exc})") from None
+    if not isinstance(config, dict):
+        raise ModelError(f"model {name_or_path!r}: {config_file} is not a JSON object")
+    if config.get("auto_map") and config.get("model_type") not in CONFIG_MAPPING:
+        raise ModelError(_custom_code_message(name_or_path))
 
 
 def _check_reachable(name_or_path: str | None, path: str) -> None:
     check_model_source(str(name_or_path), path)  # a missing folder fails at once, offline never retries
+
+
+def check_model(name_or_path: str | None) -> None:
+    """Fail at once, in one line, when a model cannot be loaded: a missing folder, a Hub id not in
+    the cache while offline, or a checkpoint that needs its own code. Reads no weights."""
+    path = resolve_model_name(name_or_path)
+    _check_reachable(name_or_path, path)
+    refuse_custom_code(name_or_path, path)
 
 
 def is_image_config(config: PretrainedConfig) -> bool:
@@ -129,9 +187,17 @@ def load_tokenizer(name_or_path: str | None) -> PreTrainedTokenizerBase:
     """Tokenizer for a model; a pad token is set from EOS for decoder models that lack one."""
     path = resolve_model_name(name_or_path)
     _check_reachable(name_or_path, path)
+    refuse_custom_code(name_or_path, path)
+    if Path(path).is_dir() and not any(Path(path, f).is_file() for f in _VOCABULARY_FILES):
+        raise ModelError(
+            f"model {name_or_path!r} has no tokenizer: none of {', '.join(_VOCABULARY_FILES)} is in {path} "
+            "(pass --tokenizer with the base model's folder or id)"
+        )
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
     except (OSError, ValueError) as exc:
+        if "trust_remote_code" in str(exc):
+            raise ModelError(_custom_code_message(name_or_path)) from None
         raise ModelError(f"cannot load tokenizer for {name_or_path!r}: {exc}") from exc
     if tokenizer.pad_token is None:
         if tokenizer.eos_token is None:
@@ -164,11 +230,15 @@ def load_classifier(
     try:
         if image:
             model = AutoModelForImageClassification.from_pretrained(
-                path, num_labels=num_labels, dtype=dtype or torch.float32, ignore_mismatched_sizes=True
+                path,
+                num_labels=num_labels,
+                dtype=dtype or torch.float32,
+                ignore_mismatched_sizes=True,
+                trust_remote_code=False,
             )
         else:
             model = AutoModelForSequenceClassification.from_pretrained(
-                path, num_labels=num_labels, dtype=dtype or torch.float32
+                path, num_labels=num_labels, dtype=dtype or torch.float32, trust_remote_code=False
             )
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot load model {name_or_path!r}: {exc}") from exc

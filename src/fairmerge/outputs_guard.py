@@ -12,6 +12,8 @@ import errno
 import itertools
 import json
 import os
+import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +23,8 @@ from fairmerge.errors import OutputError
 
 MARKER = ".fairmerge-output.json"
 _WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
+_ERRNO_TEXT = re.compile(r"\[Errno \d+\] ([^:']+)")
+_SAFETENSORS_IO = re.compile(r"I/O error: (.+?) \(os error (\d+)\)")
 
 
 def _foreign_files(path: Path, limit: int = 4) -> list[str]:
@@ -150,10 +154,24 @@ def output_directory(
 @contextlib.contextmanager
 def writing(path: str | os.PathLike[str], flag: str = "--output") -> Iterator[None]:
     """Turn a refused write (full disk, quota, read-only filesystem, permissions) in the block into
-    an :class:`OutputError` naming ``path``."""
+    an :class:`OutputError` naming ``path``: an ``OSError``, ``shutil.copytree``'s list of them, or
+    safetensors' own error for a failed write."""
+    from safetensors import SafetensorError
+
     try:
         yield
+    except shutil.Error as exc:  # copytree: one (source, target, reason) per failed file
+        failures = exc.args[0] if exc.args and isinstance(exc.args[0], list) else [("", "", str(exc))]
+        first = _ERRNO_TEXT.search(str(failures[0][-1]))
+        reason = first[1] if first else str(failures[0][-1])
+        more = f"; {len(failures) - 1} more file(s) failed" if len(failures) > 1 else ""
+        raise OutputError(f"{flag} {path}: cannot write ({reason}{more})") from None
     except OSError as exc:
         if exc.errno not in _WRITE_ERRORS:
             raise
         raise OutputError(f"{flag} {path}: cannot write ({exc.strerror or exc})") from None
+    except SafetensorError as exc:
+        found = _SAFETENSORS_IO.search(str(exc))
+        if found is None or int(found[2]) not in _WRITE_ERRORS:
+            raise
+        raise OutputError(f"{flag} {path}: cannot write ({found[1]})") from None

@@ -6,7 +6,7 @@ import os
 import re
 from pathlib import Path
 
-from fairmerge.errors import DataError, ModelError
+from fairmerge.errors import DataDirectoryError, ModelError
 
 DATA_DIR_ENV = "FAIRMERGE_DATA_DIR"
 CACHE_DIR_ENV = "FAIRMERGE_CACHE_DIR"
@@ -19,11 +19,22 @@ def resolve_data_dir(data_dir: str | os.PathLike[str] | None) -> Path:
     """The data directory from the argument or ``$FAIRMERGE_DATA_DIR``; it must exist."""
     chosen = data_dir if data_dir is not None else os.environ.get(DATA_DIR_ENV)
     if not chosen:
-        raise DataError(f"no data directory given: pass --data-dir DIR or set {DATA_DIR_ENV}")
+        raise DataDirectoryError(f"no data directory given: pass --data-dir DIR or set {DATA_DIR_ENV}")
     path = Path(chosen).expanduser()
     if not path.is_dir():
-        raise DataError(f"data directory {path} does not exist (from --data-dir or {DATA_DIR_ENV})")
+        raise DataDirectoryError(f"data directory {path} does not exist (from --data-dir or {DATA_DIR_ENV})")
     return path
+
+
+def anchor_env_dirs(start: str | os.PathLike[str] | None = None) -> None:
+    """Make relative ``$FAIRMERGE_DATA_DIR`` and ``$FAIRMERGE_CACHE_DIR`` absolute, against ``start``
+    (default: the working directory). Called where a command or a test session starts, before
+    any code changes directory, so a relative path means the same everywhere (and in Ray workers)."""
+    base = Path(start) if start is not None else Path.cwd()
+    for name in (DATA_DIR_ENV, CACHE_DIR_ENV):
+        value = os.environ.get(name)
+        if value and not Path(value).expanduser().is_absolute():
+            os.environ[name] = os.path.normpath(base / Path(value).expanduser())
 
 
 def default_cache_dir() -> Path:

@@ -10,6 +10,8 @@ try:  # torch, transformers and pandas take seconds to import, in which Ctrl-C c
     from fairmerge import __version__
     from fairmerge.cli import cache_cmd, data_cmd, evaluate_cmd, run_cmd, train_cmd, vector_cmd
     from fairmerge.errors import FairmergeError
+    from fairmerge.paths import anchor_env_dirs
+    from fairmerge.warning_log import WarningCollector
 except KeyboardInterrupt:
     sys.stderr.write("interrupted; cached work is kept, rerun to resume\n")
     sys.exit(130)
@@ -95,9 +97,13 @@ def main() -> None:
 
     Bad input ends with one line ``error: …`` and exit code 2, Ctrl-C with one line and exit code
     130 (typer turns KeyboardInterrupt into ``Exit(130)``, which non-standalone mode returns).
+    Python warnings are collected and each distinct one is printed once, without a source path,
+    before that last line.
     """
+    anchor_env_dirs()  # a relative $FAIRMERGE_DATA_DIR means the folder it names from here
     try:
-        code = app(args=expand_multi_value(sys.argv[1:], "--seeds"), standalone_mode=False)
+        with WarningCollector():
+            code = app(args=expand_multi_value(sys.argv[1:], "--seeds"), standalone_mode=False)
     except FairmergeError as exc:
         typer.echo(f"error: {' '.join(str(exc).split())}", err=True)  # one line, whatever a library said
         sys.exit(EXIT_BAD_INPUT)

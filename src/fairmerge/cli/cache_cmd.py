@@ -8,11 +8,9 @@ import typer
 
 from fairmerge.errors import ConfigError
 from fairmerge.paths import CACHE_DIR_ENV, training_cache_dir
+from fairmerge.training.cache import KINDS
 
 cache_app = typer.Typer(help="Inspect or empty the training cache.", no_args_is_help=True)
-
-KINDS = ("base", "probe", "fft", "lora", "subgroup")
-"""Kinds of training-cache entries (``fairmerge.training``'s ``cache.store`` calls)."""
 
 _CACHE_DIR = typer.Option(
     None,
@@ -69,6 +67,9 @@ def clear(
 ) -> None:
     """Delete cached checkpoints (all, or one kind) and leftovers of interrupted runs.
 
+    Only entries the cache wrote (a folder whose meta.json names its kind and key) and its own
+    temporary folders are deleted; anything else under the cache root is left and listed.
+
     Example: fairmerge cache clear --kind fft --yes
     """
     from fairmerge.training import TrainingCache
@@ -79,8 +80,12 @@ def clear(
     what = f"{len(entries)} {kind or 'cached'} entries in {cache.root}"
     if not yes and not typer.confirm(f"delete {what}?"):
         raise typer.Abort()
-    removed = cache.clear(kind)
-    typer.echo(f"deleted {removed} entries from {cache.root}")
+    result = cache.clear(kind)
+    extra = f" and {result.leftovers} leftovers of interrupted writes" if result.leftovers else ""
+    typer.echo(f"deleted {result.removed} entries{extra} from {cache.root}")
+    if result.kept:
+        shown = ", ".join(str(p) for p in result.kept[:5]) + (" and more" if len(result.kept) > 5 else "")
+        typer.echo(f"left {len(result.kept)} path(s) the cache did not write: {shown}")
 
 
 def register(app: typer.Typer) -> None:

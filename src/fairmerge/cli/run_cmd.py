@@ -57,7 +57,9 @@ def run(
 
     Example: fairmerge run --data-dir ../shared/data --out runs/default --set sweep.lambdas='[0,0.5,1]'
     """
+    from fairmerge.models import check_model
     from fairmerge.outputs_guard import check_output_dir
+    from fairmerge.study.config import load_config
     from fairmerge.study.run import run_study
 
     if not dry_run:
@@ -65,6 +67,9 @@ def run(
     bad_seeds = [s for s in seeds or [] if not 0 <= s < 2**32]
     if bad_seeds:
         raise ConfigError(f"--seeds must be integers in [0, 2**32), got {bad_seeds}")
+    if config is not None and Path(config).is_dir():
+        raise ConfigError(f"config {config} is a folder; give a YAML file or a built-in config name")
+    check_model(load_config(config, fast=fast, overrides=set_values or ()).model)  # as `train` does
     run_study(
         config,
         data_dir=data_dir,

@@ -47,7 +47,9 @@ def register(app: typer.Typer) -> None:
 
 def vector(
     base: Path = typer.Argument(..., help="Base checkpoint directory (Hugging Face format)."),
-    finetuned: Path = typer.Argument(..., help="Fine-tuned checkpoint directory, same architecture."),
+    finetuned: Path = typer.Argument(
+        ..., help="Fine-tuned checkpoint directory (same architecture) or peft LoRA adapter folder."
+    ),
     output: Path = typer.Option(..., "--output", "-o", help="Task vector file to write (.safetensors)."),
     exclude_head: bool = typer.Option(False, "--exclude-head", help="Leave the classification head out."),
     dtype: str | None = typer.Option(
@@ -59,14 +61,19 @@ def vector(
 ) -> None:
     """Write the task vector τ = FINETUNED − BASE as safetensors, reading one tensor at a time.
 
+    FINETUNED may be a peft LoRA adapter folder (adapter_config.json): τ is then its exact low-rank
+    update, plus the weights it saves in full against BASE.
+
     Example: fairmerge vector runs/base runs/ft-african -o tau_african.safetensors
     """
     check_output_file(output, overwrite=overwrite, flag="--output")
     if dtype is not None and dtype not in _DTYPES:
         raise ConfigError(f"--dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
-    tau = TaskVector.from_checkpoints(
-        base, finetuned, include_head=not exclude_head, dtype=_DTYPES[dtype] if dtype else None
-    )
+    chosen = _DTYPES[dtype] if dtype else None
+    if is_adapter(finetuned):
+        tau = TaskVector.from_lora_adapter(finetuned, base, include_head=not exclude_head, dtype=chosen)
+    else:
+        tau = TaskVector.from_checkpoints(base, finetuned, include_head=not exclude_head, dtype=chosen)
     if len(tau) == 0:
         raise VectorError(f"{base} and {finetuned} share no float tensor: the task vector would be empty")
     with writing(output):
@@ -107,7 +114,7 @@ def merge(
     with writing(output):
         out = merge_checkpoints(
             base,
-            [_nonempty(path) for path in vectors],
+            [_nonempty(path, base, method) for path in vectors],
             lambdas,
             output,
             method=method,
@@ -120,9 +127,26 @@ def merge(
     typer.echo(f"wrote {out}")
 
 
-def _nonempty(path: Path) -> TaskVector:
-    """The vector saved at ``path``, read lazily; one with no tensor would merge to a copy of the base."""
-    tau = TaskVector.load(path, lazy=True)
+def is_adapter(path: Path) -> bool:
+    """Whether ``path`` is a peft adapter folder."""
+    return path.is_dir() and (path / "adapter_config.json").is_file()
+
+
+def _nonempty(path: Path, base: Path, method: str) -> TaskVector:
+    """The vector saved at ``path`` (a file, or a LoRA adapter folder against ``base``), read lazily;
+    one with no tensor would merge to a copy of the base."""
+    if is_adapter(path):
+        if method == "inject":
+            raise VectorError(
+                f"--vector {path} is a LoRA adapter, whose fully saved weights are deltas against its "
+                f"own base, not {base}; write its vector first: fairmerge vector ADAPTER_BASE {path} "
+                "-o tau.safetensors"
+            )
+        tau = TaskVector.from_lora_adapter(path, base, lazy=True)
+    elif path.is_dir():
+        raise VectorError(f"--vector {path} is a folder: give a task vector file or a LoRA adapter folder")
+    else:
+        tau = TaskVector.load(path, lazy=True)
     if len(tau) == 0:
         raise VectorError(f"--vector {path} holds no tensor; merging it would only copy the base")
     return tau
@@ -140,6 +164,12 @@ def inspect_vectors(
     Example: fairmerge inspect tau_african.safetensors tau_arab.safetensors
     """
     console = Console()
+    folders = [path for path in vectors if path.is_dir()]
+    if folders:
+        raise VectorError(
+            f"{folders[0]} is a folder, not a task vector file; write one first with "
+            "fairmerge vector BASE FINETUNED_OR_ADAPTER -o tau.safetensors"
+        )
     loaded = [TaskVector.load(path, lazy=True) for path in vectors]
     names = [path.name for path in vectors]
     for name, tau in zip(names, loaded, strict=True):

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from fairmerge.data.hashing import provenance
-from fairmerge.data.sources import require_file
+from fairmerge.data.sources import reading, require_file
 from fairmerge.data.types import SPLITS, GroupedTextDataset, TextSplit
 from fairmerge.errors import ConfigError, DataError
 from fairmerge.paths import resolve_data_dir
@@ -119,8 +119,10 @@ def naive_key(text: str) -> str:
 
 def read_divisions(path: Path) -> dict[str, list[str]]:
     """Official post ids per split."""
-    with open(path) as handle:
+    with reading(path, "JSON"), open(path, encoding="utf-8") as handle:
         divisions = json.load(handle)
+    if not isinstance(divisions, dict):
+        raise DataError(f"{path}: expected a JSON object of split -> post ids")
     missing = [s for s in SPLITS if s not in divisions]
     if missing:
         raise DataError(f"{path}: no split(s) {missing}; keys found: {sorted(divisions)}")
@@ -129,7 +131,8 @@ def read_divisions(path: Path) -> dict[str, list[str]]:
 
 def read_posts(path: Path) -> pd.DataFrame:
     """MBIB posts indexed by post_id with columns ``text`` and ``category``."""
-    frame = pd.read_csv(path, index_col=0, keep_default_na=False)
+    with reading(path, "CSV"):
+        frame = pd.read_csv(path, index_col=0, keep_default_na=False)
     missing = [c for c in ("text", "category") if c not in frame.columns]
     if missing:
         raise DataError(f"{path}: missing column(s) {missing}; columns found: {list(frame.columns)}")
@@ -148,7 +151,8 @@ class GoldTargets:
 
 def read_gold_targets(path: Path, min_annotators: int = 2) -> GoldTargets:
     """Parse a per-annotator file; a target counts when ``min_annotators`` annotators named it."""
-    frame = pd.read_csv(path, usecols=lambda c: c in {"id", "annotators"})
+    with reading(path, "CSV"):
+        frame = pd.read_csv(path, usecols=lambda c: c in {"id", "annotators"})
     missing = [c for c in ("id", "annotators") if c not in frame.columns]
     if missing:
         raise DataError(f"{path}: missing column(s) {missing}")
@@ -184,7 +188,8 @@ class WeakTargets:
 
 def read_weak_targets(path: Path) -> WeakTargets:
     """Read the weak-targets file and index its target sets by :func:`join_key` of its text."""
-    frame = pd.read_csv(path, keep_default_na=False, dtype=str)
+    with reading(path, "CSV"):
+        frame = pd.read_csv(path, keep_default_na=False, dtype=str)
     missing = [c for c in ["comment", *WEAK_COLUMNS] if c not in frame.columns]
     if missing:
         raise DataError(f"{path}: missing column(s) {missing}; columns found: {list(frame.columns)}")

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fairmerge.data.types import GroupedTextDataset
-from fairmerge.errors import ConfigError, DataError
+from fairmerge.errors import ConfigError, DataDirectoryError, DataError
 
 _LOADERS: dict[str, tuple[str, str]] = {
     "hatexplain": ("fairmerge.data.hatexplain", "load_hatexplain"),
@@ -62,7 +62,10 @@ def load_dataset(
     if unknown:
         raise ConfigError(f"dataset {name!r} has no option(s) {unknown}; it accepts {sorted(accepted)}")
     _check_option_types(name, options, accepted)
-    return loader(data_dir, **options)
+    try:
+        return loader(data_dir, **options)
+    except DataDirectoryError as exc:  # only loaders that read from the data directory ask for it
+        raise DataError(f"dataset {name!r} reads its files from the data directory: {exc}") from None
 
 
 def _number(value: Any) -> bool:

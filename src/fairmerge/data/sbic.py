@@ -54,7 +54,7 @@ import numpy as np
 import pandas as pd
 
 from fairmerge.data.hashing import provenance
-from fairmerge.data.sources import require_file
+from fairmerge.data.sources import reading, require_file
 from fairmerge.data.splits import DEFAULT_FRACTIONS, hash_split
 from fairmerge.data.table import read_table
 from fairmerge.data.types import SPLITS, GroupedTextDataset, TextSplit
@@ -253,11 +253,13 @@ def _load_dev_hash(
     root: Path, min_target_share: float, split_fractions: tuple[float, float, float]
 ) -> GroupedTextDataset:
     path = require_file(root, DEV_FILE, _WHERE)
-    header = list(pd.read_csv(path, nrows=0).columns)
+    with reading(path, "CSV"):
+        header = list(pd.read_csv(path, nrows=0).columns)
     missing = [c for c in COLUMNS if c not in header]
     if missing:
         raise DataError(f"{path}: missing column(s) {missing}; columns found: {header}")
-    rows = pd.read_csv(path, usecols=list(COLUMNS))
+    with reading(path, "CSV"):
+        rows = pd.read_csv(path, usecols=list(COLUMNS))
     rows["post"] = rows["post"].astype(str)
 
     category_votes: dict[str, Counter[str]] = defaultdict(Counter)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
-from collections.abc import Sequence
+import zlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+
+import pandas as pd
 
 from fairmerge.errors import DataError
 from fairmerge.paths import DATA_DIR_ENV, resolve_data_dir
@@ -16,6 +21,32 @@ def require_file(data_dir: Path, relative: str, how_to_get: str) -> Path:
     if not path.is_file():
         raise DataError(f"missing data file {relative!r}: looked for {path}. {how_to_get}")
     return path
+
+
+@contextlib.contextmanager
+def reading(path: str | os.PathLike[str], kind: str = "") -> Iterator[None]:
+    """Turn a parser's failure on an empty, truncated or corrupt file read in the block into a
+    one-line :class:`DataError` that names the file (``kind``: what it should be, e.g. ``CSV``)."""
+    what = f" as {kind}" if kind else ""
+    try:
+        yield
+    except DataError:
+        raise
+    except pd.errors.EmptyDataError:
+        raise DataError(f"data file {path} is empty") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"data file {path} is not valid JSON ({exc})") from None
+    except (
+        pd.errors.ParserError,
+        UnicodeDecodeError,
+        ValueError,
+        SyntaxError,
+        EOFError,
+        OSError,
+        zlib.error,
+    ) as exc:
+        reason = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+        raise DataError(f"data file {path} cannot be read{what}; truncated or corrupt? ({reason})") from None
 
 
 def find_first(data_dir: Path | None, candidates: Sequence[str]) -> Path | None:

@@ -10,15 +10,14 @@ import contextlib
 import dataclasses
 import os
 import warnings
-import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from fairmerge.data.hashing import provenance
-from fairmerge.data.sources import optional_data_dir
+from fairmerge.data.sources import optional_data_dir, reading
 from fairmerge.data.splits import DEFAULT_FRACTIONS, canonical_split, hash_split
 from fairmerge.data.types import SPLITS, GroupedTextDataset, TextSplit
 from fairmerge.errors import DataError
@@ -43,17 +42,9 @@ def table_columns(path: PathLike) -> list[str]:
         return list(pd.read_csv(path, sep=_separator(path), nrows=0).columns)
 
 
-@contextlib.contextmanager
-def _readable(path: Path) -> Iterator[None]:
-    """Turn a parser's failure on an empty, truncated or corrupt file into a one-line DataError."""
-    try:
-        yield
-    except pd.errors.EmptyDataError:
-        raise DataError(f"data file {path} is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, EOFError, OSError, zlib.error) as exc:
-        kind = "Parquet" if _is_parquet(path) else "CSV"
-        reason = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
-        raise DataError(f"data file {path} cannot be read as {kind} ({reason})") from None
+def _readable(path: Path) -> contextlib.AbstractContextManager[None]:
+    """A parser's failure on ``path`` as a one-line DataError naming it."""
+    return reading(path, "Parquet" if _is_parquet(path) else "CSV")
 
 
 def read_table(
@@ -217,6 +208,8 @@ def read_table_split(
     mapping = parse_group_columns(group_cols)
     columns = [text_col, label_col, *mapping.values(), *([id_col] if id_col else [])]
     frame = read_table(path, columns, text_columns=columns)
+    if frame.empty:
+        raise DataError(f"data file {path} has a header but no rows")
     split = frame_to_split(
         frame,
         text_col=text_col,
@@ -258,13 +251,16 @@ def load_table_dataset(
     else against the working directory.
     """
     mapping = parse_group_columns(group_cols)
-    root = optional_data_dir(data_dir)
     per_split = {s: f for s, f in (("train", train), ("val", val), ("test", test)) if f is not None}
     if path is not None and per_split:
         raise DataError("give either one file (path=) or per-split files (train=/val=/test=), not both")
     if path is None and not per_split:
         raise DataError("no table given: pass path=FILE (with a split column) or train=/val=/test= files")
     columns = [text_col, label_col, *mapping.values(), *([id_col] if id_col else [])]
+    named = [path] if path is not None else list(per_split.values())
+    # files given by absolute path need no data directory; relative ones resolve under it when set
+    relative = any(not Path(f).expanduser().is_absolute() for f in named if f is not None)
+    root = optional_data_dir(data_dir) if relative else None
 
     def build(frame: pd.DataFrame, source: str) -> TextSplit:
         with warnings.catch_warnings():  # a split without positives is checked for the whole dataset
@@ -336,11 +332,13 @@ def read_image_table_split(
     positive: object = None,
     group_sep: str | None = None,
     id_col: str | None = None,
+    allow_outside: bool = False,
 ) -> TextSplit:
     """One CSV / Parquet file of image paths as an image split (same columns as ``read_table_split``).
 
-    ``image_col`` holds a path per row; relative paths resolve against the table's folder. A path
-    that does not exist is a one-line DataError before any image is decoded.
+    ``image_col`` holds a path per row, relative to the table's folder. A path that leaves that
+    folder (absolute, or through ``..``) is refused unless ``allow_outside``; one that does not
+    exist or is not a file is a one-line DataError before any image is decoded.
     """
     split = read_table_split(
         path,
@@ -352,11 +350,30 @@ def read_image_table_split(
         id_col=id_col,
     )
     folder = Path(path).resolve().parent
+    if not allow_outside:
+        outside = [cell for cell in split.texts if not _stays_inside(cell, folder)]
+        if outside:
+            raise DataError(
+                f"{path}: {len(outside)} image path(s) in column {image_col!r} lead outside the table's "
+                f"folder {folder}, e.g. {outside[0]!r}; pass --allow-outside-paths (allow_outside=True) "
+                "if the table is trusted"
+            )
     paths = [str(_resolve(cell, folder)) for cell in split.texts]
-    missing = [p for p in paths if not Path(p).is_file()]
-    if missing:
-        raise DataError(
-            f"{path}: {len(missing)} of {len(paths)} image path(s) in column {image_col!r} do not exist, "
-            f"e.g. {missing[0]}"
-        )
+    missing = [p for p in paths if not Path(p).exists()]
+    folders = [p for p in paths if Path(p).is_dir()]
+    for bad, problem in ((missing, "do not exist"), (folders, "are folders, not image files")):
+        if bad:
+            raise DataError(
+                f"{path}: {len(bad)} of {len(paths)} image path(s) in column {image_col!r} {problem}, "
+                f"e.g. {bad[0]}"
+            )
     return dataclasses.replace(split, texts=paths, modality="image")
+
+
+def _stays_inside(cell: str, folder: Path) -> bool:
+    """Whether the relative path ``cell`` names something under ``folder`` (lexically: a symlink
+    inside the folder may point elsewhere, as a user's own link)."""
+    candidate = Path(cell).expanduser()
+    if candidate.is_absolute():
+        return False
+    return Path(os.path.normpath(folder / candidate)).is_relative_to(folder)

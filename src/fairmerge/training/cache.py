@@ -5,15 +5,19 @@ Hugging Face checkpoint plus ``meta.json``. ``key`` is the sha256 of a canonical
 that determines the result (base weights, exact training and validation examples, hyper-parameters,
 seed, device type and precision, library versions). Entries are written through
 ``fairmerge.atomic.atomic_directory``: an interrupted run leaves no entry, only a hidden temporary
-directory that ``clear`` removes.
+directory that ``clear`` removes. ``clear`` deletes only what it can identify as the cache's own: an
+entry whose ``meta.json`` names its kind and key, and the temporary folders of interrupted writes;
+anything else under the root (a user's folder) is left and listed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Mapping
@@ -25,6 +29,7 @@ import numpy as np
 
 from fairmerge.atomic import atomic_directory, atomic_write_text
 from fairmerge.data.types import TextSplit
+from fairmerge.outputs_guard import writing
 from fairmerge.paths import training_cache_dir
 
 logger = logging.getLogger("fairmerge.training")
@@ -33,8 +38,21 @@ META_FILE = "meta.json"
 CODE_VERSION = 2
 """Bumped whenever the training code changes numerics, so stale entries are not reused."""
 
+KINDS = ("base", "probe", "fft", "lora", "subgroup")
+"""Kinds of entries (the ``kind`` of every ``store`` call in ``fairmerge.training``)."""
 _IGNORED_IN_HASH = {META_FILE, "README.md"}
+_LEFTOVER = re.compile(r"^\.[^/]+\.[a-z0-9_]{8}\.tmp$|^\.[^/]+\.old-\d+$")
+"""Names of ``atomic_directory``'s temporary folders and ``replace_path``'s set-aside targets."""
 _hash_memo: dict[tuple[str, tuple[tuple[str, int, int], ...]], str] = {}
+
+
+@dataclass(frozen=True)
+class ClearResult:
+    """What ``TrainingCache.clear`` did: entries and leftovers removed, paths it left alone."""
+
+    removed: int
+    leftovers: int
+    kept: list[Path]
 
 
 @dataclass(frozen=True)
@@ -83,8 +101,12 @@ class TrainingCache:
         target = self.path(kind, key)
         corrupt = target.exists() and not (target / META_FILE).is_file()
         built = False
+        new_root = [p for p in target.parents if not p.exists()] if not self.root.exists() else []
         try:
-            with atomic_directory(target, overwrite=corrupt or not self.enabled) as tmp:
+            with (
+                writing(self.root, "cache entry in"),
+                atomic_directory(target, overwrite=corrupt or not self.enabled) as tmp,
+            ):
                 meta = {"kind": kind, "key": key, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), **build(tmp)}
                 atomic_write_text(tmp / META_FILE, json.dumps(_jsonable(meta), indent=2, sort_keys=True))
                 built = True
@@ -92,6 +114,11 @@ class TrainingCache:
             if not built or not (target / META_FILE).is_file():
                 raise
             logger.info("another process stored %s/%s first; keeping its entry", kind, key[:12])
+        except BaseException:
+            for folder in new_root:  # a failed first store leaves no empty cache behind (deepest first)
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+            raise
         return target
 
     def entries(self, kind: str | None = None) -> list[CacheEntry]:
@@ -99,39 +126,52 @@ class TrainingCache:
         found: list[CacheEntry] = []
         for kind_dir in self._kind_dirs(kind):
             for path in sorted(kind_dir.iterdir()):
-                meta_path = path / META_FILE
-                if path.name.startswith(".") or not meta_path.is_file():
+                if path.is_symlink() or not path.is_dir() or not self._is_entry(path):
                     continue
-                try:
-                    meta = json.loads(meta_path.read_text(encoding="utf-8"))
-                except (OSError, json.JSONDecodeError):
-                    meta = {}
+                meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
                 found.append(CacheEntry(kind_dir.name, path.name, path, meta, _tree_size(path)))
         return sorted(found, key=lambda e: (e.kind, str(e.meta.get("created", "")), e.key))
 
-    def clear(self, kind: str | None = None) -> int:
-        """Remove all entries (or those of one kind) and leftovers of interrupted writes.
+    def clear(self, kind: str | None = None) -> ClearResult:
+        """Remove the entries (all, or those of one kind) and the leftovers of interrupted writes.
 
-        Returns the number of complete entries removed.
+        Only what the cache wrote is removed: a folder whose ``meta.json`` names this kind and key,
+        and hidden temporary folders of :func:`~fairmerge.atomic.atomic_directory`. Everything else
+        (a user's files or folders, an entry without metadata) is kept and returned in ``kept``.
         """
-        removed = 0
+        removed = leftovers = 0
+        kept: list[Path] = []
         for kind_dir in self._kind_dirs(kind):
-            for path in list(kind_dir.iterdir()):
-                if not path.is_dir():
+            for path in sorted(kind_dir.iterdir()):
+                if path.is_dir() and not path.is_symlink() and self._is_entry(path):
+                    removed += 1
+                elif path.is_dir() and not path.is_symlink() and _LEFTOVER.match(path.name):
+                    leftovers += 1
+                else:
+                    kept.append(path)
                     continue
-                removed += (path / META_FILE).is_file() and not path.name.startswith(".")
                 shutil.rmtree(path, ignore_errors=True)
-            if not any(kind_dir.iterdir()):
+            with contextlib.suppress(OSError):  # only an empty kind folder goes
                 kind_dir.rmdir()
-        return removed
+        if kind is None and self.root.is_dir():
+            kept += sorted(p for p in self.root.iterdir() if p.name not in KINDS)
+        return ClearResult(removed, leftovers, kept)
+
+    @staticmethod
+    def _is_entry(path: Path) -> bool:
+        """Whether ``path`` is an entry this cache wrote: its ``meta.json`` names its kind and key."""
+        try:
+            meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        return (
+            isinstance(meta, dict) and meta.get("kind") == path.parent.name and meta.get("key") == path.name
+        )
 
     def _kind_dirs(self, kind: str | None) -> list[Path]:
-        if not self.root.is_dir():
-            return []
-        if kind is not None:
-            path = self.root / kind
-            return [path] if path.is_dir() else []
-        return sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        """The folders of the cache's kinds (or of ``kind``) that exist; never anything else."""
+        kinds = [kind] if kind is not None else list(KINDS)
+        return [self.root / k for k in kinds if (self.root / k).is_dir() and not (self.root / k).is_symlink()]
 
 
 def cache_key(parts: Mapping[str, Any]) -> str:
