@@ -8,6 +8,10 @@ that recomputes them.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,7 +82,8 @@ def find_ingredients(
     cache = _LookupOnlyCache(cache_root / "training")
     config = dict(run.config.seed_configs(run.seeds))[point.seed]
     try:
-        trained = train_models(config, dataset, point.seed, cache, StageTimer(), progress=False)
+        with _quiet():
+            trained = train_models(config, dataset, point.seed, cache, StageTimer(), progress=False)
     except (ModelError, FileNotFoundError):  # θ_base is missing: nothing built on it has a key
         cache.missing.append("base (θ_base, and every fine-tune that starts from it)")
         trained = None
@@ -89,6 +94,19 @@ def find_ingredients(
             f"{shown}; recompute them with: {run.rerun_command(point.seed, cache_root)}"
         )
     return _ingredients(run, point, trained)
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence the training stage's notes (cached entries, skipped groups): the run showed them."""
+    training = logging.getLogger("fairmerge.training")
+    level = training.level
+    training.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        training.setLevel(level)
 
 
 def _recipe_of(trained: TrainedModels, strategy: str | None) -> tuple[str, ResolvedRecipe]:
