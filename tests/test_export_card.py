@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from huggingface_hub import ModelCard
+from huggingface_hub import ModelCard, ModelCardData
 
 from fairmerge.export.card import model_card, number
 from fairmerge.export.ingredients import Finetune, Ingredients
@@ -46,9 +46,10 @@ def test_card_metadata_loads_and_matches_metrics(fast_study: tuple[Path, Path], 
     run = RunFolder.read(fast_study[0])
     card, _ = _card(run, tmp_path)
     data = card.data
+    assert isinstance(data, ModelCardData) and data.eval_results
     assert data.base_model == "sentence-transformers/all-MiniLM-L6-v2"
     assert data.datasets == ["Hate-speech-CNERG/hatexplain"] and data.license == "cc-by-4.0"
-    assert {"fairmerge", "task-arithmetic", "fairness"} <= set(data.tags)
+    assert {"fairmerge", "task-arithmetic", "fairness"} <= set(data.tags or [])
     rows = _test_rows(run, LABEL)
     results = {r.metric_name: r.metric_value for r in data.eval_results}
     accuracy = rows[(rows.attribute == "all") & (rows.metric == "accuracy")].value.iloc[0]

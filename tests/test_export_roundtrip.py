@@ -30,9 +30,11 @@ _PIPELINE = """
 import json, sys
 sys.modules["fairmerge"] = None
 from transformers import pipeline
-folder, inputs, out = sys.argv[1:4]
-classify = pipeline("text-classification", model=folder, device="cpu")
-labels = [r["label"] for r in classify(json.load(open(inputs)), truncation=True, batch_size=64)]
+folder, inputs, out, task = sys.argv[1:5]
+classify = pipeline(task, model=folder, device="cpu", trust_remote_code=task == "image-classification")
+options = {"truncation": True} if task == "text-classification" else {"top_k": 1}
+results = classify(json.load(open(inputs)), batch_size=64, **options)
+labels = [(r[0] if isinstance(r, list) else r)["label"] for r in results]
 json.dump(labels, open(out, "w"))
 """
 
@@ -71,11 +73,14 @@ def study_scores(cache: Path, run: RunFolder, label: str, split: str) -> np.ndar
     return np.load(found[0])
 
 
-def pipeline_labels(folder: Path, texts: list[str], tmp: Path) -> list[str]:
-    inputs, out = tmp / "texts.json", tmp / "labels.json"
-    inputs.write_text(json.dumps(texts))
+def pipeline_labels(
+    folder: Path, inputs: list[str], tmp: Path, task: str = "text-classification"
+) -> list[str]:
+    """Labels ``transformers.pipeline`` gives ``inputs`` (texts or image paths), fairmerge not importable."""
+    file, out = tmp / "inputs.json", tmp / "labels.json"
+    file.write_text(json.dumps(inputs))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"HF_HUB_OFFLINE": "1"}
-    command = [sys.executable, "-c", _PIPELINE, str(folder), str(inputs), str(out)]
+    command = [sys.executable, "-c", _PIPELINE, str(folder), str(file), str(out), task]
     subprocess.run(command, check=True, env=env, capture_output=True)
     return list(json.loads(out.read_text()))
 
@@ -91,22 +96,50 @@ def exported(fast_study: tuple[Path, Path], tmp_path_factory: pytest.TempPathFac
     }
 
 
-def test_exported_models_decide_like_fairmerge_on_every_test_post_without_fairmerge(
-    fast_study: tuple[Path, Path], exported: dict[str, Path], tmp_path: Path
-) -> None:
-    out, cache = fast_study
-    run = RunFolder.read(out)
+def check_decisions(run: RunFolder, cache: Path, exported: dict[str, Path], tmp: Path, task: str) -> None:
+    """Every test post: the exported model's pipeline label is fairmerge's decision on its own scores."""
     test = run_dataset(run, None)["test"]
     for label, folder in exported.items():
         record = json.loads((folder / "fairmerge.json").read_text())
+        names = record["id2label"]
         threshold = record["threshold"] if label.endswith("@calibrated") else 0.5
         scores = study_scores(cache, run, label, "test")
-        expected = np.where(scores > threshold, "hate", "not hate")
-        got = np.array(pipeline_labels(folder, test.texts, tmp_path))
+        expected = np.where(scores > threshold, names["1"], names["0"])
+        got = np.array(pipeline_labels(folder, test.texts, tmp, task))
         assert len(got) == len(test) and (got == expected).all(), f"{label}: {(got != expected).sum()} differ"
         if label.endswith("@calibrated"):  # the fold is not vacuous: argmax alone decides otherwise
             assert ((scores > 0.5) != (scores > threshold)).sum() > 0
             assert record["bias_shift"]["tensor"].endswith("bias")
+
+
+def test_exported_models_decide_like_fairmerge_on_every_test_post_without_fairmerge(
+    fast_study: tuple[Path, Path], exported: dict[str, Path], tmp_path: Path
+) -> None:
+    out, cache = fast_study
+    check_decisions(RunFolder.read(out), cache, exported, tmp_path, "text-classification")
+
+
+def test_an_exported_image_model_decides_like_fairmerge_without_fairmerge(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    argv = [
+        "run",
+        "utkface",
+        "--fast",
+        "--data-dir",
+        str(data_dir),
+        "--out",
+        str(out),
+        "--cache-dir",
+        str(cache),
+    ]
+    assert _main(argv, monkeypatch) == 0
+    run = RunFolder.read(out)
+    labels = ["merge", "merge@calibrated"]
+    exported = {label: export_model(out, tmp_path / label.replace("@", "-"), label=label) for label in labels}
+    assert (exported["merge"] / "modeling_fairmerge.py").is_file()  # transformers does not know the backbone
+    check_decisions(run, cache, exported, tmp_path, "image-classification")
 
 
 def test_export_writes_a_plain_checkpoint_with_readable_labels_and_its_record(
@@ -147,6 +180,13 @@ def test_a_missing_cache_entry_is_one_line_and_nothing_is_written(
     assert len(err.splitlines()) == 1 and err.startswith("error: ")
     assert f"subgroup/{vector['key'][:12]}" in err and "fairmerge run" in err and str(copy) in err
     assert not target.exists()
+
+
+def test_export_help_has_an_example(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _main(["export", "--help"], monkeypatch) == 0
+    assert "Example: fairmerge export" in capsys.readouterr().out
 
 
 def test_bad_input_is_one_line_and_a_foreign_folder_is_kept(
