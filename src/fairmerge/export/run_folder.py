@@ -129,8 +129,10 @@ class RunFolder:
 
     def cache_root(self) -> Path:
         """The cache root the run used (its FFT entry is ``ROOT/training/fft/KEY``)."""
-        fft = Path(self.summary["provenance"]["checkpoints"]["fft"])
-        return fft.parents[2]
+        fft = ((self.summary.get("provenance") or {}).get("checkpoints") or {}).get("fft")
+        if not fft:
+            raise DataError(f"{self.path}/{SUMMARY_FILE} does not record the run's cache; pass --cache-dir")
+        return Path(fft).parents[2]
 
     def rerun_command(self, seed: int, cache_root: Path) -> str:
         """The ``fairmerge run`` command that recomputes this run's cache entries for ``seed``."""
