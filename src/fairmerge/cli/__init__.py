@@ -8,7 +8,7 @@ try:  # torch, transformers and pandas take seconds to import, in which Ctrl-C c
     import typer
 
     from fairmerge import __version__
-    from fairmerge.cli import cache_cmd, data_cmd, evaluate_cmd, run_cmd, train_cmd, vector_cmd
+    from fairmerge.cli import cache_cmd, data_cmd, evaluate_cmd, export_cmd, run_cmd, train_cmd, vector_cmd
     from fairmerge.errors import FairmergeError
     from fairmerge.paths import anchor_env_dirs
     from fairmerge.warning_log import WarningCollector
@@ -44,7 +44,7 @@ def _root(
     """Fairness-aware task arithmetic. Run `fairmerge COMMAND --help` for each command."""
 
 
-for module in (data_cmd, evaluate_cmd, train_cmd, vector_cmd, cache_cmd, run_cmd):
+for module in (data_cmd, evaluate_cmd, train_cmd, vector_cmd, cache_cmd, run_cmd, export_cmd):
     module.register(app)
 
 
