@@ -58,3 +58,32 @@ def fast_study(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> tupl
     (root / "stderr.txt").write_text(result.stderr)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return out, cache
+
+
+@pytest.fixture(scope="session")
+def utkface_fast_study(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> tuple[Path, Path]:
+    """One cold ``fairmerge run utkface --fast`` per session: (output folder, cache root).
+
+    Shared by the image end-to-end and export tests, so the image study runs once. Tests must not
+    modify either folder.
+    """
+    from typer.testing import CliRunner
+
+    from fairmerge.cli import app
+
+    root = tmp_path_factory.mktemp("utkface-fast-study")
+    out, cache = root / "out", root / "cache"
+    argv = [
+        "run",
+        "utkface",
+        "--fast",
+        "--data-dir",
+        str(data_dir),
+        "--out",
+        str(out),
+        "--cache-dir",
+        str(cache),
+    ]
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return out, cache

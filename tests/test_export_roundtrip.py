@@ -120,21 +120,9 @@ def test_exported_models_decide_like_fairmerge_on_every_test_post_without_fairme
 
 
 def test_an_exported_image_model_decides_like_fairmerge_without_fairmerge(
-    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    utkface_fast_study: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    out, cache = tmp_path / "run", tmp_path / "cache"
-    argv = [
-        "run",
-        "utkface",
-        "--fast",
-        "--data-dir",
-        str(data_dir),
-        "--out",
-        str(out),
-        "--cache-dir",
-        str(cache),
-    ]
-    assert _main(argv, monkeypatch) == 0
+    out, cache = utkface_fast_study
     run = RunFolder.read(out)
     labels = ["merge", "merge@calibrated"]
     exported = {label: export_model(out, tmp_path / label.replace("@", "-"), label=label) for label in labels}

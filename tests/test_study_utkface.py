@@ -7,18 +7,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
-
-from fairmerge.cli import app
 
 pytestmark = pytest.mark.slow
 
 
-def test_the_image_study_runs_offline_end_to_end(tmp_path: Path, data_dir: Path) -> None:
-    out = tmp_path / "out"
-    argv = ["run", "utkface", "--fast", "--data-dir", str(data_dir), "--out", str(out)]
-    result = CliRunner().invoke(app, [*argv, "--cache-dir", str(tmp_path / "cache")])
-    assert result.exit_code == 0, result.output + repr(result.exception)
+def test_the_image_study_runs_offline_end_to_end(utkface_fast_study: tuple[Path, Path]) -> None:
+    out, _ = utkface_fast_study
     metrics = pd.read_csv(out / "metrics.csv")
     assert {"base", "fft", "lora", "merge", "merge_pergroup", "inject:worst"} <= set(metrics.model)
     groups = metrics[metrics.metric == "n"]
