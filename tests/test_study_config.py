@@ -1,13 +1,16 @@
 """Study config: defaults, the --fast profile, built-in configs and errors that name the bad key."""
 
+import re
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
 from fairmerge.cli import expand_multi_value
 from fairmerge.errors import ConfigError
 from fairmerge.fairness.metrics import Thresholds
 from fairmerge.study.config import SHARED_SEED, StudyConfig, builtin_config_names, load_config
+from fairmerge.training import TrainConfig
 
 
 def test_default_config_loads_and_fast_profile_shrinks_budgets() -> None:
@@ -178,3 +181,15 @@ def test_group_thresholds_default_to_the_metrics_defaults() -> None:
     assert load_config(None, overrides=["evaluation.min_positives=40"]).evaluation.min_positives == 40
     with pytest.raises(ConfigError, match=r"evaluation\.min_negatives"):
         load_config(None, overrides=["evaluation.min_negatives=0"])
+
+
+def test_docs_list_every_config_key() -> None:
+    """docs/configuration.md names every key of every section (a new key needs its line there)."""
+    text = (Path(__file__).parents[1] / "docs" / "configuration.md").read_text(encoding="utf-8")
+    sections = {
+        "": StudyConfig,
+        **{name: type(value) for name, value in StudyConfig() if isinstance(value, BaseModel)},
+    }
+    for model in [*sections.values(), TrainConfig]:
+        missing = [key for key in model.model_fields if not re.search(rf"[`.]{key}`", text)]
+        assert not missing, f"{model.__name__}: {missing} not in docs/configuration.md"
