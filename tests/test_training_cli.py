@@ -40,6 +40,14 @@ def test_train_fft_and_subgroups_then_cache_list_and_clear(
     assert meta["n_train"] == 64 and meta["config"]["epochs"] == 1
     load_classifier(str(tmp_path / "fft"))
 
+    # `train lora` is the same command with the other method: same options, its own output
+    code, output = _invoke("train", "lora", str(config), *common, "--out", str(tmp_path / "lora"),
+                           "--max-train-samples", "32", "--seed", "1")  # fmt: skip
+    assert code == 0, output
+    meta = json.loads((tmp_path / "lora" / "meta.json").read_text())
+    assert meta["kind"] == "lora" and meta["n_train"] == 32 and meta["config"]["seed"] == 1
+    assert (tmp_path / "lora" / "adapter").is_dir()
+
     code, output = _invoke("train", "subgroups", str(config), *common, "--out", str(tmp_path / "sub"),
                            "-a", "race", "--min-train-size", "800", "--strategy", "targeted+background",
                            "--max-train-samples", "48")  # fmt: skip
@@ -52,7 +60,7 @@ def test_train_fft_and_subgroups_then_cache_list_and_clear(
     assert (tmp_path / "sub" / "race" / "Arab" / "model.safetensors").is_file()
 
     code, output = _invoke("cache", "list", "--cache-dir", cache)
-    assert code == 0 and "4 entries" in output and "subgroup" in output
+    assert code == 0 and "6 entries" in output and "subgroup" in output
     code, output = _invoke("cache", "clear", "--cache-dir", cache, "--kind", "subgroup", "--yes")
     assert code == 0 and "deleted 2 entries" in output
     code, output = _invoke("cache", "list", "--cache-dir", cache, "--kind", "subgroup")
@@ -66,6 +74,11 @@ def test_bad_input_fails_without_output(tiny: Path, data_dir: Path, tmp_path: Pa
     bad.write_text("epochs: 0\n")
     out = tmp_path / "never"
     argv = ["fairmerge", "train", "fft", str(bad), "--data-dir", str(data_dir), "--out", str(out)]
+    with pytest.MonkeyPatch.context() as patch, pytest.raises(SystemExit) as exit_info:
+        patch.setattr("sys.argv", argv)
+        main()
+    assert exit_info.value.code == 2 and not out.exists()
+    argv = ["fairmerge", "train", "lora", "--epochs", "0", "--data-dir", str(data_dir), "--out", str(out)]
     with pytest.MonkeyPatch.context() as patch, pytest.raises(SystemExit) as exit_info:
         patch.setattr("sys.argv", argv)
         main()

@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from fairmerge.outputs_guard import check_output_dir, output_directory
 from fairmerge.paths import CACHE_DIR_ENV, DATA_DIR_ENV, training_cache_dir
+
+if TYPE_CHECKING:
+    from fairmerge.training.config import Method
 
 train_app = typer.Typer(
     help="Fine-tune θ_base (full, LoRA, or one per subgroup); results are cached and copied to --out.\n\n"
@@ -47,19 +51,23 @@ _QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars.")
 
 
 def _prepare(
+    out: Path,
+    overwrite: bool,
     config_path: Path | None,
-    overrides: dict[str, Any],
     data_dir: Path | None,
     dataset_name: str,
     label_scheme: str | None,
     model: str,
     cache_dir: Path | None,
     no_cache: bool,
+    **overrides: Any,
 ) -> tuple[Any, Any, Any, Path]:
-    """Load config, dataset and cache, and make θ_base."""
+    """Check ``out``, then load the config (``overrides``: the set command-line values), the
+    dataset and the cache, and make θ_base."""
     from fairmerge.data import load_dataset
     from fairmerge.training import TrainConfig, TrainingCache, make_base_checkpoint
 
+    check_output_dir(out, overwrite=overwrite, what="training output")  # before any training
     config = TrainConfig.from_yaml(config_path) if config_path is not None else TrainConfig()
     config = config.replace(**{k: v for k, v in overrides.items() if v is not None})
     options = {"label_scheme": label_scheme} if label_scheme is not None else {}
@@ -87,94 +95,56 @@ def _publish(entries: dict[str, Path], out: Path, index: dict[str, Any] | None, 
     wait_for_everyone()
 
 
-def _single(method: str, **kwargs: Any) -> None:
-    from fairmerge.training import train_fft, train_lora
+def _single_command(method: Method, summary: str, example: str) -> Callable[..., None]:
+    """The ``train fft`` / ``train lora`` command: one fine-tune of θ_base, copied to --out."""
 
-    out: Path = kwargs.pop("out")
-    quiet: bool = kwargs.pop("quiet")
-    overwrite: bool = kwargs.pop("overwrite")
-    check_output_dir(out, overwrite=overwrite, what="training output")  # before any training
-    config, dataset, cache, base = _prepare(**kwargs)
-    train = train_fft if method == "fft" else train_lora
-    entry = train(dataset, base_dir=base, config=config, cache=cache, progress=not quiet)
-    _publish({"": entry}, out, None, overwrite)
-    typer.echo(f"{method} checkpoint: {out} (cache entry {entry})")
+    def command(
+        config: Path = _CONFIG,
+        data_dir: Path = _DATA_DIR,
+        out: Path = _OUT,
+        dataset: str = _DATASET,
+        label_scheme: str = _LABEL_SCHEME,
+        model: str = _MODEL,
+        cache_dir: Path = _CACHE_DIR,
+        no_cache: bool = _NO_CACHE,
+        seed: int = _SEED,
+        epochs: int = _EPOCHS,
+        learning_rate: float = _LR,
+        max_train_samples: int = _MAX_TRAIN,
+        device: str = _DEVICE,
+        quiet: bool = _QUIET,
+        overwrite: bool = _OVERWRITE,
+    ) -> None:
+        from fairmerge.training import train_fft, train_lora
+
+        train_config, data, cache, base = _prepare(
+            out, overwrite, config, data_dir, dataset, label_scheme, model, cache_dir, no_cache,
+            seed=seed, epochs=epochs, learning_rate=learning_rate, max_train_samples=max_train_samples,
+            device=device,
+        )  # fmt: skip
+        train = train_fft if method == "fft" else train_lora
+        entry = train(data, base_dir=base, config=train_config, cache=cache, progress=not quiet)
+        _publish({"": entry}, out, None, overwrite)
+        typer.echo(f"{method} checkpoint: {out} (cache entry {entry})")
+
+    command.__doc__ = f"{summary}\n\nExample: {example}"
+    return command
 
 
-@train_app.command("fft")
-def fft(
-    config: Path = _CONFIG,
-    data_dir: Path = _DATA_DIR,
-    out: Path = _OUT,
-    dataset: str = _DATASET,
-    label_scheme: str = _LABEL_SCHEME,
-    model: str = _MODEL,
-    cache_dir: Path = _CACHE_DIR,
-    no_cache: bool = _NO_CACHE,
-    seed: int = _SEED,
-    epochs: int = _EPOCHS,
-    learning_rate: float = _LR,
-    max_train_samples: int = _MAX_TRAIN,
-    device: str = _DEVICE,
-    quiet: bool = _QUIET,
-    overwrite: bool = _OVERWRITE,
-) -> None:
-    """Full fine-tuning of θ_base on the train split; best epoch chosen on val.
-
-    Example: fairmerge train fft --data-dir ../shared/data --out runs/fft --epochs 1 --max-train-samples 4000
-    """
-    _single(
+train_app.command("fft")(
+    _single_command(
         "fft",
-        config_path=config,
-        overrides=_overrides(seed, epochs, learning_rate, max_train_samples, device),
-        data_dir=data_dir,
-        dataset_name=dataset,
-        label_scheme=label_scheme,
-        model=model,
-        cache_dir=cache_dir,
-        no_cache=no_cache,
-        out=out,
-        quiet=quiet,
-        overwrite=overwrite,
+        "Full fine-tuning of θ_base on the train split; best epoch chosen on val.",
+        "fairmerge train fft --data-dir ../shared/data --out runs/fft --epochs 1 --max-train-samples 4000",
     )
-
-
-@train_app.command("lora")
-def lora(
-    config: Path = _CONFIG,
-    data_dir: Path = _DATA_DIR,
-    out: Path = _OUT,
-    dataset: str = _DATASET,
-    label_scheme: str = _LABEL_SCHEME,
-    model: str = _MODEL,
-    cache_dir: Path = _CACHE_DIR,
-    no_cache: bool = _NO_CACHE,
-    seed: int = _SEED,
-    epochs: int = _EPOCHS,
-    learning_rate: float = _LR,
-    max_train_samples: int = _MAX_TRAIN,
-    device: str = _DEVICE,
-    quiet: bool = _QUIET,
-    overwrite: bool = _OVERWRITE,
-) -> None:
-    """LoRA fine-tune of θ_base; OUT holds the merged checkpoint and the adapter under OUT/adapter.
-
-    Example: fairmerge train lora lora.yaml --data-dir ../shared/data --out runs/lora
-    """
-    _single(
+)
+train_app.command("lora")(
+    _single_command(
         "lora",
-        config_path=config,
-        overrides=_overrides(seed, epochs, learning_rate, max_train_samples, device),
-        data_dir=data_dir,
-        dataset_name=dataset,
-        label_scheme=label_scheme,
-        model=model,
-        cache_dir=cache_dir,
-        no_cache=no_cache,
-        out=out,
-        quiet=quiet,
-        overwrite=overwrite,
+        "LoRA fine-tune of θ_base; OUT holds the merged checkpoint and the adapter under OUT/adapter.",
+        "fairmerge train lora lora.yaml --data-dir ../shared/data --out runs/lora",
     )
+)
 
 
 @train_app.command("subgroups")
@@ -208,17 +178,11 @@ def subgroups(
     """
     from fairmerge.training import train_subgroups
 
-    check_output_dir(out, overwrite=overwrite, what="training output")  # before any training
     train_config, data, cache, base = _prepare(
-        config,
-        _overrides(seed, epochs, learning_rate, max_train_samples, device),
-        data_dir,
-        dataset,
-        label_scheme,
-        model,
-        cache_dir,
-        no_cache,
-    )
+        out, overwrite, config, data_dir, dataset, label_scheme, model, cache_dir, no_cache,
+        seed=seed, epochs=epochs, learning_rate=learning_rate, max_train_samples=max_train_samples,
+        device=device,
+    )  # fmt: skip
     paths = train_subgroups(
         data,
         attribute,
@@ -240,22 +204,6 @@ def subgroups(
     }
     _publish(entries, out, index, overwrite)
     typer.echo(f"{len(paths)} subgroup checkpoint(s) in {out} (index: {out / 'subgroups.json'})")
-
-
-def _overrides(
-    seed: int | None,
-    epochs: int | None,
-    learning_rate: float | None,
-    max_train: int | None,
-    device: str | None,
-) -> dict[str, Any]:
-    return {
-        "seed": seed,
-        "epochs": epochs,
-        "learning_rate": learning_rate,
-        "max_train_samples": max_train,
-        "device": device,
-    }
 
 
 def _safe(name: str) -> str:

@@ -42,7 +42,7 @@ def compare_with_fft(outcomes: Sequence[SeedOutcome], config: StudyConfig) -> pd
         {o.seed: o.test_predictions[REFERENCE] for o in outcomes},
         primary=config.primary.model_dump(),
         n_resamples=config.evaluation.n_resamples or 1000,
-        seed=config.seed,
+        seed=config.derived_seeds(first.seed).comparisons,
         min_group_size=config.evaluation.min_group_size,
     )
 

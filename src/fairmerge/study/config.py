@@ -22,35 +22,74 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
-    PlainValidator,
     ValidationError,
-    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
 from fairmerge.errors import ConfigError
+from fairmerge.fairness.metrics import MIN_GROUP_SIZE, MIN_NEGATIVES, MIN_POSITIVES
 from fairmerge.sweep.selection import Rule
 from fairmerge.training import PROBE_CONFIG, TrainConfig
+from fairmerge.training.config import describe_validation_error
 from fairmerge.training.subgroups import STRATEGIES
+from fairmerge.vectors.merge import validate_merge_args
+
+SHARED_SEED = 0
+"""The seed of what every run seed shares, fixed so that a seed's results do not depend on which
+other seeds run: the linear probe's sample and fit (one probed θ_base serves every seed), the
+val/test subsets of ``evaluation.max_val_samples`` / ``max_test_samples`` and the bootstrap of
+the comparisons with FFT over seeds. (It was ``StudyConfig.seed``, default 0, and a literal 0.)"""
 
 
-def _train_config(value: Any) -> TrainConfig:
+@dataclass(frozen=True)
+class DerivedSeeds:
+    """Every seed a study uses, named, from the one seed a user sets: the run seed.
+
+    What varies between seeds follows the run seed itself; what every seed shares follows
+    :data:`SHARED_SEED`. These are the values the study has always used (no number changed).
+    """
+
+    run: int
+    head: int
+    """θ_base's random classification head (recipes with ``head: random``)."""
+    finetune: int
+    """``TrainConfig.seed`` of FFT, LoRA and every subgroup fine-tune: sample, batches, dropout."""
+    merge: int
+    """The merge engine's seed (DARE's drop masks, ``sweep.method``)."""
+    evaluation: int
+    """This seed's metric bootstrap, per-group TPE search and ThresholdOptimizer draws."""
+    probe: int
+    """The linear-probed θ_base (``subgroups.probe``): its initial head, sample and fit; shared."""
+    evaluation_subsets: int
+    """The val/test subsets of ``evaluation.max_val_samples`` / ``max_test_samples``; shared."""
+    comparisons: int
+    """The bootstrap of the comparisons with FFT over seeds and posts; shared."""
+
+    @classmethod
+    def of(cls, run: int) -> DerivedSeeds:
+        per_seed = {"head": run, "finetune": run, "merge": run, "evaluation": run}
+        shared = {"probe": SHARED_SEED, "evaluation_subsets": SHARED_SEED, "comparisons": SHARED_SEED}
+        return cls(run, **per_seed, **shared)
+
+
+def _without_seed(value: Any) -> Any:
+    """A fine-tune section: every field but ``seed``, which is the run seed."""
     if isinstance(value, TrainConfig):
-        return value
-    try:
-        return TrainConfig.from_mapping(value or {})
-    except ConfigError as exc:
-        raise ValueError(str(exc)) from None
+        seeded = value.seed != TrainConfig().seed
+    else:
+        seeded = isinstance(value, Mapping) and "seed" in value
+    if seeded:
+        raise ValueError("seed is the run seed: set `seeds` (or --seeds), not a fine-tune's seed")
+    return value
 
 
 TrainSection = Annotated[
     TrainConfig,
-    PlainValidator(_train_config),
-    PlainSerializer(lambda config: config.to_dict()),
-    WithJsonSchema({"type": "object", "description": "fairmerge.training.TrainConfig fields"}),
+    BeforeValidator(_without_seed),
+    PlainSerializer(lambda config: {k: v for k, v in config.to_dict().items() if k != "seed"}),
 ]
-"""A fine-tune's hyper-parameters: the fields of :class:`fairmerge.training.TrainConfig`."""
+"""A fine-tune's hyper-parameters: the fields of :class:`fairmerge.training.TrainConfig` but ``seed``."""
 
 
 class Section(BaseModel):
@@ -122,6 +161,8 @@ def _check_strategy(value: str) -> str:
 
 
 Lambda = Annotated[float, Field(ge=0.0, le=2.0, allow_inf_nan=False)]
+SweepMethod = Literal["task_arithmetic", "ties", "dare"]
+"""Merge methods of :mod:`fairmerge.vectors.merge` a study can sweep (``inject`` is not a merge)."""
 
 
 class SweepSection(Section):
@@ -137,6 +178,25 @@ class SweepSection(Section):
     inject_all_groups: bool = True
     worst_group_criterion: Literal["accuracy", "eod"] = "accuracy"
     pergroup_trials: int = Field(16, ge=1)
+    method: SweepMethod = Field(
+        "task_arithmetic",
+        description="how the subgroup vectors are merged onto θ_base (merge, merge[recipe], merge_pergroup)",
+    )
+    density: float | None = Field(
+        None, description="ties / dare: the share of each vector kept, in (0, 1]; null for task_arithmetic"
+    )
+
+    @model_validator(mode="after")
+    def _engine_accepts_method(self) -> SweepSection:
+        try:
+            validate_merge_args(1, 0.0, method=self.method, density=self.density)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    def merge_options(self, seeds: DerivedSeeds) -> dict[str, Any]:
+        """Keyword arguments of the merge engine (``InPlaceMerger``, ``merge_checkpoints``) for one seed."""
+        return {"method": self.method, "density": self.density, "seed": seeds.merge}
 
 
 class SelectionSection(Section):
@@ -149,7 +209,13 @@ class SelectionSection(Section):
 
 
 class EvaluationSection(Section):
-    min_group_size: int = Field(30, ge=1)
+    min_group_size: int = Field(MIN_GROUP_SIZE, ge=1, description="posts a group needs to enter DPD")
+    min_positives: int = Field(
+        MIN_POSITIVES, ge=1, description="positives a group needs to enter the TPR gap"
+    )
+    min_negatives: int = Field(
+        MIN_NEGATIVES, ge=1, description="negatives a group needs to enter the FPR gap"
+    )
     n_resamples: int = Field(1000, ge=0)
     batch_size: int = Field(128, ge=1)
     max_length: int = Field(64, ge=2)
@@ -164,12 +230,31 @@ class EvaluationSection(Section):
     )
 
 
-class PrimarySection(Section):
-    """The one comparison with FFT the study is designed to test; every other one is Holm-adjusted."""
+class DeclaredComparison(Section):
+    """One comparison with FFT on test: a model label, an attribute (``all`` for accuracy), a metric."""
 
     model: str = "merge"
     attribute: str = "race"
     metric: Literal["accuracy", "dpd", "eod"] = "eod"
+
+    @property
+    def label(self) -> str:
+        return f"{self.model}/{self.attribute}/{self.metric}"
+
+
+def _default_secondary() -> list[DeclaredComparison]:
+    return [
+        DeclaredComparison(model="merge", attribute="race", metric="dpd"),
+        DeclaredComparison(model="merge", attribute="all", metric="accuracy"),
+        DeclaredComparison(model="merge_pergroup", attribute="race", metric="eod"),
+    ]
+
+
+class PowerSection(Section):
+    """The simulated power of the primary comparison, at a true difference of ``effect``."""
+
+    effect: float = Field(0.1, gt=0.0, le=1.0, description="the true |Δ| of the primary metric simulated")
+    simulations: int = Field(500, ge=1, description="simulated studies (Monte Carlo SE ≤ 0.5/√simulations)")
 
 
 class StudyConfig(Section):
@@ -178,9 +263,11 @@ class StudyConfig(Section):
     name: str = "hatexplain-minilm"
     model: str = "default"
     attributes: list[str] = Field(default_factory=lambda: ["race", "gender"], min_length=1)
-    seed: int = Field(0, ge=0, description="seed of what every seed shares (the linear probe, subsets)")
-    seeds: list[Annotated[int, Field(ge=0, lt=2**32)]] | None = Field(
-        None, min_length=1, description="the seeds the study runs (default: [seed]); --seeds overrides"
+    seeds: list[Annotated[int, Field(strict=True, ge=0, lt=2**32)]] = Field(
+        default_factory=lambda: [0],
+        min_length=1,
+        description="the run seeds, each once; every other seed derives from them (DerivedSeeds); "
+        "--seeds overrides",
     )
     dataset: DatasetSection = Field(default_factory=DatasetSection)
     fft: TrainSection = Field(default_factory=TrainConfig)
@@ -189,7 +276,13 @@ class StudyConfig(Section):
     sweep: SweepSection = Field(default_factory=SweepSection)
     selection: SelectionSection = Field(default_factory=SelectionSection)
     evaluation: EvaluationSection = Field(default_factory=EvaluationSection)
-    primary: PrimarySection = Field(default_factory=PrimarySection)
+    primary: DeclaredComparison = Field(
+        default_factory=DeclaredComparison, description="the one comparison tested at α, unadjusted"
+    )
+    secondary: list[DeclaredComparison] = Field(
+        default_factory=_default_secondary, description="the declared secondary family (Holm over these only)"
+    )
+    power: PowerSection = Field(default_factory=PowerSection)
     exploratory_seeds: Literal["first", "all"] = Field(
         "first",
         description="seeds that run the exploratory parts, the recipe comparison (subgroups.compare), the "
@@ -202,6 +295,19 @@ class StudyConfig(Section):
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able values (for provenance and cache keys)."""
         return self.model_dump(mode="json")
+
+    @field_validator("seeds")
+    @classmethod
+    def _each_seed_once(cls, seeds: list[int]) -> list[int]:
+        repeated = sorted({seed for seed in seeds if seeds.count(seed) > 1})
+        if repeated:
+            raise ValueError(f"seed(s) {repeated} given more than once (seeds, --seeds); each seed runs once")
+        return seeds
+
+    @staticmethod
+    def derived_seeds(run_seed: int) -> DerivedSeeds:
+        """Every seed the run of ``run_seed`` uses, named."""
+        return DerivedSeeds.of(run_seed)
 
     def seed_configs(self, seeds: Sequence[int]) -> list[tuple[int, StudyConfig]]:
         """Each seed with the config it runs: past the first, without the exploratory parts
@@ -247,16 +353,25 @@ class StudyConfig(Section):
         return families
 
     @model_validator(mode="after")
-    def _primary_is_a_comparison(self) -> StudyConfig:
-        primary = self.primary
-        wanted = "all" if primary.metric == "accuracy" else "one of " + ", ".join(self.attributes)
-        if (primary.metric == "accuracy") != (primary.attribute == "all") or (
-            primary.metric != "accuracy" and primary.attribute not in self.attributes
-        ):
-            raise ValueError(f"primary.attribute {primary.attribute!r}: expected {wanted}")
-        if primary.model not in self.compared_models():
-            raise ValueError(f"primary.model {primary.model!r}: expected one of {self.compared_models()}")
+    def _declared_comparisons_exist(self) -> StudyConfig:
+        for where, comparison in [("primary", self.primary)] + [
+            (f"secondary.{i}", c) for i, c in enumerate(self.secondary)
+        ]:
+            self._check_comparison(where, comparison)
+        labels = [c.label for c in (self.primary, *self.secondary)]
+        repeated = sorted({label for label in labels if labels.count(label) > 1})
+        if repeated:
+            raise ValueError(f"secondary: {repeated} declared twice (the primary is not repeated there)")
         return self
+
+    def _check_comparison(self, where: str, comparison: DeclaredComparison) -> None:
+        wanted = "all" if comparison.metric == "accuracy" else "one of " + ", ".join(self.attributes)
+        if (comparison.metric == "accuracy") != (comparison.attribute == "all") or (
+            comparison.metric != "accuracy" and comparison.attribute not in self.attributes
+        ):
+            raise ValueError(f"{where}.attribute {comparison.attribute!r}: expected {wanted}")
+        if comparison.model not in self.compared_models():
+            raise ValueError(f"{where}.model {comparison.model!r}: expected one of {self.compared_models()}")
 
 
 @dataclass(frozen=True)
@@ -331,51 +446,33 @@ def _read_yaml(source: str | Path | None) -> tuple[dict[str, Any], str]:
     if not path.is_file():
         raise ConfigError(f"config file {path} not found (built-in configs: {builtin_config_names()})")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if raw is None:
+        # keys a file omits take StudyConfig's defaults, which are not the `default` study's
+        raise ConfigError(
+            f"config file {path} is empty; copy a built-in config to start from "
+            f"(fairmerge run default is {builtin_config_path('default')}) or pass no config for the default"
+        )
     if not isinstance(raw, dict):
         raise ConfigError(f"config file {path} must hold a mapping at the top level")
     return raw, path.name
 
 
-_TRAIN_SECTIONS = (("fft",), ("lora",), ("subgroups", "train"), ("subgroups", "probe"))
-
-
-def _check_train_keys(raw: Mapping[str, Any], where: str) -> None:
-    """Unknown keys of a fine-tune section, named by their full path (``fft.epochz``)."""
-    known = set(TrainConfig.__dataclass_fields__)
-    for path in _TRAIN_SECTIONS:
-        section: Any = raw
-        for part in path:
-            section = section.get(part) if isinstance(section, Mapping) else None
-        if isinstance(section, Mapping):
-            unknown = sorted(set(section) - known)
-            if unknown:
-                raise ConfigError(
-                    f"{where}: {'.'.join(path)}.{unknown[0]}: unknown key; expected one of {sorted(known)}"
-                )
-
-
 def validate_config(raw: Mapping[str, Any], where: str = "config") -> StudyConfig:
     """A :class:`StudyConfig` from plain values; the first problems are named by their full key path."""
-    _check_train_keys(raw, where)
+    if "seed" in raw:
+        raise ConfigError(
+            f"{where}: seed: not a key any more; the run seeds are `seeds: [0, 1, 2]` (or --seeds) and "
+            f"what every seed shares uses the fixed seed {SHARED_SEED} (docs/configuration.md)"
+        )
     try:
         return StudyConfig.model_validate(dict(raw))
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors()[:3]:
-            key = ".".join(str(part) for part in error["loc"]) or "(top level)"
-            message = error["msg"].removeprefix("Value error, ")
-            if error["type"] == "extra_forbidden":
-                message = "unknown key"
-            elif error["type"] != "value_error" and not isinstance(error.get("input"), dict | list):
-                message += f", got {str(error.get('input'))[:40]!r}"
-            problems.append(f"{key}: {message}")
-        more = f" (and {exc.error_count() - 3} more)" if exc.error_count() > 3 else ""
-        raise ConfigError(f"{where}: " + "; ".join(problems) + more) from None
+        raise ConfigError(describe_validation_error(exc, where, StudyConfig)) from None
 
 
 def load_config(
@@ -383,12 +480,14 @@ def load_config(
     *,
     fast: bool = False,
     overrides: Sequence[str] = (),
+    seeds: Sequence[int] | None = None,
 ) -> StudyConfig:
     """The study config of ``source`` (a YAML path, a built-in name, a StudyConfig, or None = default).
 
     ``fast`` applies the file's ``fast:`` profile (a StudyConfig object has none); ``overrides`` are
-    ``dotted.key=value`` strings applied last. Both profiles of a file are validated, so an error in
-    ``fast:`` is reported whichever is run.
+    ``dotted.key=value`` strings applied last, then ``seeds`` (``--seeds``; None or empty keeps the
+    config's). Both profiles of a file are validated, so an error in ``fast:`` is reported whichever
+    is run. An empty file is refused: it would mean StudyConfig's defaults, not the ``default`` study.
     """
     if isinstance(source, StudyConfig):
         if fast:
@@ -403,6 +502,8 @@ def load_config(
     changes: dict[str, Any] = {}
     for text in overrides:
         changes = _deep_update(changes, parse_override(text))
+    if seeds:
+        changes["seeds"] = list(seeds)
     full = _deep_update(raw, changes)
     fast_variant = _deep_update(_deep_update(raw, fast_overrides), changes)
     config = validate_config(full, where)

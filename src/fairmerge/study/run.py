@@ -121,8 +121,8 @@ def run_study(
     started = time.perf_counter()
     if not dry_run:
         check_output_dir(out_dir, overwrite=overwrite)  # before any work: never replace a user's files
-    study = load_config(config, fast=fast, overrides=overrides)
-    seeds = list(seeds) if seeds else list(study.seeds or [study.seed])
+    study = load_config(config, fast=fast, overrides=overrides, seeds=seeds)
+    seeds = study.seeds
     runner = get_executor(executor, ray_address)  # before any data: a missing Ray is one line
     dataset = _load_dataset(study, data_dir)
     print_dataset(dataset, study, console)

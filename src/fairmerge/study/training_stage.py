@@ -89,14 +89,14 @@ def _base(
 ) -> Path:
     if head == "random":
         return make_base_checkpoint(config.model, seed=seed, cache=cache)
-    # the probe is a convex fit: one probed θ_base serves every seed (its sample follows config.seed)
+    # the probe is a convex fit: one probed θ_base serves every seed (its seed is a shared one)
     return make_base_checkpoint(
         config.model,
-        seed=config.seed,
+        seed=config.derived_seeds(seed).probe,
         cache=cache,
         head="linear_probe",
         dataset=dataset,
-        probe_config=config.subgroups.probe.replace(seed=config.seed),
+        probe_config=config.subgroups.probe.replace(seed=config.derived_seeds(seed).probe),
     )
 
 

@@ -1,17 +1,15 @@
-"""Hyper-parameters of one fine-tune, validated up front and loadable from YAML."""
+"""Hyper-parameters of one fine-tune, validated up front (pydantic v2) and loadable from YAML."""
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import os
-import re
+import typing
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from fairmerge.errors import ConfigError
 
@@ -22,12 +20,27 @@ DEFAULT_LEARNING_RATES: dict[str, float] = {"fft": 5e-5, "lora": 5e-4}
 
 SELECT_BY = ("loss", "accuracy")
 TRAINABLE = ("all", "body", "head")
-_DEVICE = re.compile(r"^(cpu|cuda)$")
-_FLOAT_FIELDS = ("learning_rate", "weight_decay", "warmup_ratio", "grad_clip", "lora_dropout")
 
 
-@dataclass(frozen=True)
-class TrainConfig:
+def _number(value: Any) -> Any:
+    """A real number: PyYAML reads "5e-5" (no dot) as a string, so numeric strings are accepted."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            raise ValueError(f"must be a number, got {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"must be a number, got {value!r}")
+    return value
+
+
+Number = Annotated[float, BeforeValidator(_number), Field(allow_inf_nan=False)]
+"""A finite float; booleans are refused, numeric strings accepted."""
+StrictInt = Annotated[int, Field(strict=True)]
+"""An integer proper: ``true`` and ``1.0`` are refused."""
+
+
+class TrainConfig(BaseModel):
     """Everything that determines a fine-tune besides the data and the base weights.
 
     Defaults suit the embedded MiniLM on HateXplain (short posts: 64 tokens cover ~99 % of them).
@@ -42,32 +55,38 @@ class TrainConfig:
     ``device`` is None (CUDA when available, else CPU), ``"cpu"`` or ``"cuda"``; accelerate's state is
     process-wide, so one process trains on one device type (bf16 autocast on CUDA when supported).
     ``lora_target_modules=None`` picks the attention projections for the architecture.
+    ``seed`` is the run seed: it draws the training sample, the batch order, dropout and LoRA's
+    initial weights. A study sets it from its run seed (``fairmerge.study.config.DerivedSeeds``);
+    its fine-tune sections cannot.
+
+    :meth:`from_mapping`, :meth:`from_yaml` and :meth:`replace` raise :class:`ConfigError` naming
+    the field; the constructor raises pydantic's ``ValidationError`` (a ``ValueError``). Inside a
+    study config the fields are validated with the study (errors name ``fft.epochs`` …).
     """
 
-    learning_rate: float | None = None
-    epochs: int = 3
-    batch_size: int = 32
-    eval_batch_size: int = 128
-    max_length: int = 64
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    seed: int = 0
-    select_by: Literal["loss", "accuracy"] = "loss"
-    patience: int | None = None
-    eval_every_steps: int | None = None
-    trainable: Trainable = "all"
-    max_train_samples: int | None = None
-    grad_clip: float | None = 1.0
-    device: str | None = None
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.1
-    lora_target_modules: tuple[str, ...] | None = None
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    def __post_init__(self) -> None:
-        if self.lora_target_modules is not None and not isinstance(self.lora_target_modules, tuple):
-            object.__setattr__(self, "lora_target_modules", tuple(self.lora_target_modules))
-        self._validate()
+    learning_rate: Annotated[Number, Field(gt=0)] | None = None
+    epochs: Annotated[StrictInt, Field(ge=1)] = 3
+    batch_size: Annotated[StrictInt, Field(ge=1)] = 32
+    eval_batch_size: Annotated[StrictInt, Field(ge=1)] = 128
+    max_length: Annotated[StrictInt, Field(ge=2)] = 64
+    weight_decay: Annotated[Number, Field(ge=0)] = 0.01
+    warmup_ratio: Annotated[Number, Field(ge=0, lt=1)] = 0.1
+    seed: Annotated[StrictInt, Field(ge=0)] = 0
+    select_by: Literal["loss", "accuracy"] = "loss"
+    patience: Annotated[StrictInt, Field(ge=1)] | None = None
+    eval_every_steps: Annotated[StrictInt, Field(ge=1)] | None = None
+    trainable: Trainable = "all"
+    max_train_samples: Annotated[StrictInt, Field(ge=1)] | None = None
+    grad_clip: Annotated[Number, Field(gt=0)] | None = 1.0
+    device: Literal["cpu", "cuda"] | None = None
+    lora_r: Annotated[StrictInt, Field(ge=1)] = 8
+    lora_alpha: Annotated[StrictInt, Field(ge=1)] = 16
+    lora_dropout: Annotated[Number, Field(ge=0, lt=1)] = 0.1
+    lora_target_modules: (
+        Annotated[tuple[Annotated[str, Field(min_length=1)], ...], Field(min_length=1)] | None
+    ) = None
 
     # ---- construction ------------------------------------------------------------------------
     @classmethod
@@ -76,19 +95,10 @@ class TrainConfig:
         if not isinstance(values, Mapping):
             kind = type(values).__name__
             raise ConfigError(f"training config must be a mapping of field names, got {kind}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"unknown training config key(s) {unknown}; valid keys: {sorted(known)}")
-        values = dict(values)
-        for name in _FLOAT_FIELDS:
-            # PyYAML reads "5e-5" (no dot) as a string; accept it as the number it obviously is.
-            if isinstance(values.get(name), str):
-                try:
-                    values[name] = float(values[name])
-                except ValueError:
-                    raise ConfigError(f"{name} must be a number, got {values[name]!r}") from None
-        return cls(**values)
+        try:
+            return cls.model_validate(dict(values))
+        except ValidationError as exc:
+            raise ConfigError(describe_validation_error(exc, "training config", cls)) from None
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike[str]) -> TrainConfig:
@@ -96,7 +106,7 @@ class TrainConfig:
         path = Path(path)
         try:
             values = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except OSError as exc:
+        except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"cannot read training config {path}: {exc}") from exc
         except yaml.YAMLError as exc:
             raise ConfigError(f"training config {path} is not valid YAML: {exc}") from exc
@@ -111,7 +121,7 @@ class TrainConfig:
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with some fields changed (validated again)."""
-        return dataclasses.replace(self, **changes)
+        return self.from_mapping({**dict(self), **changes})
 
     def resolved(self, method: Method) -> TrainConfig:
         """This config with ``learning_rate`` filled in for ``method`` ('fft' or 'lora')."""
@@ -120,70 +130,51 @@ class TrainConfig:
         return self.replace(learning_rate=DEFAULT_LEARNING_RATES[method])
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able values (tuples become lists)."""
-        out = dataclasses.asdict(self)
-        if out["lora_target_modules"] is not None:
-            out["lora_target_modules"] = list(out["lora_target_modules"])
-        return out
-
-    # ---- validation --------------------------------------------------------------------------
-    def _validate(self) -> None:
-        if self.learning_rate is not None:
-            _positive_float("learning_rate", self.learning_rate)
-        for name in ("epochs", "batch_size", "eval_batch_size", "lora_r", "lora_alpha"):
-            _positive_int(name, getattr(self, name))
-        _positive_int("max_length", self.max_length, minimum=2)
-        _int("seed", self.seed)
-        if self.seed < 0:
-            raise ConfigError(f"seed must be >= 0, got {self.seed}")
-        _float_in("weight_decay", self.weight_decay, 0.0, math.inf)
-        _float_in("warmup_ratio", self.warmup_ratio, 0.0, 1.0, right_open=True)
-        _float_in("lora_dropout", self.lora_dropout, 0.0, 1.0, right_open=True)
-        if self.select_by not in SELECT_BY:
-            raise ConfigError(f"select_by must be one of {list(SELECT_BY)}, got {self.select_by!r}")
-        for name in ("max_train_samples", "patience", "eval_every_steps"):
-            if getattr(self, name) is not None:
-                _positive_int(name, getattr(self, name))
-        if self.trainable not in TRAINABLE:
-            raise ConfigError(f"trainable must be one of {list(TRAINABLE)}, got {self.trainable!r}")
-        if self.grad_clip is not None:
-            _positive_float("grad_clip", self.grad_clip)
-        if self.device is not None and not (isinstance(self.device, str) and _DEVICE.match(self.device)):
-            raise ConfigError(f"device must be null (auto), 'cpu' or 'cuda', got {self.device!r}")
-        if self.lora_target_modules is not None and (
-            not self.lora_target_modules
-            or not all(isinstance(m, str) and m for m in self.lora_target_modules)
-        ):
-            raise ConfigError(
-                f"lora_target_modules must be null (auto) or a non-empty list of module names, "
-                f"got {self.lora_target_modules!r}"
-            )
+        """Plain JSON-able values (tuples become lists), in field order (part of the cache keys)."""
+        return self.model_dump(mode="json")
 
 
-def _int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{name} must be an integer, got {value!r}")
+def describe_validation_error(
+    exc: ValidationError, where: str, model: type[BaseModel], *, limit: int = 3
+) -> str:
+    """One line naming the first problems of ``exc`` (raised validating ``model``) by their full
+    dotted key path; an unknown key also lists the keys valid at its place."""
+    problems = []
+    for error in exc.errors()[:limit]:
+        loc = error["loc"]
+        message = error["msg"].removeprefix("Value error, ")
+        if not loc and error["type"] == "value_error":
+            problems.append(message)  # a check across sections: its message names the keys
+            continue
+        key = ".".join(str(part) for part in loc) or "(top level)"
+        if error["type"] == "extra_forbidden":
+            known = _fields_at(model, loc[:-1])
+            message = "unknown key" + (f"; expected one of {known}" if known else "")
+        elif error["type"] != "value_error" and not isinstance(error.get("input"), dict | list):
+            message += f", got {str(error.get('input'))[:40]!r}"
+        problems.append(f"{key}: {message}")
+    more = f" (and {exc.error_count() - limit} more)" if exc.error_count() > limit else ""
+    return f"{where}: " + "; ".join(problems) + more
 
 
-def _positive_int(name: str, value: Any, minimum: int = 1) -> None:
-    _int(name, value)
-    if value < minimum:
-        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+def _fields_at(model: type[BaseModel] | None, loc: tuple[int | str, ...]) -> list[str] | None:
+    """The field names of the model found at ``loc`` inside ``model``, if it is one."""
+    for part in loc:
+        if model is None:
+            return None
+        if isinstance(part, int):
+            continue  # an item of a list section: same model
+        field = model.model_fields.get(part)
+        model = _model_in(field.annotation) if field is not None else None
+    return sorted(model.model_fields) if model is not None else None
 
 
-def _number(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ConfigError(f"{name} must be a finite number, got {value!r}")
-    return float(value)
-
-
-def _positive_float(name: str, value: Any) -> None:
-    if _number(name, value) <= 0:
-        raise ConfigError(f"{name} must be > 0, got {value}")
-
-
-def _float_in(name: str, value: Any, low: float, high: float, *, right_open: bool = False) -> None:
-    number = _number(name, value)
-    if number < low or number > high or (right_open and number == high):
-        bracket = ")" if right_open else "]"
-        raise ConfigError(f"{name} must be in [{low}, {high}{bracket}, got {value}")
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model an annotation holds (through Optional, list and Annotated), if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for argument in typing.get_args(annotation):
+        found = _model_in(argument)
+        if found is not None:
+            return found
+    return None
