@@ -64,9 +64,9 @@ def test_overrides_change_any_key_and_are_validated() -> None:
 
 
 def test_a_config_object_round_trips() -> None:
-    config = load_config(None, overrides=["seed=3"])
+    config = load_config(None, overrides=["seeds=[3]"])
     again = load_config(config)
-    assert again == config and again.seed == 3
+    assert again == config and again.seeds == [3]
 
 
 @pytest.mark.parametrize(
