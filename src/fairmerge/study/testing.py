@@ -15,7 +15,7 @@ from fairmerge.study.outputs import headline_row
 from fairmerge.study.points import Point, PointEvaluator
 from fairmerge.study.policy import SelectionPolicy
 from fairmerge.study.sweeps import FamilySweep
-from fairmerge.sweep.selection import RULES
+from fairmerge.sweep.selection import rule_names
 
 
 @dataclass(frozen=True)
@@ -150,7 +150,7 @@ def selection_sensitivity(
     """
     rows = []
     for family in families:
-        for rule in RULES:
+        for rule in rule_names():
             alternative = replace(policy, section=policy.section.model_copy(update={"rule": rule}))
             selection = alternative.select_family(family.label, evaluator.ledger)
             point = family.point_at(selection.lam)
