@@ -122,6 +122,11 @@ class PointEvaluator:
     def _key(self, point: Point) -> str:
         return f"shared|{point.key}" if point.key in self.shared else f"seed{self.seed}|{point.key}"
 
+    def scores(self, point: Point, split: str, prepare: Prepare) -> np.ndarray:
+        """P(y=1) of a point on ``split`` (``val`` or ``test``), from the score cache; not recorded."""
+        evaluator = self.val if split == "val" else self.test
+        return evaluator.scores(self.model, self._key(point), prepare)
+
     def val_point_scores(self, point: Point, prepare: Prepare) -> np.ndarray:
         """P(y=1) on val of a point (cached); not recorded (per-group search trials)."""
         return self.val.scores(self.model, self._key(point), prepare)

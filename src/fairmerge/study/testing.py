@@ -12,7 +12,7 @@ import pandas as pd
 from fairmerge.fairness.calibration import sensitive_values, threshold_optimizer_baseline
 from fairmerge.labels import ModelLabel
 from fairmerge.study.outputs import headline_row
-from fairmerge.study.points import Point, PointEvaluator
+from fairmerge.study.points import Point, PointEvaluator, Prepare
 from fairmerge.study.policy import SelectionPolicy
 from fairmerge.study.sweeps import FamilySweep
 from fairmerge.sweep.selection import rule_names
@@ -114,17 +114,19 @@ def pergroup_on_test(
 
 
 def threshold_optimizer_on_test(
-    evaluator: PointEvaluator, attribute: str | None, attributes: Sequence[str]
+    evaluator: PointEvaluator, attribute: str | None, attributes: Sequence[str], load_fft: Prepare
 ) -> dict[str, np.ndarray]:
-    """fairlearn's ThresholdOptimizer on FFT's cached scores: the post-processing baseline."""
+    """fairlearn's ThresholdOptimizer on FFT's scores (from the score cache, or computed after
+    ``load_fft``): the post-processing baseline."""
     if not attribute or attribute not in attributes:
         return {}
+    fft = Point(ModelLabel("fft"), None, None, "fft")
     val, test = evaluator.val.split, evaluator.test.split
     predictions = threshold_optimizer_baseline(
-        evaluator.val_scores["fft"],
+        evaluator.scores(fft, "val", load_fft),
         val.labels,
         sensitive_values(val.groups[attribute]),
-        evaluator.test_scores["fft"],
+        evaluator.scores(fft, "test", load_fft),
         sensitive_values(test.groups[attribute]),
         seed=evaluator.seed,
     )
