@@ -12,7 +12,7 @@ import pandas as pd
 from fairmerge.fairness.calibration import sensitive_values, threshold_optimizer_baseline
 from fairmerge.labels import ModelLabel
 from fairmerge.study.outputs import headline_row
-from fairmerge.study.points import Point, PointEvaluator, Prepare
+from fairmerge.study.points import Candidate, PointEvaluator, Prepare
 from fairmerge.study.policy import SelectionPolicy
 from fairmerge.study.sweeps import FamilySweep
 from fairmerge.sweep.selection import rule_names
@@ -55,7 +55,7 @@ def baselines_on_test(
     """Test predictions of the λ-free baselines under every decision."""
     predictions = {}
     for name in names:
-        point = Point(ModelLabel(name), None, None, name)
+        point = Candidate(ModelLabel(name), None, None, start=name)
         for decision in evaluator.decisions:
             predictions[str(point.label.with_decision(decision))] = evaluator.test_once(
                 point, decision, load(name)
@@ -91,7 +91,7 @@ def families_on_test(
 
 def pergroup_on_test(
     evaluator: PointEvaluator,
-    point: Point,
+    point: Candidate,
     prepare: Callable[[], None],
     *,
     rule: str,
@@ -120,7 +120,7 @@ def threshold_optimizer_on_test(
     ``load_fft``): the post-processing baseline."""
     if not attribute or attribute not in attributes:
         return {}
-    fft = Point(ModelLabel("fft"), None, None, "fft")
+    fft = Candidate(ModelLabel("fft"), None, None, start="fft")
     val, test = evaluator.val.split, evaluator.test.split
     predictions = threshold_optimizer_baseline(
         evaluator.scores(fft, "val", load_fft),

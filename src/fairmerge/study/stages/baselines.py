@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from fairmerge.labels import ModelLabel
-from fairmerge.study.points import Point
+from fairmerge.study.points import Candidate
 from fairmerge.study.policy import SelectionPolicy
 from fairmerge.study.stages.base import SeedContext, SeedState, Stage, need
 
@@ -16,7 +16,7 @@ def run(context: SeedContext, state: SeedState) -> SeedState:
     lab = need(state.lab, "the workspace")
     for name in BASELINES:
         lab.evaluator.validate(
-            Point(ModelLabel(name), None, None, name), lab.workspace.loader(name, always=True)
+            Candidate(ModelLabel(name), None, None, start=name), lab.workspace.loader(name, always=True)
         )
     config = context.config
     policy = SelectionPolicy.from_fft(

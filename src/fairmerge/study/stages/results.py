@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from fairmerge.study.points import Point
+from fairmerge.study.points import Candidate
 from fairmerge.vectors import InPlaceMerger
 
 
@@ -14,7 +14,7 @@ from fairmerge.vectors import InPlaceMerger
 class PergroupResult:
     """The per-group search's best point on validation, its merger and every trial."""
 
-    point: Point
+    point: Candidate
     merger: InPlaceMerger
     trials: pd.DataFrame
 
