@@ -271,7 +271,7 @@ def group_size_table(sizes: Mapping[str, pd.Series]) -> pd.DataFrame:
     return frame
 
 
-def strategy_table(
+def strategy_display(
     strategies: pd.DataFrame, summary: Mapping[str, Any], attributes: Sequence[str]
 ) -> pd.DataFrame:
     """The strategy comparison table, with the headline's reference rows (FFT, LoRA, ThresholdOptimizer,

@@ -36,7 +36,6 @@ from fairmerge.study.comparisons import (
     detectable_differences,
     gap_groups,
     unedited_selections,
-    vector_target_quality,
 )
 from fairmerge.study.config import StudyConfig, load_config
 from fairmerge.study.evaluator import evaluation_view
@@ -145,9 +144,9 @@ def run_study(
     outcomes = []
     for seed, seed_study in study.seed_configs(seeds):
         console.rule(f"seed {seed}")
-        context = SeedContext(seed_study, dataset, seed, training_cache, score_cache, console)
+        context = SeedContext(seed_study, dataset, seed, training_cache, score_cache, console, data_dir)
         outcomes.append(run_pipeline(context))
-    results = StudyResults(study, dataset, data_dir, outcomes)
+    results = StudyResults(study, dataset, outcomes)
     summary = results.summary(time.perf_counter() - started)
     with output_directory(Path(out_dir), overwrite=overwrite) as tmp:
         results.write(tmp, summary)
@@ -161,7 +160,6 @@ class StudyResults:
 
     config: StudyConfig
     dataset: GroupedTextDataset
-    data_dir: str | Path | None
     outcomes: list[SeedOutcome]
 
     @property
@@ -198,7 +196,7 @@ class StudyResults:
                 "comparisons": self.comparisons.to_dict(orient="records"),
                 "mde": mde,
                 "gap_groups": gap_groups(primary, study),
-                "target_quality": vector_target_quality(dataset.name, self.data_dir, primary),
+                "target_quality": primary.target_quality,
                 **self._tables(),
                 "timings_s": timings,
                 "verdict": verdict,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -44,6 +45,8 @@ class SeedOutcome:
     """Each fine-tune's validation curve (for plots/training_curves.png)."""
     vectors: dict[str, tuple[str, str]] = field(default_factory=dict)
     """Subgroup vector name → (attribute, group)."""
+    target_quality: list[dict[str, Any]] | None = None
+    """Weak training targets against gold, per subgroup vector (None where targets are gold)."""
 
 
 def run_pipeline(context: SeedContext, stages: Sequence[Stage] = STAGES) -> SeedOutcome:
@@ -79,4 +82,5 @@ def _outcome(context: SeedContext, state: SeedState, timer: StageTimer) -> SeedO
         checkpoints={"base": str(trained.base), "fft": str(trained.fft), "lora": str(trained.lora)},
         histories=trained.histories(),
         vectors={name: pair for pair, name in trained.vector_groups.items()},
+        target_quality=state.target_quality,
     )

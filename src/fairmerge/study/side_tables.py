@@ -131,7 +131,7 @@ def degenerate_points(
     return pd.DataFrame(rows, columns=["model", "lambda", "reason"])
 
 
-def strategy_table(
+def recipe_table(
     metrics: pd.DataFrame,
     recipes: Sequence[tuple[ResolvedRecipe, ModelLabel]],
     decisions: Sequence[Decision],

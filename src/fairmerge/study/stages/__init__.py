@@ -16,6 +16,7 @@ from fairmerge.study.stages import (
     sensitivity,
     setup,
     side_tables,
+    target_quality,
     train,
 )
 from fairmerge.study.stages.base import SeedContext, SeedState, Stage
@@ -32,6 +33,7 @@ STAGES: tuple[Stage, ...] = (
     postprocessing.STAGE,
     sensitivity.STAGE,
     side_tables.STAGE,
+    target_quality.STAGE,
 )
 
 __all__ = ["STAGES", "SeedContext", "SeedState", "Stage"]

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
+from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -38,6 +39,8 @@ class SeedContext:
     training_cache: TrainingCache
     score_cache: ScoreCache
     console: Console | None = None
+    data_dir: str | Path | None = None
+    """Where the dataset was read from (for measures that read more of its files)."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class SeedState:
     predictions: Mapping[str, np.ndarray] = field(default_factory=dict)
     sensitivity: pd.DataFrame = field(default_factory=pd.DataFrame)
     tables: SideTables | None = None
+    target_quality: list[dict[str, Any]] | None = None
 
 
 def need(value: T | None, what: str) -> T:

@@ -11,7 +11,7 @@ from fairmerge.study.side_tables import (
     bound_table,
     degenerate_points,
     pergroup_bound,
-    strategy_table,
+    recipe_table,
 )
 from fairmerge.study.stages.base import SeedContext, SeedState, Stage, need
 from fairmerge.study.stages.merge_sweep import MAIN
@@ -40,9 +40,7 @@ def run(context: SeedContext, state: SeedState) -> SeedState:
         similarity=geometry.similarity(),
         bound=bound,
         pergroup_bound=pergroup_bound(trials, geometry.norms(), bound, config.attributes),
-        strategies=strategy_table(
-            metrics, recipe_labels, decisions, config.attributes, ledger, base_accuracy
-        ),
+        strategies=recipe_table(metrics, recipe_labels, decisions, config.attributes, ledger, base_accuracy),
         degenerate=degenerate_points(
             ledger, [label.with_decision(d) for _, label in recipe_labels for d in decisions], base_accuracy
         ),
