@@ -138,7 +138,7 @@ def metric_title(name: str, attributes: Sequence[str] = ()) -> str:
     """A metric name from a long table: ``race_dpd_minus_fft`` → ``race DPD − FFT``."""
     head, sep, tail = str(name).partition("_minus_")
     title = column_title(head, attributes)
-    return f"{title} − {METRIC_NAMES.get(tail, tail.upper())}" if sep else title
+    return f"{title} − {_title(tail) or tail.upper()}" if sep else title
 
 
 def _companions(column: str, columns: Sequence[str]) -> tuple[str | None, str | None, str | None]:
@@ -348,7 +348,7 @@ def comparison_display(comparisons: Sequence[Mapping[str, Any]], outcomes: Seque
             {
                 "model": str(row.get("model")),
                 "attribute": str(row.get("attribute")),
-                "metric": METRIC_NAMES.get(str(row.get("metric")), str(row.get("metric"))),
+                "metric": _title(str(row.get("metric"))) or str(row.get("metric")),
                 "Δ vs FFT [95% CI]": fmt_estimate(
                     row.get("delta"), low=row.get("ci_low"), high=row.get("ci_high")
                 ),
