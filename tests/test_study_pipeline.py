@@ -19,7 +19,7 @@ def test_every_stage_module_declares_one_listed_stage() -> None:
     assert sorted(s.name for s in declared) == sorted(s.name for s in STAGES)
     assert len({s.name for s in STAGES}) == len(STAGES)
     assert len({s.plan for s in STAGES}) == len(STAGES)
-    assert STAGES[0].name == "train" and STAGES[-1].name == "side tables"
+    assert STAGES[0].name == "train" and STAGES[-1].name == "target quality"
 
 
 def test_candidate_keys_are_the_score_cache_keys_of_before() -> None:
