@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from fairmerge.cli import app
 from fairmerge.data.types import GroupedTextDataset, TextSplit
 from fairmerge.study import run as study_run
-from fairmerge.study import seed_run
+from fairmerge.study.stages import injection
 
 pytestmark = pytest.mark.slow
 
@@ -146,7 +146,7 @@ def test_two_seeds_with_different_worst_groups_compare_over_seeds(
     fast_run: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out, cache = fast_run
-    chosen, calls = seed_run.worst_group, []
+    chosen, calls = injection.worst_group, []
 
     def another_group_for_seed_1(
         fft_val: pd.DataFrame, attributes: list[str], names: dict[tuple[str, str], str], **kwargs: Any
@@ -159,7 +159,7 @@ def test_two_seeds_with_different_worst_groups_compare_over_seeds(
             worst = {**worst, "attribute": attribute, "group": group, "label": other}
         return worst
 
-    monkeypatch.setattr(seed_run, "worst_group", another_group_for_seed_1)
+    monkeypatch.setattr(injection, "worst_group", another_group_for_seed_1)
     second = out.parent / "two-seeds"
     summary = study_run.run_study(
         None,

@@ -192,3 +192,36 @@ def test_points_from_metrics_builds_one_row_per_point() -> None:
         points_from_metrics(pd.concat([tidy, tidy.assign(split="test")]))
     with pytest.raises(DataError, match="lambda"):
         points_from_metrics(tidy.drop(columns="lambda"))
+
+
+def test_a_new_rule_is_one_function_and_its_registration() -> None:
+    from fairmerge.sweep.selection import (
+        RuleInputs,
+        Selection,
+        SelectionRule,
+        _choose,
+        register_rule,
+        rule_names,
+        unregister_rule,
+    )
+
+    def select_smallest_edit(points: pd.DataFrame, inputs: RuleInputs) -> Selection:
+        edit = -np.abs(points["lambda"].to_numpy(dtype=float))
+        return _choose(points, "smallest_edit", edit, None, "smallest |λ|")
+
+    points = pd.DataFrame(
+        {"lambda": [0.5, -0.25, 1.0], "accuracy": [0.9, 0.7, 0.95], "worst_group_accuracy": [0.8, 0.6, 0.9]}
+    )
+    register_rule(
+        SelectionRule("smallest_edit", select_smallest_edit, lambda p, _: -p["lambda"].abs().astype(float))
+    )
+    try:
+        assert "smallest_edit" in rule_names()
+        assert select_point(points, "smallest_edit").lam == -0.25
+        assert rule_scores(points, "smallest_edit").tolist() == [-0.5, -0.25, -1.0]
+        with pytest.raises(ValueError, match="already registered"):
+            register_rule(SelectionRule("smallest_edit", select_smallest_edit, lambda p, _: p["lambda"]))
+    finally:
+        unregister_rule("smallest_edit")
+    with pytest.raises(ConfigError, match="unknown selection rule 'smallest_edit'"):
+        select_point(points, "smallest_edit")

@@ -1,5 +1,6 @@
 """Group-fairness metrics with overlapping groups, intervals, noise floors, comparisons and power."""
 
+from fairmerge.fairness import registry
 from fairmerge.fairness.comparisons import (
     COMPARISON_COLUMNS,
     compare_all,
@@ -37,5 +38,6 @@ __all__ = [
     "minimum_detectable_difference",
     "noise_floor",
     "qualifying_groups",
+    "registry",
     "target_quality",
 ]

@@ -15,35 +15,28 @@ The defaults and the interval method come from ``benchmarks/ci_coverage.py`` (do
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from fairmerge.errors import ConfigError, DataError
+from fairmerge.fairness import registry
 from fairmerge.fairness.bootstrap import INTERVALS, Interval, bootstrap_interval, bootstrap_sums
 
 OVERALL = "all"
 """Attribute and group name of the rows that describe all examples or a whole attribute."""
 
-GROUP_METRICS = ("n", "accuracy", "selection_rate", "tpr", "fpr")
-"""Metrics reported for every group (and overall)."""
+GROUP_METRICS = registry.rate_names()
+"""The built-in metrics reported for every group (and overall); registered ones: ``registry.rates()``."""
 
-ATTRIBUTE_METRICS = (
-    "n_groups",
-    "n_groups_tpr",
-    "n_groups_fpr",
-    "dpd",
-    "eod",
-    "tpr_gap",
-    "fpr_gap",
-    "worst_group_accuracy",
-)
-"""Metrics reported once per attribute (group ``all``), over the groups that qualify."""
+ATTRIBUTE_METRICS = registry.gap_names()
+"""The built-in metrics reported once per attribute (group ``all``), over the groups that qualify;
+registered ones: ``registry.gaps()``."""
 
-COUNT_METRICS = frozenset({"n", "n_groups", "n_groups_tpr", "n_groups_fpr"})
-"""Counts: reported without an interval."""
+COUNT_METRICS = registry.count_names()
+"""The built-in counts: reported without an interval."""
 
 MIN_GROUP_SIZE = 30
 """Default posts a group needs to enter DPD and worst-group accuracy."""
@@ -77,16 +70,15 @@ class Thresholds:
     min_negatives: int = MIN_NEGATIVES
 
     def qualifying(self, counts: np.ndarray) -> dict[str, np.ndarray]:
-        """Per rate, which columns enter its gap, from full-sample confusion counts (4, C)."""
+        """Per registered rate, which columns enter its gaps, from full-sample confusion counts (4, C)."""
         positives = counts[_TP] + counts[_FN]
         negatives = counts[_FP] + counts[_TN]
-        sized = positives + negatives >= self.min_group_size
-        return {
-            "selection_rate": sized,
-            "accuracy": sized,
-            "tpr": positives >= self.min_positives,
-            "fpr": negatives >= self.min_negatives,
+        enough = {
+            "posts": positives + negatives >= self.min_group_size,
+            "positives": positives >= self.min_positives,
+            "negatives": negatives >= self.min_negatives,
         }
+        return {rate.name: enough[rate.qualifies_by] for rate in registry.rates()}
 
 
 @dataclass(frozen=True)
@@ -180,8 +172,9 @@ def group_metrics(
         boot = _rates(np.moveaxis(boot_counts, 1, 0))
         attr_boot = _attribute_metrics(boot, qualifies, layout)
         jack, attr_jack = _jackknife(design, counts, qualifies, layout) if interval == "bca" else ({}, {})
-        for metric in GROUP_METRICS:
-            if metric not in COUNT_METRICS:
+        counts_only = registry.count_names()
+        for metric in registry.rate_names():
+            if metric not in counts_only:
                 group_ci[metric] = bootstrap_interval(
                     boot[metric],
                     point[metric],
@@ -191,7 +184,7 @@ def group_metrics(
                     support=(0.0, 1.0),
                 )
         for key, samples in attr_boot.items():
-            if key[1] not in COUNT_METRICS:
+            if key[1] not in counts_only:
                 attr_ci[key] = bootstrap_interval(
                     samples[:, None],
                     attr_point[key],
@@ -205,7 +198,7 @@ def group_metrics(
     nan = float("nan")
     rows: list[tuple[str, str, str, float, float, float]] = []
     for column, (attribute, group) in enumerate(layout.names):
-        for metric in GROUP_METRICS:
+        for metric in registry.rate_names():
             low, high = group_ci.get(metric, (None, None))
             rows.append(
                 (
@@ -218,7 +211,7 @@ def group_metrics(
                 )
             )
         if column > 0 and column == layout.spans[attribute].stop - 1:
-            for metric in ATTRIBUTE_METRICS:
+            for metric in registry.gap_names():
                 low, high = attr_ci.get((attribute, metric), (None, None))
                 rows.append(
                     (
@@ -234,7 +227,8 @@ def group_metrics(
     for attribute, span in layout.spans.items():
         if span.start == span.stop:
             rows.extend(
-                (attribute, OVERALL, m, float(attr_point[attribute, m]), nan, nan) for m in ATTRIBUTE_METRICS
+                (attribute, OVERALL, m, float(attr_point[attribute, m]), nan, nan)
+                for m in registry.gap_names()
             )
     return pd.DataFrame(rows, columns=COLUMNS)
 
@@ -242,16 +236,16 @@ def group_metrics(
 def headline(frame: pd.DataFrame) -> dict[str, float]:
     """Flat summary of a :func:`group_metrics` frame for model selection and tables.
 
-    Keys: ``accuracy`` and, per attribute, ``{attr}_dpd``, ``{attr}_eod``,
-    ``{attr}_worst_group_accuracy``.
+    Keys: ``accuracy`` and, per attribute, ``{attr}_{gap}`` for every headline gap of the registry
+    (``dpd``, ``eod``, ``worst_group_accuracy`` and any registered one).
     """
     values = frame.set_index(["attribute", "group", "metric"])["value"]
     out = {"accuracy": float(values[(OVERALL, OVERALL, "accuracy")])}
     for attribute in dict.fromkeys(frame["attribute"]):
         if attribute == OVERALL:
             continue
-        for metric in ("dpd", "eod", "worst_group_accuracy"):
-            out[f"{attribute}_{metric}"] = float(values[(attribute, OVERALL, metric)])
+        for metric in registry.headline_gaps():
+            out[registry.wide_column(attribute, metric)] = float(values[(attribute, OVERALL, metric)])
     return out
 
 
@@ -377,18 +371,29 @@ def _jackknife(
     return rates, _attribute_metrics(rates, qualifies, layout)
 
 
-def _rates(counts: np.ndarray) -> dict[str, np.ndarray]:
-    """Group metrics from confusion counts shaped (4, ...): NaN where a denominator is 0."""
-    tp, fp, fn, tn = counts[_TP], counts[_FP], counts[_FN], counts[_TN]
-    n = tp + fp + fn + tn
+def rates(counts: np.ndarray) -> dict[str, np.ndarray]:
+    """Every registered rate from confusion counts shaped (4, ...): NaN where a denominator is 0."""
+    cells = dict(zip(registry.CELLS, counts, strict=True))
+    out = {}
     with np.errstate(divide="ignore", invalid="ignore"):
-        return {
-            "n": n,
-            "accuracy": np.where(n > 0, (tp + tn) / n, np.nan),
-            "selection_rate": np.where(n > 0, (tp + fp) / n, np.nan),
-            "tpr": np.where(tp + fn > 0, tp / (tp + fn), np.nan),
-            "fpr": np.where(fp + tn > 0, fp / (fp + tn), np.nan),
-        }
+        for rate in registry.rates():
+            numerator = _cell_sum(cells, rate.numerator)
+            if rate.is_count:
+                out[rate.name] = numerator
+            else:
+                denominator = _cell_sum(cells, rate.denominator)
+                out[rate.name] = np.where(denominator > 0, numerator / denominator, np.nan)
+    return out
+
+
+def _cell_sum(cells: Mapping[str, np.ndarray], names: Sequence[str]) -> np.ndarray:
+    total = cells[names[0]]
+    for name in names[1:]:
+        total = total + cells[name]
+    return total
+
+
+_rates = rates  # the name noise.py, comparisons.py and benchmarks/ci_coverage.py import
 
 
 def _spread(values: np.ndarray) -> np.ndarray:
@@ -399,53 +404,79 @@ def _spread(values: np.ndarray) -> np.ndarray:
     return np.where(defined.sum(axis=-1) >= 2, high - low, np.nan)
 
 
-def _attribute_metrics(
+def attribute_metrics(
     rates: dict[str, np.ndarray], qualifies: Mapping[str, np.ndarray], layout: _Layout
 ) -> dict[tuple[str, str], np.ndarray]:
-    """Per-attribute gaps, each over the groups that qualify for its rate (see :class:`Thresholds`).
+    """Every registered gap of every attribute, each over the groups that qualify for its rate.
 
     Which groups qualify is decided once, on the full sample; in a bootstrap resample a qualifying
     group whose rate happens to be undefined is left out of that resample's gap.
     """
     out: dict[tuple[str, str], np.ndarray] = {}
     for attribute, span in layout.spans.items():
-
-        def pick(metric: str, span: slice = span) -> np.ndarray:
-            keep = np.flatnonzero(qualifies[metric][span]) + span.start
-            return rates[metric][..., keep]
-
-        tpr_gap, fpr_gap = _spread(pick("tpr")), _spread(pick("fpr"))
-        accuracy = pick("accuracy")
-        defined = ~np.isnan(accuracy)
-        worst = np.where(defined, accuracy, np.inf).min(axis=-1, initial=np.inf)
-        for name, metric in (
-            ("n_groups", "selection_rate"),
-            ("n_groups_tpr", "tpr"),
-            ("n_groups_fpr", "fpr"),
-        ):
-            out[attribute, name] = np.asarray(float(qualifies[metric][span].sum()))
-        out[attribute, "dpd"] = _spread(pick("selection_rate"))
-        out[attribute, "tpr_gap"] = tpr_gap
-        out[attribute, "fpr_gap"] = fpr_gap
-        out[attribute, "eod"] = np.maximum(tpr_gap, fpr_gap)  # NaN if either gap is NaN
-        out[attribute, "worst_group_accuracy"] = np.where(defined.any(axis=-1), worst, np.nan)
+        values: dict[str, np.ndarray] = {}
+        for gap in registry.gaps():
+            out[attribute, gap.name] = _gap(gap.name, rates, qualifies, span, values)
     return out
+
+
+def _gap(
+    name: str,
+    rates: dict[str, np.ndarray],
+    qualifies: Mapping[str, np.ndarray],
+    span: slice,
+    done: dict[str, np.ndarray],
+) -> np.ndarray:
+    """One gap over the columns of ``span``, memoised in ``done`` (``max`` gaps reuse other gaps)."""
+    if name in done:
+        return done[name]
+    gap = next((g for g in registry.gaps() if g.name == name), None)
+    if gap is None:
+        raise ValueError(f"gap aggregates unknown gap {name!r}")
+    if gap.aggregation == "max":
+        parts = [_gap(source, rates, qualifies, span, done) for source in gap.source]
+        value = parts[0]
+        for part in parts[1:]:
+            value = np.maximum(value, part)  # NaN if any part is NaN
+    else:
+        rate = gap.source[0]
+        keep = np.flatnonzero(qualifies[rate][span]) + span.start
+        picked = rates[rate][..., keep]
+        if gap.aggregation == "count":
+            value = np.asarray(float(qualifies[rate][span].sum()))
+        elif gap.aggregation == "spread":
+            value = _spread(picked)
+        else:
+            value = _lowest(picked)
+    done[name] = value
+    return value
+
+
+def _lowest(values: np.ndarray) -> np.ndarray:
+    """min over the last axis ignoring NaN; NaN where no value is defined."""
+    defined = ~np.isnan(values)
+    low = np.where(defined, values, np.inf).min(axis=-1, initial=np.inf)
+    return np.where(defined.any(axis=-1), low, np.nan)
+
+
+_attribute_metrics = attribute_metrics  # the name noise.py, comparisons.py and benchmarks import
 
 
 def _warn_undefined(
     point: dict[str, np.ndarray], attr_point: dict[tuple[str, str], np.ndarray], layout: _Layout
 ) -> None:
     """One warning listing every undefined rate and gap of the full-sample estimate."""
+    counts = registry.count_names()
     undefined = [
         f"{metric} of {attribute}/{group}"
         for column, (attribute, group) in enumerate(layout.names)
-        for metric in GROUP_METRICS[1:]
-        if np.isnan(point[metric][column])
+        for metric in registry.rate_names()
+        if metric not in counts and np.isnan(point[metric][column])
     ]
     undefined += [
         f"{metric} of {attribute}"
         for (attribute, metric), value in attr_point.items()
-        if metric not in COUNT_METRICS and np.isnan(value)
+        if metric not in counts and np.isnan(value)
     ]
     if undefined:
         warnings.warn(

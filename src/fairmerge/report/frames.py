@@ -153,7 +153,7 @@ def selected_lambda(summary: Mapping[str, Any], label: str) -> float | None:
     return None if math.isnan(value) else value
 
 
-def pareto_front(accuracy: Iterable[float], gap: Iterable[float]) -> np.ndarray:
+def pareto_mask(accuracy: Iterable[float], gap: Iterable[float]) -> np.ndarray:
     """Boolean mask of the points not dominated in (max accuracy, min gap); NaN points are never on it."""
     points = pd.DataFrame({"accuracy": list(accuracy), "gap": list(gap)}, dtype=float)
     front = non_dominated(points, ["accuracy", "gap"], [True, False])

@@ -36,7 +36,7 @@ from fairmerge.report.tables import (
     multi_seed_tables,
     records_table,
     select_columns,
-    strategy_table,
+    strategy_display,
 )
 from fairmerge.study.verdict import classify
 
@@ -315,7 +315,7 @@ def _strategies_section(strategies: pd.DataFrame, summary: Mapping[str, Any], at
         "flag when the selected point is degenerate, next to the FFT, LoRA and post-processing "
         f"(ThresholdOptimizer) references. The main recipe's λ is in the {_esc(convention)} convention.</p>"
         + _degenerate_words(strategies)
-        + _table(strategy_table(strategies, summary, attributes))
+        + _table(strategy_display(strategies, summary, attributes))
     )
     return _section("strategies", "Recipes: training set × head × λ convention", body)
 

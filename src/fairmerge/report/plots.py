@@ -31,7 +31,7 @@ from fairmerge.report.frames import (
     curve,
     groups_of,
     models_present,
-    pareto_front,
+    pareto_mask,
     parse_model,
     point_value,
     selected_lambda,
@@ -337,7 +337,7 @@ def plot_pareto(metrics: pd.DataFrame, summary: Mapping[str, Any], path: Path) -
                         edgecolors=color,
                         label=f"{family} points" + (" (calibrated)" if calibrated else ""),
                     )
-                front = pts[pareto_front(pts["accuracy"], pts["gap"])].sort_values("gap")
+                front = pts[pareto_mask(pts["accuracy"], pts["gap"])].sort_values("gap")
                 if len(front):
                     ax.plot(
                         front["gap"],

@@ -12,6 +12,8 @@ from typing import Any
 
 import pandas as pd
 
+from fairmerge.fairness import registry
+from fairmerge.fairness.registry import split_wide_column, wide_column
 from fairmerge.report.frames import parse_model
 
 NA = "n/a"
@@ -29,20 +31,12 @@ LEAD_COLUMNS: tuple[str, ...] = (
     "accuracy",
     "worst_group_accuracy",
 )
+# names of the report's own columns; metrics' display names are declared in fairmerge.fairness.registry
 METRIC_NAMES: dict[str, str] = {
     "lambda": "λ",
-    "accuracy": "accuracy",
-    "worst_group_accuracy": "worst-group accuracy",
-    "selection_rate": "selection rate",
-    "dpd": "DPD",
-    "eod": "EOD",
     "dpd_noise_floor": "DPD noise floor",
     "eod_noise_floor": "EOD noise floor",
     "p_holm": "p (Holm)",
-    "tpr": "TPR",
-    "fpr": "FPR",
-    "n_groups": "groups in gaps",
-    "n": "n",
     "n_seeds": "seeds",
     "p_value": "p-value",
     "delta": "Δ",
@@ -112,13 +106,17 @@ def fmt_estimate(value: Any, *, std: Any = None, low: Any = None, high: Any = No
     return text
 
 
+def _title(metric: str) -> str | None:
+    """A metric's display name: the registry's declaration, else the report's own names."""
+    return registry.display_name(metric) or METRIC_NAMES.get(metric)
+
+
 def column_title(name: str, attributes: Sequence[str] = ()) -> str:
     """A readable header: ``race_dpd`` → ``race DPD``, ``worst_group_accuracy`` → ``worst-group accuracy``."""
-    for attr in sorted(attributes, key=len, reverse=True):
-        prefix = f"{attr}_"
-        if name.startswith(prefix) and name[len(prefix) :] in METRIC_NAMES:
-            return f"{attr} {METRIC_NAMES[name[len(prefix) :]]}"
-    return METRIC_NAMES.get(name, name.replace("_", " "))
+    parsed = split_wide_column(name, attributes)
+    if parsed is not None and _title(parsed[1]) is not None:
+        return f"{parsed[0]} {_title(parsed[1])}"
+    return _title(name) or name.replace("_", " ")
 
 
 def _is_count(column: str) -> bool:
@@ -140,7 +138,7 @@ def metric_title(name: str, attributes: Sequence[str] = ()) -> str:
     """A metric name from a long table: ``race_dpd_minus_fft`` → ``race DPD − FFT``."""
     head, sep, tail = str(name).partition("_minus_")
     title = column_title(head, attributes)
-    return f"{title} − {METRIC_NAMES.get(tail, tail.upper())}" if sep else title
+    return f"{title} − {_title(tail) or tail.upper()}" if sep else title
 
 
 def _companions(column: str, columns: Sequence[str]) -> tuple[str | None, str | None, str | None]:
@@ -165,8 +163,8 @@ def _companions(column: str, columns: Sequence[str]) -> tuple[str | None, str | 
 
 def order_columns(columns: Sequence[str], attributes: Sequence[str]) -> list[str]:
     """Identifiers, λ, accuracy and worst-group accuracy first, then each attribute's gaps together."""
-    metrics = ("dpd", "dpd_noise_floor", "eod", "eod_noise_floor", "worst_group_accuracy", "n_groups")
-    per_attribute = [f"{a}_{m}" for a in attributes for m in metrics]
+    metrics = [*_headline_per_attribute()[:-1], "worst_group_accuracy", "n_groups"]
+    per_attribute = [wide_column(a, m) for a in attributes for m in metrics]
     first = [c for c in [*LEAD_COLUMNS, *per_attribute] if c in columns]
     return first + [c for c in columns if c not in first]
 
@@ -236,9 +234,15 @@ def select_columns(
 ) -> pd.DataFrame:
     """Keep the identifying and overall columns and ``{attribute}_{metric}`` for ``per_attribute``,
     each with its CI companions: the report's tables stay readable, the CSV/JSON keep everything."""
-    keep = [*LEAD_COLUMNS, *(f"{a}_{m}" for a in attributes for m in per_attribute)]
+    keep = [*LEAD_COLUMNS, *(wide_column(a, m) for a in attributes for m in per_attribute)]
     wanted = {c for k in keep for c in (k, f"{k}{CI_LOW}", f"{k}{CI_HIGH}")}
     return frame[[c for c in frame.columns if c in wanted]]
+
+
+def _headline_per_attribute() -> list[str]:
+    """Each headline gap with its noise floor (where one is computed), then the groups in the gaps."""
+    gaps = [g for g in registry.headline_gaps() if g != "worst_group_accuracy"]
+    return [*(m for g in gaps for m in (g, f"{g}_noise_floor")), "n_groups"]
 
 
 def display_headline(summary: Mapping[str, Any], attributes: Sequence[str]) -> pd.DataFrame:
@@ -250,8 +254,7 @@ def display_headline(summary: Mapping[str, Any], attributes: Sequence[str]) -> p
         entry = selected.get(str(row.get("model")))
         if is_missing(row.get("lambda")) and isinstance(entry, Mapping) and entry.get("lambdas"):
             row["lambda"] = dict(entry["lambdas"])
-    per_attribute = ("dpd", "dpd_noise_floor", "eod", "eod_noise_floor", "n_groups")
-    frame = select_columns(pd.DataFrame(rows), attributes, per_attribute)
+    frame = select_columns(pd.DataFrame(rows), attributes, _headline_per_attribute())
     return format_metric_table(frame, attributes)
 
 
@@ -268,7 +271,7 @@ def group_size_table(sizes: Mapping[str, pd.Series]) -> pd.DataFrame:
     return frame
 
 
-def strategy_table(
+def strategy_display(
     strategies: pd.DataFrame, summary: Mapping[str, Any], attributes: Sequence[str]
 ) -> pd.DataFrame:
     """The strategy comparison table, with the headline's reference rows (FFT, LoRA, ThresholdOptimizer,
@@ -317,7 +320,7 @@ def multi_seed_tables(rows: Sequence[Mapping[str, Any]], attributes: Sequence[st
                 "lambda",
                 "accuracy",
                 "worst_group_accuracy",
-                *(f"{a}_{g}" for a in attributes for g in ("dpd", "eod")),
+                *(wide_column(a, g) for a in attributes for g in ("dpd", "eod")),
             )
             if m in set(spread["metric"])
         ]
@@ -345,7 +348,7 @@ def comparison_display(comparisons: Sequence[Mapping[str, Any]], outcomes: Seque
             {
                 "model": str(row.get("model")),
                 "attribute": str(row.get("attribute")),
-                "metric": METRIC_NAMES.get(str(row.get("metric")), str(row.get("metric"))),
+                "metric": _title(str(row.get("metric"))) or str(row.get("metric")),
                 "Δ vs FFT [95% CI]": fmt_estimate(
                     row.get("delta"), low=row.get("ci_low"), high=row.get("ci_high")
                 ),

@@ -7,13 +7,12 @@ missing from some seeds is compared over the seeds that have it, and says how ma
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any, cast
 
 import pandas as pd
 
-from fairmerge.fairness import hatexplain_target_quality, minimum_detectable_difference, qualifying_groups
+from fairmerge.fairness import minimum_detectable_difference, qualifying_groups
 from fairmerge.fairness.comparisons import compare_all
 from fairmerge.study.config import StudyConfig
 from fairmerge.study.seed_run import SeedOutcome
@@ -62,25 +61,6 @@ def detectable_differences(outcome: SeedOutcome, config: StudyConfig) -> dict[st
     return minimum_detectable_difference(
         outcome.test_labels, outcome.test_memberships, min_group_size=config.evaluation.min_group_size
     )
-
-
-def vector_target_quality(
-    dataset_name: str, data_dir: str | os.PathLike[str] | None, outcome: SeedOutcome
-) -> list[dict[str, Any]] | None:
-    """Precision / recall of the weak training targets behind each subgroup vector, where gold exists.
-
-    HateXplain's train targets come from a third-party file; its val/test posts carry gold targets,
-    so the weak assignment can be scored there. Other datasets' training targets are gold: None.
-    """
-    if dataset_name != "hatexplain":
-        return None
-    quality = hatexplain_target_quality(data_dir)
-    names = {pair: name for name, pair in outcome.vectors.items()}
-    return [
-        {**row, "vector": names[key], "flag": "low precision (< 0.5)" if row["low_precision"] else ""}
-        for row in cast(list[dict[str, Any]], quality.to_dict(orient="records"))
-        if (key := (row["attribute"], row["group"])) in names
-    ]
 
 
 def gap_groups(outcome: SeedOutcome, config: StudyConfig) -> list[dict[str, Any]]:

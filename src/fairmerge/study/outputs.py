@@ -11,7 +11,9 @@ import numpy as np
 import pandas as pd
 
 from fairmerge.atomic import atomic_write_text
+from fairmerge.fairness import registry
 from fairmerge.fairness.metrics import CONTRACT_COLUMNS
+from fairmerge.fairness.registry import wide_column
 
 METRICS_COLUMNS = CONTRACT_COLUMNS
 
@@ -36,15 +38,14 @@ def headline_row(
     row["n"] = _cell(frame, "all", "all", "n")[0]
     worst = []
     for attribute in attributes:
-        for metric in ("dpd", "eod", "worst_group_accuracy"):
+        for metric in registry.headline_gaps():
             value, low, high = _cell(frame, attribute, "all", metric)
-            row[f"{attribute}_{metric}"] = value
-            row[f"{attribute}_{metric}_ci_low"] = low
-            row[f"{attribute}_{metric}_ci_high"] = high
-        for metric in ("dpd_noise_floor", "eod_noise_floor", "dpd_perm_p", "eod_perm_p"):
-            row[f"{attribute}_{metric}"] = _cell(frame, attribute, "all", metric)[0]
-        row[f"{attribute}_n_groups"] = _cell(frame, attribute, "all", "n_groups")[0]
-        worst.append(row[f"{attribute}_worst_group_accuracy"])
+            row[wide_column(attribute, metric)] = value
+            row[wide_column(attribute, metric, "_ci_low")] = low
+            row[wide_column(attribute, metric, "_ci_high")] = high
+        for metric in ("dpd_noise_floor", "eod_noise_floor", "dpd_perm_p", "eod_perm_p", "n_groups"):
+            row[wide_column(attribute, metric)] = _cell(frame, attribute, "all", metric)[0]
+        worst.append(row[wide_column(attribute, "worst_group_accuracy")])
     finite = [w for w in worst if not math.isnan(w)]
     row["worst_group_accuracy"] = min(finite) if finite else math.nan
     return row

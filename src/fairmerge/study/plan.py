@@ -18,21 +18,11 @@ from fairmerge.data.types import GroupedTextDataset
 from fairmerge.errors import ModelError
 from fairmerge.models import resolve_model_name
 from fairmerge.study.config import StudyConfig
+from fairmerge.study.stages import STAGES
 from fairmerge.study.timing import StageTimer
 from fairmerge.study.training_stage import eligible_groups, train_models
 from fairmerge.training import TrainingCache
 from fairmerge.vectors.memory import estimate_sweep_memory
-
-STAGES = (
-    "train: base, fft, lora, one fine-tune per subgroup and strategy (cached)",
-    "evaluate: baselines on validation",
-    "sweep: merge θ_base + λ·Σ τ_g (validation)",
-    "sweep: per-group coefficients λ_g (validation, TPE)",
-    "sweep: injection θ_FFT + λ·τ_g (validation)",
-    "sweep: compared subgroup strategies (validation)",
-    "select on validation, then test each selected model once",
-    "write metrics.csv, summary.json, report.html",
-)
 
 
 @dataclass(frozen=True)
@@ -45,6 +35,7 @@ class PlannedFineTune:
 @dataclass(frozen=True)
 class StudyPlan:
     stages: tuple[str, ...]
+    """What each stage of :data:`fairmerge.study.stages.STAGES` will do, in order."""
     finetunes: list[PlannedFineTune]
     lambda_points: dict[str, int]
     memory: str
@@ -105,7 +96,7 @@ def plan_study(
         "inject": len(sweep.injection_lambdas) * (n_groups if sweep.inject_all_groups else 1),
     }
     points |= {f"merge[{r.name}]": len(sweep.compare_lambdas) for r in config.compared_recipes()}
-    return StudyPlan(STAGES, finetunes, points, memory_plan(config, n_groups))
+    return StudyPlan(tuple(stage.plan for stage in STAGES), finetunes, points, memory_plan(config, n_groups))
 
 
 def memory_plan(config: StudyConfig, n_vectors: int) -> str:

@@ -1,6 +1,6 @@
 """Candidate models as values, the ledger of their metric rows, and the evaluator that fills it.
 
-A :class:`Point` is one candidate (a label and its coefficients). :class:`PointEvaluator` scores a
+A :class:`Candidate` is one candidate (a label and its coefficients). :class:`PointEvaluator` scores a
 point on validation (both decisions: argmax and a validation-chosen threshold) or, once it is
 selected, on test, and appends tidy rows to a :class:`MetricLedger`. Scores are cached per point.
 """
@@ -25,14 +25,26 @@ Prepare = Callable[[], object]
 
 
 @dataclass(frozen=True)
-class Point:
-    """One candidate model: its label (argmax decision), λ, per-vector coefficients and score key."""
+class Candidate:
+    """One candidate model: its family label (argmax decision), its uniform λ (None for per-group
+    coefficients or a λ-free model), the coefficient of each vector, the workspace state it starts
+    from (θ_base, FFT, a recipe's θ_base, or the baseline itself) and per-group λ_g by vector name."""
 
     label: ModelLabel
     lam: float | None
     coefficients: tuple[float, ...] | None
-    key: str
+    start: str
     lambdas: dict[str, float] | None = None
+
+    @property
+    def key(self) -> str:
+        """The candidate's score-cache key, built here only: its start state when it edits nothing
+        (a baseline, or a uniform λ = 0), else its label with λ or every λ_g."""
+        if self.coefficients is None:
+            return self.start
+        if self.lam is None:
+            return f"{self.label}|" + ",".join(f"{x:.4f}" for x in self.coefficients)
+        return self.start if self.lam == 0 else f"{self.label}|lam={self.lam:.4f}"
 
 
 @dataclass
@@ -119,14 +131,19 @@ class PointEvaluator:
         floors.insert(0, "split", split.name)
         return pd.concat([frame, floors], ignore_index=True)
 
-    def _key(self, point: Point) -> str:
+    def _key(self, point: Candidate) -> str:
         return f"shared|{point.key}" if point.key in self.shared else f"seed{self.seed}|{point.key}"
 
-    def val_point_scores(self, point: Point, prepare: Prepare) -> np.ndarray:
+    def scores(self, point: Candidate, split: str, prepare: Prepare) -> np.ndarray:
+        """P(y=1) of a point on ``split`` (``val`` or ``test``), from the score cache; not recorded."""
+        evaluator = self.val if split == "val" else self.test
+        return evaluator.scores(self.model, self._key(point), prepare)
+
+    def val_point_scores(self, point: Candidate, prepare: Prepare) -> np.ndarray:
         """P(y=1) on val of a point (cached); not recorded (per-group search trials)."""
         return self.val.scores(self.model, self._key(point), prepare)
 
-    def validate(self, point: Point, prepare: Prepare) -> pd.DataFrame:
+    def validate(self, point: Candidate, prepare: Prepare) -> pd.DataFrame:
         """Record a point's val metrics under every decision; return the argmax rows (with model, λ)."""
         scores = self.val_point_scores(point, prepare)
         self.val_scores[point.key] = scores
@@ -142,14 +159,14 @@ class PointEvaluator:
             self.ledger.add(label, point.lam, calibrated)
         return recorded
 
-    def threshold(self, point: Point) -> float:
+    def threshold(self, point: Candidate) -> float:
         """The decision threshold chosen on the point's val scores."""
         return choose_threshold(
             self.val.split.labels, self.val_scores[point.key], objective=self.calibration_objective
         )
 
     def test_once(
-        self, point: Point, decision: Decision, prepare: Prepare, label: ModelLabel | None = None
+        self, point: Candidate, decision: Decision, prepare: Prepare, label: ModelLabel | None = None
     ) -> np.ndarray:
         """Record a selected point's test metrics (with CIs) once, under ``label`` if given (else the
         point's label with ``decision``); return its test predictions."""
@@ -160,7 +177,7 @@ class PointEvaluator:
         self.ledger.add(label or point.label.with_decision(decision), point.lam, frame)
         return predict_at(scores, threshold)
 
-    def test_metrics_unrecorded(self, point: Point, prepare: Prepare) -> pd.DataFrame:
+    def test_metrics_unrecorded(self, point: Candidate, prepare: Prepare) -> pd.DataFrame:
         """A point's argmax test metrics (with CIs), not recorded: for the selection-sensitivity table."""
         scores = self.test.scores(self.model, self._key(point), prepare)
         return self.test.metrics(scores, n_resamples=self.test_resamples, seed=self.seed)

@@ -14,7 +14,7 @@ from fairmerge.errors import DataError
 from fairmerge.labels import ModelLabel
 from fairmerge.study.config import SelectionSection
 from fairmerge.study.points import MetricLedger
-from fairmerge.sweep.selection import Selection, points_from_metrics, select_point
+from fairmerge.sweep.selection import Selection, get_rule, points_from_metrics, select_point
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class SelectionPolicy:
         # An attribute with a single qualifying group (gender on HateXplain: 6 posts target men) has no
         # gap to constrain; it is reported but left out of selection.
         gap_attributes = [a for a in attributes if bool(defined.get(a, False))]
-        if section.rule in ("constrained", "fairest") and not gap_attributes:
+        if get_rule(section.rule).needs_gaps and not gap_attributes:
             raise DataError(
                 f"no attribute of {attributes} has two groups with >= {min_group_size} validation posts, "
                 f"so DPD/EOD are undefined and the {section.rule!r} rule cannot be applied; lower "

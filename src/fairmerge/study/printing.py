@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from fairmerge.data.types import GroupedTextDataset
+from fairmerge.fairness.registry import wide_column
 from fairmerge.study.config import StudyConfig
 from fairmerge.study.plan import StudyPlan
 
@@ -74,7 +75,7 @@ def print_headline(
     console: Console,
 ) -> None:
     columns = ["model", "lambda", "accuracy", "worst_group_accuracy"]
-    columns += [f"{a}_{m}" for a in config.attributes for m in ("dpd", "eod")]
+    columns += [wide_column(a, m) for a in config.attributes for m in ("dpd", "eod")]
     convention = "λ·Σ τ" if config.sweep.convention == "sum" else "(λ/G)·Σ τ"
     headers = {"lambda": f"λ ({convention})", "accuracy": "acc", "worst_group_accuracy": "worst grp"}
     print_table(

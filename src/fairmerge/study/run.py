@@ -14,7 +14,8 @@ import json
 import platform
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
+from functools import cached_property
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,6 @@ from fairmerge.study.comparisons import (
     detectable_differences,
     gap_groups,
     unedited_selections,
-    vector_target_quality,
 )
 from fairmerge.study.config import StudyConfig, load_config
 from fairmerge.study.evaluator import evaluation_view
@@ -49,7 +49,8 @@ from fairmerge.study.outputs import (
 from fairmerge.study.plan import plan_study
 from fairmerge.study.printing import print_dataset, print_headline, print_plan
 from fairmerge.study.score_cache import ScoreCache
-from fairmerge.study.seed_run import SeedOutcome, run_seed
+from fairmerge.study.seed_run import SeedOutcome, run_pipeline
+from fairmerge.study.stages import SeedContext
 from fairmerge.study.summary import StudySummary
 from fairmerge.study.testing import selected_table
 from fairmerge.study.training_stage import train_on_executor
@@ -136,44 +137,82 @@ def run_study(
         print_plan(plan, console)
         return {"plan": asdict(plan), "config": study.to_dict()}
     score_cache = ScoreCache(cache_root / "scores" / _score_cache_key(study, dataset), enabled=use_cache)
-    if runner.name != "local" and not dry_run:
+    if runner.name != "local":
         with console.status(f"training every fine-tune on the {runner.name} executor"):
             tasks = train_on_executor(study, dataset, seeds, training_cache, runner)
         console.print(f"{tasks} fine-tune tasks done on the {runner.name} executor", markup=False)
     outcomes = []
     for seed, seed_study in study.seed_configs(seeds):
         console.rule(f"seed {seed}")
-        outcomes.append(
-            run_seed(
-                seed_study,
-                dataset,
-                seed,
-                training_cache=training_cache,
-                score_cache=score_cache,
-                console=console,
-            )
+        context = SeedContext(seed_study, dataset, seed, training_cache, score_cache, console, data_dir)
+        outcomes.append(run_pipeline(context))
+    results = StudyResults(study, dataset, outcomes)
+    summary = results.summary(time.perf_counter() - started)
+    with output_directory(Path(out_dir), overwrite=overwrite) as tmp:
+        results.write(tmp, summary)
+    print_headline(summary.headline, study, summary.timings_s, summary.verdict, Path(out_dir), console)
+    return summary.to_json_dict()
+
+
+@dataclass(frozen=True)
+class StudyResults:
+    """Every seed's outcome, and what the study writes from them."""
+
+    config: StudyConfig
+    dataset: GroupedTextDataset
+    outcomes: list[SeedOutcome]
+
+    @property
+    def primary(self) -> SeedOutcome:
+        return self.outcomes[0]
+
+    @cached_property
+    def comparisons(self) -> pd.DataFrame:
+        return compare_with_fft(self.outcomes, self.config)
+
+    @cached_property
+    def multiseed(self) -> pd.DataFrame | None:
+        return _seed_spread(self.outcomes, self.config) if len(self.outcomes) > 1 else None
+
+    def summary(self, elapsed_s: float) -> StudySummary:
+        """``summary.json`` as a typed object."""
+        study, dataset, primary, outcomes = self.config, self.dataset, self.primary, self.outcomes
+        mde = detectable_differences(primary, study)
+        verdict = comparison_verdict(
+            self.comparisons,
+            accuracy_margin=study.selection.delta,
+            mde=mde,
+            unedited=unedited_selections(outcomes),
+            n_seeds=len(outcomes),
         )
-    primary = outcomes[0]
-    headline = headline_table(primary.metrics, study.attributes)
-    comparisons = compare_with_fft(outcomes, study)
-    mde = detectable_differences(primary, study)
-    verdict = comparison_verdict(
-        comparisons,
-        accuracy_margin=study.selection.delta,
-        mde=mde,
-        unedited=unedited_selections(outcomes),
-        n_seeds=len(outcomes),
-    )
-    timings = primary.timings.rounded()
-    timings["total"] = round(time.perf_counter() - started, 1)
-    multiseed = _seed_spread(outcomes, study) if len(outcomes) > 1 else None
-    summary = StudySummary.model_validate(
-        {
-            "dataset": dataset.name,
+        timings = primary.timings.rounded() | {"total": round(elapsed_s, 1)}
+        return StudySummary.model_validate(
+            {
+                **self._settings(),
+                "selected": selected_table(primary.selected),
+                "worst_group": primary.worst_group,
+                "worst_groups_by_seed": {str(o.seed): o.worst_group["label"] for o in outcomes},
+                "headline": headline_table(primary.metrics, study.attributes),
+                "comparisons": self.comparisons.to_dict(orient="records"),
+                "mde": mde,
+                "gap_groups": gap_groups(primary, study),
+                "target_quality": primary.target_quality,
+                **self._tables(),
+                "timings_s": timings,
+                "verdict": verdict,
+                "multi_seed": None if self.multiseed is None else self.multiseed.to_dict(orient="records"),
+                "provenance": _provenance(study, dataset, primary),
+            }
+        )
+
+    def _settings(self) -> dict[str, Any]:
+        study = self.config
+        return {
+            "dataset": self.dataset.name,
             "model": study.model,
-            "label_scheme": dataset.label_scheme,
+            "label_scheme": self.dataset.label_scheme,
             "attributes": study.attributes,
-            "seeds": seeds,
+            "seeds": [o.seed for o in self.outcomes],
             "selection": {
                 "rule": study.selection.rule,
                 "epsilon": study.selection.epsilon,
@@ -181,14 +220,11 @@ def run_study(
                 "split": "val",
             },
             "lambda_convention": study.sweep.convention,
-            "selected": selected_table(primary.selected),
-            "worst_group": primary.worst_group,
-            "worst_groups_by_seed": {str(o.seed): o.worst_group["label"] for o in outcomes},
-            "headline": headline,
-            "comparisons": comparisons.to_dict(orient="records"),
-            "mde": mde,
-            "gap_groups": gap_groups(primary, study),
-            "target_quality": vector_target_quality(dataset.name, data_dir, primary),
+        }
+
+    def _tables(self) -> dict[str, Any]:
+        primary = self.primary
+        return {
             "selection_sensitivity": primary.sensitivity.to_dict(orient="records"),
             "recipes": primary.strategies.to_dict(orient="records"),
             "degenerate_points": primary.degenerate.to_dict(orient="records"),
@@ -197,38 +233,37 @@ def run_study(
                 "uniform": bound_checks(primary.bound),
                 "per_group": bound_checks(primary.pergroup_bound) if len(primary.pergroup_bound) else {},
             },
-            "timings_s": timings,
-            "verdict": verdict,
-            "multi_seed": None if multiseed is None else multiseed.to_dict(orient="records"),
-            "provenance": _provenance(study, dataset, primary),
         }
-    ).to_json_dict()
-    with output_directory(Path(out_dir), overwrite=overwrite) as tmp:
-        write_table(tmp / "metrics.csv", primary.metrics[METRICS_COLUMNS])
-        write_json(tmp / "summary.json", summary)
-        write_table(tmp / "similarity.csv", primary.similarity, index=True)
-        write_table(tmp / "bound.csv", primary.bound)
-        write_table(tmp / "bound_pergroup.csv", primary.pergroup_bound)
-        write_table(tmp / "strategies.csv", primary.strategies)
-        write_table(tmp / "pergroup_trials.csv", primary.pergroup_trials)
-        write_table(tmp / "selection_sensitivity.csv", primary.sensitivity)
-        write_table(tmp / "degenerate.csv", primary.degenerate)
-        write_table(tmp / "comparisons.csv", comparisons)
-        if multiseed is not None:
-            write_table(tmp / "multiseed.csv", multiseed)
-            for outcome in outcomes:
-                write_table(tmp / f"seed-{outcome.seed}" / "metrics.csv", outcome.metrics[METRICS_COLUMNS])
+
+    def write(self, folder: Path, summary: StudySummary) -> None:
+        """metrics.csv, summary.json, the side tables and the report, into ``folder``."""
+        primary, payload = self.primary, summary.to_json_dict()
+        write_table(folder / "metrics.csv", primary.metrics[METRICS_COLUMNS])
+        write_json(folder / "summary.json", payload)
+        write_table(folder / "similarity.csv", primary.similarity, index=True)
+        for name, table in (
+            ("bound", primary.bound),
+            ("bound_pergroup", primary.pergroup_bound),
+            ("strategies", primary.strategies),
+            ("pergroup_trials", primary.pergroup_trials),
+            ("selection_sensitivity", primary.sensitivity),
+            ("degenerate", primary.degenerate),
+            ("comparisons", self.comparisons),
+        ):
+            write_table(folder / f"{name}.csv", table)
+        if self.multiseed is not None:
+            write_table(folder / "multiseed.csv", self.multiseed)
+            for outcome in self.outcomes:
+                write_table(folder / f"seed-{outcome.seed}" / "metrics.csv", outcome.metrics[METRICS_COLUMNS])
         write_report(
-            tmp,
+            folder,
             metrics=primary.metrics[METRICS_COLUMNS],
-            summary=summary,
+            summary=payload,
             similarity=primary.similarity,
             bound=primary.bound,
             strategies=primary.strategies,
-            provenance=summary["provenance"],
+            provenance=payload["provenance"],
         )
-    print_headline(headline, study, timings, verdict, Path(out_dir), console)
-    return summary
 
 
 def _load_dataset(config: StudyConfig, data_dir: str | Path | None) -> GroupedTextDataset:

@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from fairmerge.fairness.registry import wide_column
 from fairmerge.labels import Decision, ModelLabel
 from fairmerge.study.config import ResolvedRecipe
 from fairmerge.study.outputs import headline_row
@@ -78,7 +79,11 @@ def pergroup_bound(
     for attribute in attributes:
         path = bound[bound.attribute == attribute]
         anchor = path[path["lambda"] == 0.0]
-        if f"{attribute}_dpd" not in trials.columns or anchor.empty or pd.isna(path["lipschitz_max"].iloc[0]):
+        if (
+            wide_column(attribute, "dpd") not in trials.columns
+            or anchor.empty
+            or pd.isna(path["lipschitz_max"].iloc[0])
+        ):
             continue  # undefined gap (e.g. a single qualifying group): nothing to bound
         tables.append(
             pergroup_bound_table(
@@ -126,7 +131,7 @@ def degenerate_points(
     return pd.DataFrame(rows, columns=["model", "lambda", "reason"])
 
 
-def strategy_table(
+def recipe_table(
     metrics: pd.DataFrame,
     recipes: Sequence[tuple[ResolvedRecipe, ModelLabel]],
     decisions: Sequence[Decision],

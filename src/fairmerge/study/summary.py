@@ -111,7 +111,9 @@ class StudySummary(_Record):
     bound_checks: dict[str, dict[str, dict[str, int]]] = Field(
         description="uniform / per_group → attribute → held-out checks made, holding, vacuous (> 1)"
     )
-    timings_s: dict[str, float] = Field(description="wall seconds per stage (first seed) and in total")
+    timings_s: dict[str, float] = Field(
+        description="wall seconds per stage of fairmerge.study.stages.STAGES (first seed) and in total"
+    )
     verdict: str = Field(description="written from the comparisons' intervals, never from point estimates")
     multi_seed: list[dict[str, Any]] | None = Field(
         None, description="mean / std / count over seeds per model and metric (several seeds only)"

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from fairmerge.errors import DataError
 from fairmerge.labels import ModelLabel
-from fairmerge.study.points import Point, PointEvaluator
+from fairmerge.study.points import Candidate, PointEvaluator
 from fairmerge.study.policy import SelectionPolicy
 from fairmerge.sweep.grid import sweep
 from fairmerge.sweep.pergroup import search_group_coefficients
@@ -31,14 +31,14 @@ class FamilySweep:
     """The val points of one family (a label's argmax variant) and the merger that reproduces them."""
 
     label: ModelLabel
-    points: list[Point]
+    points: list[Candidate]
     merger: InPlaceMerger
     val_table: pd.DataFrame
     test_label: ModelLabel
     load_start: Callable[[], None]
     """Loads the state the family starts from (θ_base or θ_FFT) into the model."""
 
-    def point_at(self, lam: float) -> Point:
+    def point_at(self, lam: float) -> Candidate:
         return next(p for p in self.points if p.lam is not None and np.isclose(p.lam, lam))
 
     def prepare_at(self, lam: float) -> Callable[[], None]:
@@ -69,12 +69,11 @@ def merge_sweep(
     The merger keeps only Σ τ_g (``uniform``), so memory does not grow with the number of vectors.
     """
     merger = InPlaceMerger(model, base, list(vectors), uniform=True)
-    points: list[Point] = []
+    points: list[Candidate] = []
 
     def evaluate(_model: torch.nn.Module) -> pd.DataFrame:
         lam = float(merger.coefficients[0])
-        key = base_key if lam == 0 else f"{label}|lam={lam:.4f}"  # λ = 0 is the family's θ_base
-        point = Point(label, lam, (lam,) * len(vectors), key)
+        point = Candidate(label, lam, (lam,) * len(vectors), start=base_key)  # λ = 0 is θ_base itself
         points.append(point)
         frame = evaluator.validate(point, lambda: None)
         return frame.drop(columns=["model", "lambda"])
@@ -100,7 +99,7 @@ def pergroup_search(
     uniform_lambda: float,
     n_trials: int,
     high: float,
-) -> tuple[Point, InPlaceMerger, pd.DataFrame]:
+) -> tuple[Candidate, InPlaceMerger, pd.DataFrame]:
     """One λ_g per subgroup vector, searched on val with a seeded, budgeted TPE; returns the best.
 
     Lazy vectors are streamed from their checkpoints at every trial rather than held in memory.
@@ -109,11 +108,8 @@ def pergroup_search(
     merger = InPlaceMerger(model, base, list(vectors.values()))
     label = ModelLabel("merge_pergroup")
 
-    def key_of(lambdas: Sequence[float]) -> str:
-        return "merge_pergroup|" + ",".join(f"{x:.4f}" for x in lambdas)
-
     def objective(lambdas: Sequence[float]) -> pd.DataFrame:
-        point = Point(label, None, tuple(lambdas), key_of(lambdas))
+        point = Candidate(label, None, tuple(lambdas), start="base")
         scores = evaluator.val_point_scores(point, lambda: merger.set_coefficients(list(lambdas)))
         return evaluator.val.metrics(scores, seed=evaluator.seed)
 
@@ -131,7 +127,7 @@ def pergroup_search(
         seed=evaluator.seed,
     )
     best = tuple(result.best[name] for name in names)
-    point = Point(label, None, best, key_of(best), dict(result.best))
+    point = Candidate(label, None, best, "base", dict(result.best))
     evaluator.validate(point, lambda: merger.set_coefficients(list(best)))
     return point, merger, result.trials
 
@@ -188,8 +184,7 @@ def injection_sweeps(
         merger = InPlaceMerger(model, fft_state, [vectors[name]], uniform=True)
         points = []
         for lam in lambdas:
-            key = "fft" if lam == 0 else f"{label}|lam={lam:.4f}"
-            point = Point(label, float(lam), (float(lam),), key)
+            point = Candidate(label, float(lam), (float(lam),), start="fft")
             evaluator.validate(point, partial(merger.set_coefficients, float(lam)))
             points.append(point)
         merger.restore()

@@ -12,10 +12,10 @@ import pandas as pd
 from fairmerge.fairness.calibration import sensitive_values, threshold_optimizer_baseline
 from fairmerge.labels import ModelLabel
 from fairmerge.study.outputs import headline_row
-from fairmerge.study.points import Point, PointEvaluator
+from fairmerge.study.points import Candidate, PointEvaluator, Prepare
 from fairmerge.study.policy import SelectionPolicy
 from fairmerge.study.sweeps import FamilySweep
-from fairmerge.sweep.selection import RULES
+from fairmerge.sweep.selection import rule_names
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ def baselines_on_test(
     """Test predictions of the λ-free baselines under every decision."""
     predictions = {}
     for name in names:
-        point = Point(ModelLabel(name), None, None, name)
+        point = Candidate(ModelLabel(name), None, None, start=name)
         for decision in evaluator.decisions:
             predictions[str(point.label.with_decision(decision))] = evaluator.test_once(
                 point, decision, load(name)
@@ -91,7 +91,7 @@ def families_on_test(
 
 def pergroup_on_test(
     evaluator: PointEvaluator,
-    point: Point,
+    point: Candidate,
     prepare: Callable[[], None],
     *,
     rule: str,
@@ -114,17 +114,19 @@ def pergroup_on_test(
 
 
 def threshold_optimizer_on_test(
-    evaluator: PointEvaluator, attribute: str | None, attributes: Sequence[str]
+    evaluator: PointEvaluator, attribute: str | None, attributes: Sequence[str], load_fft: Prepare
 ) -> dict[str, np.ndarray]:
-    """fairlearn's ThresholdOptimizer on FFT's cached scores: the post-processing baseline."""
+    """fairlearn's ThresholdOptimizer on FFT's scores (from the score cache, or computed after
+    ``load_fft``): the post-processing baseline."""
     if not attribute or attribute not in attributes:
         return {}
+    fft = Candidate(ModelLabel("fft"), None, None, start="fft")
     val, test = evaluator.val.split, evaluator.test.split
     predictions = threshold_optimizer_baseline(
-        evaluator.val_scores["fft"],
+        evaluator.scores(fft, "val", load_fft),
         val.labels,
         sensitive_values(val.groups[attribute]),
-        evaluator.test_scores["fft"],
+        evaluator.scores(fft, "test", load_fft),
         sensitive_values(test.groups[attribute]),
         seed=evaluator.seed,
     )
@@ -150,7 +152,7 @@ def selection_sensitivity(
     """
     rows = []
     for family in families:
-        for rule in RULES:
+        for rule in rule_names():
             alternative = replace(policy, section=policy.section.model_copy(update={"rule": rule}))
             selection = alternative.select_family(family.label, evaluator.ledger)
             point = family.point_at(selection.lam)

@@ -24,6 +24,7 @@ import pandas as pd
 
 from fairmerge.errors import ConfigError, DataError
 from fairmerge.fairness import OVERALL, UndefinedMetricWarning
+from fairmerge.fairness.registry import wide_column
 
 BOUND_COLUMNS = [
     "lambda",
@@ -107,7 +108,7 @@ def dpd_bound_table(
         rates, observed = _group_curves(points_or_tidy, attribute, min_group_size)
         method = "groups"
     else:
-        column = f"{attribute}_dpd"
+        column = wide_column(attribute, "dpd")
         if column not in points_or_tidy.columns:
             raise DataError(f"points table has no column {column!r}")
         observed = points_or_tidy.groupby("lambda")[column].first().astype(float)
@@ -175,7 +176,7 @@ def pergroup_bound_table(
     for every direction in the span of the vectors the bound follows as in docs/bound.md; L is
     only measured along the uniform direction, which is what the check tests.
     """
-    column = f"{attribute}_dpd"
+    column = wide_column(attribute, "dpd")
     if column not in trials.columns:
         raise DataError(f"trials have no column {column!r}")
     names = [c.removeprefix("lambda_") for c in trials.columns if c.startswith("lambda_")]

@@ -18,7 +18,8 @@ import optuna
 import pandas as pd
 
 from fairmerge.errors import ConfigError
-from fairmerge.sweep.selection import Rule, fairness_attributes, point_metrics, rule_scores
+from fairmerge.fairness.registry import wide_column
+from fairmerge.sweep.selection import Rule, fairness_attributes, get_rule, point_metrics, rule_scores
 
 EvaluateCoefficients = Callable[[Sequence[float]], pd.DataFrame]
 """Sets the model to the given λ per vector, returns its tidy validation metrics."""
@@ -76,7 +77,7 @@ def search_group_coefficients(
     def objective(trial: optuna.Trial) -> float:
         lambdas = [trial.suggest_float(name, low, high) for name in names]
         metrics = pd.DataFrame([point_metrics(evaluate(lambdas))])
-        if not rows and rule in ("constrained", "fairest"):
+        if not rows and get_rule(rule).needs_gaps:
             attributes.extend(_defined_attributes(metrics))
         score = float(
             rule_scores(
@@ -132,7 +133,11 @@ def _start_values(
 
 def _defined_attributes(metrics: pd.DataFrame) -> list[str]:
     found = fairness_attributes(metrics)
-    usable = [a for a in found if metrics[[f"{a}_dpd", f"{a}_eod"]].notna().all(axis=1).iloc[0]]
+    usable = [
+        a
+        for a in found
+        if metrics[[wide_column(a, "dpd"), wide_column(a, "eod")]].notna().all(axis=1).iloc[0]
+    ]
     for attribute in sorted(set(found) - set(usable)):
         warnings.warn(
             f"attribute {attribute!r}: DPD or EOD undefined; left out of the per-group search objective",

@@ -11,18 +11,19 @@ a deterministic function of the validation table.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 from fairmerge.errors import ConfigError, DataError
 from fairmerge.fairness import OVERALL, headline
+from fairmerge.fairness.registry import attributes_with, wide_column
 
 Rule = Literal["accuracy", "constrained", "fairest", "worst_group"]
-RULES: tuple[str, ...] = get_args(Rule)
+"""The built-in rule names (the config's type); a registered rule is any name :func:`get_rule` knows."""
 GAP_METRICS = ("dpd", "eod")
 _TIDY_COLUMNS = ("attribute", "group", "metric", "value")
 
@@ -63,7 +64,9 @@ def point_metrics(tidy: pd.DataFrame) -> dict[str, float]:
         values = headline(rows)
     except KeyError as exc:
         raise DataError(f"metrics lack the row {exc.args[0]} (attribute, group, metric)") from exc
-    worst = [v for k, v in values.items() if k.endswith("_worst_group_accuracy") and not np.isnan(v)]
+    attributes = [a for a in dict.fromkeys(rows["attribute"]) if a != OVERALL]
+    worst = [values[wide_column(a, "worst_group_accuracy")] for a in attributes]
+    worst = [v for v in worst if not np.isnan(v)]
     return {
         "accuracy": values["accuracy"],
         "worst_group_accuracy": min(worst) if worst else float("nan"),
@@ -96,14 +99,12 @@ def points_from_metrics(tidy: pd.DataFrame) -> pd.DataFrame:
 
 def fairness_attributes(points: pd.DataFrame) -> list[str]:
     """Attributes that have both ``<attr>_dpd`` and ``<attr>_eod`` columns, sorted."""
-    dpd = {c[: -len("_dpd")] for c in points.columns if c.endswith("_dpd")}
-    eod = {c[: -len("_eod")] for c in points.columns if c.endswith("_eod")}
-    return sorted(dpd & eod)
+    return attributes_with([str(c) for c in points.columns], GAP_METRICS)
 
 
 def max_gap(points: pd.DataFrame, attributes: Sequence[str] | None = None) -> pd.Series:
     """max over attributes of max(DPD, EOD) per point; NaN when any of them is undefined."""
-    columns = [f"{a}_{m}" for a in _attributes(points, attributes) for m in GAP_METRICS]
+    columns = [wide_column(a, m) for a in _attributes(points, attributes) for m in GAP_METRICS]
     return points[columns].max(axis=1, skipna=False)
 
 
@@ -114,9 +115,60 @@ def constraint_violation(
     return (max_gap(points, attributes) - epsilon).clip(lower=0.0).fillna(np.inf)
 
 
+@dataclass(frozen=True)
+class RuleInputs:
+    """What a rule may read besides the points: the knobs of the ``selection`` config section."""
+
+    epsilon: float = 0.1
+    delta: float = 0.02
+    reference_accuracy: float | None = None
+    attributes: Sequence[str] | None = None
+    penalty: float = 10.0
+
+
+@dataclass(frozen=True)
+class SelectionRule:
+    """A way to choose a point on validation, declared once: ``select`` picks a row (ties to the
+    smaller edit, :func:`_choose`), ``score`` turns the rule into one number per point (higher is
+    better) for searches that need a scalar objective (per-group coefficients)."""
+
+    name: str
+    select: Callable[[pd.DataFrame, RuleInputs], Selection]
+    score: Callable[[pd.DataFrame, RuleInputs], pd.Series]
+    needs_gaps: bool = False
+    """True when the rule reads DPD / EOD (it cannot apply where no attribute has a defined gap)."""
+
+
+_RULES: dict[str, SelectionRule] = {}
+
+
+def register_rule(rule: SelectionRule) -> None:
+    """Declare a selection rule; ``selection.rule`` and the sensitivity table then know it."""
+    if rule.name in _RULES:
+        raise ValueError(f"selection rule {rule.name!r} is already registered")
+    _RULES[rule.name] = rule
+
+
+def unregister_rule(name: str) -> None:
+    """Remove a registered rule (tests, experiments)."""
+    _RULES.pop(name, None)
+
+
+def rule_names() -> tuple[str, ...]:
+    """Every registered rule, in registration order."""
+    return tuple(_RULES)
+
+
+def get_rule(name: str) -> SelectionRule:
+    """The registered rule called ``name`` (a one-line error naming the known ones otherwise)."""
+    if name not in _RULES:
+        raise ConfigError(f"unknown selection rule {name!r}; expected one of {list(_RULES)}")
+    return _RULES[name]
+
+
 def rule_scores(
     points: pd.DataFrame,
-    rule: Rule,
+    rule: str,
     *,
     epsilon: float = 0.1,
     delta: float = 0.02,
@@ -124,91 +176,110 @@ def rule_scores(
     penalty: float = 10.0,
     attributes: Sequence[str] | None = None,
 ) -> pd.Series:
-    """A rule turned into one score per point (higher is better, −inf when undefined).
-
-    Used where a search needs a scalar objective (per-group coefficients): ``accuracy`` and
-    ``worst_group`` are the metric itself; ``constrained`` is accuracy − penalty · violation of
-    DPD, EOD ≤ ε; ``fairest`` is −max gap − penalty · max(0, reference − δ − accuracy).
-    """
-    _check_rule(rule)
-    if rule == "accuracy":
-        score = points["accuracy"].astype(float)
-    elif rule == "worst_group":
-        score = points["worst_group_accuracy"].astype(float)
-    elif rule == "constrained":
-        score = points["accuracy"] - penalty * constraint_violation(points, epsilon, attributes)
-    else:
-        floor = _reference(reference_accuracy) - delta
-        shortfall = (floor - points["accuracy"]).clip(lower=0.0)
-        score = -max_gap(points, attributes) - penalty * shortfall
-    return score.astype(float).fillna(-np.inf)
+    """A rule turned into one score per point (higher is better, −inf when undefined)."""
+    inputs = RuleInputs(epsilon, delta, reference_accuracy, attributes, penalty)
+    return get_rule(rule).score(points, inputs).astype(float).fillna(-np.inf)
 
 
 def select_point(
     points: pd.DataFrame,
-    rule: Rule,
+    rule: str,
     *,
     epsilon: float = 0.1,
     delta: float = 0.02,
     reference_accuracy: float | None = None,
     attributes: Sequence[str] | None = None,
 ) -> Selection:
-    """Pick one point of ``points`` (validation metrics) by ``rule``.
-
-    - ``accuracy``: max accuracy.
-    - ``constrained``: max accuracy s.t. DPD ≤ ε and EOD ≤ ε for every attribute; if no point
-      qualifies, the point with the smallest violation (then highest accuracy), flagged infeasible.
-    - ``fairest``: min over points of max(DPD, EOD) over attributes s.t. accuracy ≥
-      ``reference_accuracy`` − δ (the FFT model's validation accuracy); if none qualifies, the most
-      accurate point, flagged infeasible.
-    - ``worst_group``: max worst-group accuracy (the minimum over attributes).
-    """
-    _check_rule(rule)
+    """Pick one point of ``points`` (validation metrics) by ``rule`` (see each rule's function)."""
+    chosen = get_rule(rule)
     if points.empty:
         raise DataError("no points to select from")
     for column in ("lambda", "accuracy", "worst_group_accuracy"):
         if column not in points.columns:
             raise DataError(f"points table has no {column!r} column (build it with points_from_metrics)")
+    return chosen.select(points, RuleInputs(epsilon, delta, reference_accuracy, attributes))
+
+
+def _select_accuracy(points: pd.DataFrame, inputs: RuleInputs) -> Selection:
+    """Max validation accuracy."""
     accuracy = points["accuracy"].to_numpy(dtype=float)
-    if rule == "accuracy":
-        return _choose(points, rule, accuracy, None, "max validation accuracy")
-    if rule == "worst_group":
-        wga = points["worst_group_accuracy"].to_numpy(dtype=float)
-        return _choose(points, rule, wga, None, "max validation worst-group accuracy")
-    attrs = _attributes(points, attributes)
-    accuracy_key = -np.nan_to_num(accuracy, nan=-np.inf)  # NaN accuracy sorts last
-    if rule == "constrained":
-        violation = constraint_violation(points, epsilon, attrs).to_numpy(dtype=float)
-        feasible = violation == 0
-        if feasible.any():
-            return _choose(points, rule, accuracy, feasible, f"max accuracy with DPD, EOD ≤ {epsilon:g}")
-        pick = _order(points, [violation, accuracy_key])
-        return _selection(
-            points,
-            rule,
-            pick,
-            accuracy[pick],
-            False,
-            f"no point has DPD and EOD ≤ {epsilon:g} for {attrs}; "
-            f"took the smallest violation ({violation[pick]:.4g} above ε)",
-        )
-    floor = _reference(reference_accuracy) - delta
+    return _choose(points, "accuracy", accuracy, None, "max validation accuracy")
+
+
+def _select_worst_group(points: pd.DataFrame, inputs: RuleInputs) -> Selection:
+    """Max worst-group accuracy (the minimum over attributes)."""
+    wga = points["worst_group_accuracy"].to_numpy(dtype=float)
+    return _choose(points, "worst_group", wga, None, "max validation worst-group accuracy")
+
+
+def _select_constrained(points: pd.DataFrame, inputs: RuleInputs) -> Selection:
+    """Max accuracy s.t. DPD ≤ ε and EOD ≤ ε for every attribute; if no point qualifies, the point
+    with the smallest violation (then highest accuracy), flagged infeasible."""
+    attrs, epsilon = _attributes(points, inputs.attributes), inputs.epsilon
+    accuracy = points["accuracy"].to_numpy(dtype=float)
+    violation = constraint_violation(points, epsilon, attrs).to_numpy(dtype=float)
+    feasible = violation == 0
+    if feasible.any():
+        return _choose(points, "constrained", accuracy, feasible, f"max accuracy with DPD, EOD ≤ {epsilon:g}")
+    pick = _order(points, [violation, -np.nan_to_num(accuracy, nan=-np.inf)])
+    return _selection(
+        points,
+        "constrained",
+        pick,
+        accuracy[pick],
+        False,
+        f"no point has DPD and EOD ≤ {epsilon:g} for {attrs}; "
+        f"took the smallest violation ({violation[pick]:.4g} above ε)",
+    )
+
+
+def _select_fairest(points: pd.DataFrame, inputs: RuleInputs) -> Selection:
+    """Min over points of max(DPD, EOD) over attributes s.t. accuracy ≥ reference − δ (FFT's
+    validation accuracy); if none qualifies, the most accurate point, flagged infeasible."""
+    attrs = _attributes(points, inputs.attributes)
+    accuracy = points["accuracy"].to_numpy(dtype=float)
+    floor = _reference(inputs.reference_accuracy) - inputs.delta
     gap = max_gap(points, attrs).to_numpy(dtype=float)
     feasible = accuracy >= floor
     if feasible.any():
-        return _choose(
-            points, rule, -gap, feasible, f"min max(DPD, EOD) with accuracy ≥ {floor:.4g}", sign=-1.0
-        )
-    pick = _order(points, [accuracy_key])
+        reason = f"min max(DPD, EOD) with accuracy ≥ {floor:.4g}"
+        return _choose(points, "fairest", -gap, feasible, reason, sign=-1.0)
+    pick = _order(points, [-np.nan_to_num(accuracy, nan=-np.inf)])
     return _selection(
         points,
-        rule,
+        "fairest",
         pick,
         gap[pick],
         False,
-        f"no point reaches accuracy ≥ {floor:.4g} (reference {reference_accuracy:.4g} − δ {delta:g}); "
-        f"took the most accurate point ({accuracy[pick]:.4g})",
+        f"no point reaches accuracy ≥ {floor:.4g} (reference {inputs.reference_accuracy:.4g} − "
+        f"δ {inputs.delta:g}); took the most accurate point ({accuracy[pick]:.4g})",
     )
+
+
+def _score_constrained(points: pd.DataFrame, inputs: RuleInputs) -> pd.Series:
+    """Accuracy − penalty · violation of DPD, EOD ≤ ε."""
+    violation = constraint_violation(points, inputs.epsilon, inputs.attributes)
+    return points["accuracy"] - inputs.penalty * violation
+
+
+def _score_fairest(points: pd.DataFrame, inputs: RuleInputs) -> pd.Series:
+    """−max gap − penalty · max(0, reference − δ − accuracy)."""
+    shortfall = (_reference(inputs.reference_accuracy) - inputs.delta - points["accuracy"]).clip(lower=0.0)
+    return -max_gap(points, inputs.attributes) - inputs.penalty * shortfall
+
+
+for _rule in (
+    SelectionRule("accuracy", _select_accuracy, lambda points, _: points["accuracy"].astype(float)),
+    SelectionRule("constrained", _select_constrained, _score_constrained, needs_gaps=True),
+    SelectionRule("fairest", _select_fairest, _score_fairest, needs_gaps=True),
+    SelectionRule(
+        "worst_group", _select_worst_group, lambda points, _: points["worst_group_accuracy"].astype(float)
+    ),
+):
+    register_rule(_rule)
+
+RULES: tuple[str, ...] = rule_names()
+"""The built-in rules (``rule_names()`` lists registered ones too)."""
 
 
 def pareto_front(
@@ -290,7 +361,7 @@ def _attributes(points: pd.DataFrame, attributes: Sequence[str] | None) -> list[
             raise ConfigError(f"points table has no DPD/EOD columns for attribute {missing[0]!r}")
         return list(attributes)
     found = fairness_attributes(points)
-    usable = [a for a in found if points[[f"{a}_dpd", f"{a}_eod"]].notna().any().all()]
+    usable = [a for a in found if points[[wide_column(a, "dpd"), wide_column(a, "eod")]].notna().any().all()]
     for attribute in sorted(set(found) - set(usable)):
         warnings.warn(
             f"attribute {attribute!r}: DPD or EOD is undefined at every point; left out of the selection",
@@ -305,11 +376,6 @@ def _reference(reference_accuracy: float | None) -> float:
     if reference_accuracy is None or np.isnan(reference_accuracy):
         raise ConfigError("rule 'fairest' needs reference_accuracy (the FFT model's validation accuracy)")
     return float(reference_accuracy)
-
-
-def _check_rule(rule: str) -> None:
-    if rule not in RULES:
-        raise ConfigError(f"unknown selection rule {rule!r}; expected one of {list(RULES)}")
 
 
 def _check_tidy(tidy: pd.DataFrame) -> None:

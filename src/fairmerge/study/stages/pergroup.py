@@ -1,0 +1,33 @@
+"""Stage: one coefficient λ_g per subgroup vector, searched on validation (seeded TPE)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from fairmerge.labels import ModelLabel
+from fairmerge.study.stages.base import SeedContext, SeedState, Stage, need
+from fairmerge.study.stages.merge_sweep import MAIN
+from fairmerge.study.stages.results import PergroupResult
+from fairmerge.study.sweeps import pergroup_search
+
+
+def run(context: SeedContext, state: SeedState) -> SeedState:
+    lab, policy = need(state.lab, "the workspace"), need(state.policy, "the selection policy")
+    sweep = context.config.sweep
+    lab.workspace.load("base")
+    point, merger, trials = pergroup_search(
+        lab.evaluator,
+        policy,
+        lab.workspace.model,
+        lab.workspace.states["base"],
+        lab.for_merger(MAIN),
+        uniform_lambda=policy.select_family(ModelLabel("merge"), lab.ledger).lam,
+        n_trials=sweep.pergroup_trials,
+        high=max(sweep.lambdas),
+    )
+    return replace(state, pergroup=PergroupResult(point, merger, trials))
+
+
+STAGE = Stage(
+    "sweep: per-group coefficients (val)", "sweep: per-group coefficients λ_g (validation, TPE)", run
+)

@@ -1,0 +1,24 @@
+"""Stage: train (or fetch from the cache) every fine-tune of the seed."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from fairmerge.errors import DataError
+from fairmerge.study.stages.base import SeedContext, SeedState, Stage
+from fairmerge.study.timing import StageTimer
+from fairmerge.study.training_stage import train_models
+
+
+def run(context: SeedContext, state: SeedState) -> SeedState:
+    config = context.config
+    timer = StageTimer(context.console)  # says when each fine-tune ends; the stage is timed as a whole
+    trained = train_models(config, context.dataset, context.seed, context.training_cache, timer)
+    if not trained.main.finetunes:
+        raise DataError(
+            f"no subgroup of {config.attributes} has >= {config.subgroups.min_train_size} training posts"
+        )
+    return replace(state, trained=trained)
+
+
+STAGE = Stage("train", "train: base, fft, lora, one fine-tune per subgroup and strategy (cached)", run)
