@@ -257,6 +257,6 @@ def _detections(
     post_variance = float(np.mean(variances))
     for run, deltas in enumerate(studies):
         if not np.isnan(deltas).any():
-            test = seed_mean_test(np.asarray(deltas), post_variance, n_resamples, 1 - alpha)
+            test = seed_mean_test(np.asarray(deltas), post_variance, n_resamples, 1 - alpha, with_mde=False)
             detected[run] = test["p_value"] < alpha and test["delta"] < 0
     return detected

@@ -1,20 +1,23 @@
 """Every method against FFT on test, over seeds: Δ accuracy, Δ DPD and Δ EOD with intervals.
 
-Each comparison resamples seeds and test posts (:func:`fairmerge.fairness.compare_to_reference`),
-the declared primary comparison keeps its own p-value and all others are Holm-adjusted. A model
+Each comparison is a t-test over seeds with a paired post bootstrap
+(:func:`fairmerge.fairness.compare_to_reference`); the declared primary keeps its own p-value, the
+secondaries are Holm-adjusted among themselves and every other comparison is exploratory. A model
 missing from some seeds is compared over the seeds that have it, and says how many.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import pandas as pd
 
-from fairmerge.fairness import hatexplain_target_quality, minimum_detectable_difference, qualifying_groups
-from fairmerge.fairness.comparisons import compare_all
+from fairmerge.fairness import hatexplain_target_quality, qualifying_groups
+from fairmerge.fairness.comparisons import compare_all, default_secondaries
+from fairmerge.fairness.metrics import MIN_NEGATIVES, MIN_POSITIVES
+from fairmerge.fairness.power import minimum_detectable_difference
 from fairmerge.study.config import StudyConfig
 from fairmerge.study.seed_run import SeedOutcome
 
@@ -28,22 +31,38 @@ def compared_models(outcomes: Sequence[SeedOutcome]) -> list[str]:
     return [m for m in seen if m not in _NOT_COMPARED]
 
 
-def compare_with_fft(outcomes: Sequence[SeedOutcome], config: StudyConfig) -> pd.DataFrame:
-    """The comparison table (``fairmerge.fairness.COMPARISON_COLUMNS``) of every model vs FFT."""
+def compare_with_fft(
+    outcomes: Sequence[SeedOutcome],
+    config: StudyConfig,
+    *,
+    secondary: Sequence[Mapping[str, str]] | None = None,
+    min_positives: int = MIN_POSITIVES,
+    min_negatives: int = MIN_NEGATIVES,
+) -> pd.DataFrame:
+    """The comparison table (``fairmerge.fairness.COMPARISON_COLUMNS``) of every model vs FFT.
+
+    The family is ``config.primary`` plus ``secondary`` (default: the primary model's accuracy, DPD
+    and EOD on the primary's attribute, :func:`~fairmerge.fairness.comparisons.default_secondaries`);
+    every other row is exploratory.
+    """
     first = outcomes[0]
     methods = {
         model: {o.seed: o.test_predictions[model] for o in outcomes if model in o.test_predictions}
         for model in compared_models(outcomes)
     }
+    primary = config.primary.model_dump()
     return compare_all(
         first.test_labels,
         first.test_memberships,
         methods,
         {o.seed: o.test_predictions[REFERENCE] for o in outcomes},
-        primary=config.primary.model_dump(),
-        n_resamples=config.evaluation.n_resamples or 1000,
+        primary=primary,
+        secondary=default_secondaries(primary, config.attributes) if secondary is None else secondary,
+        n_resamples=max(config.evaluation.n_resamples or 1000, 200),
         seed=config.seed,
         min_group_size=config.evaluation.min_group_size,
+        min_positives=min_positives,
+        min_negatives=min_negatives,
     )
 
 
@@ -57,10 +76,30 @@ def unedited_selections(outcomes: Sequence[SeedOutcome]) -> dict[str, tuple[str,
     return found
 
 
-def detectable_differences(outcome: SeedOutcome, config: StudyConfig) -> dict[str, dict[str, float]]:
-    """Per attribute, the smallest ΔDPD / ΔEOD the test split can detect (80 % power, α = 0.05)."""
+def detectable_differences(
+    outcome: SeedOutcome,
+    config: StudyConfig,
+    *,
+    n_seeds: int | None = None,
+    simulations: int = 200,
+    min_positives: int = MIN_POSITIVES,
+    min_negatives: int = MIN_NEGATIVES,
+) -> dict[str, dict[str, float]]:
+    """Per attribute, the smallest |ΔDPD| / |ΔEOD| the comparison test detects (80 % power, α = 0.05).
+
+    Simulated for the test actually used, at this test split's group sizes and class counts and
+    ``n_seeds`` seeds (default: the study's); ``inf`` when out of reach, NaN when undefined
+    (:func:`fairmerge.fairness.power.minimum_detectable_difference`).
+    """
     return minimum_detectable_difference(
-        outcome.test_labels, outcome.test_memberships, min_group_size=config.evaluation.min_group_size
+        outcome.test_labels,
+        outcome.test_memberships,
+        n_seeds=n_seeds if n_seeds is not None else len(config.seeds or [config.seed]),
+        simulations=simulations,
+        seed=config.seed,
+        min_group_size=config.evaluation.min_group_size,
+        min_positives=min_positives,
+        min_negatives=min_negatives,
     )
 
 
