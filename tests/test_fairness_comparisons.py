@@ -95,9 +95,7 @@ def test_interval_and_p_equal_a_reference_loop_and_are_duals() -> None:
     rng = np.random.default_rng(2)
     reference = [_model(labels, rng, 0.75) for _ in range(3)]
     method = [_model(labels, rng, a) for a in (0.65, 0.75, 0.85)]
-    result = compare_to_reference(
-        labels, membership, method, reference, metric="eod", n_resamples=40, seed=7
-    )
+    result = compare_to_reference(labels, membership, method, reference, metric="eod", n_resamples=40, seed=7)
     low, high, p = _reference_loop(labels, group, method, reference, 40, 7)
     assert (result["ci_low"], result["ci_high"], result["p_value"]) == pytest.approx((low, high, p), abs=1e-9)
     # Duality: at the interval's end the p-value is exactly 1 − confidence.

@@ -22,9 +22,13 @@ def _rows(model: str, lam: float, split: str, acc: float, *, eod: float = 0.3) -
     """A small tidy block: overall accuracy, race gaps and two race groups (one with an undefined FPR)."""
     base = {"model": model, "lambda": lam, "split": split, "ci_low": math.nan, "ci_high": math.nan}
     items = [
-        ("all", "all", "accuracy", acc), ("race", "all", "dpd", 0.4 - 0.1 * acc), ("race", "all", "eod", eod),
-        ("race", "African", "n", 310.0), ("race", "African", "accuracy", acc - 0.05),
-        ("race", ODD_GROUP, "n", 8.0), ("race", ODD_GROUP, "accuracy", acc + 0.05),
+        ("all", "all", "accuracy", acc),
+        ("race", "all", "dpd", 0.4 - 0.1 * acc),
+        ("race", "all", "eod", eod),
+        ("race", "African", "n", 310.0),
+        ("race", "African", "accuracy", acc - 0.05),
+        ("race", ODD_GROUP, "n", 8.0),
+        ("race", ODD_GROUP, "accuracy", acc + 0.05),
         ("race", ODD_GROUP, "fpr", math.nan),
     ]
     return [{**base, "attribute": a, "group": g, "metric": m, "value": v} for a, g, m, v in items]
@@ -95,8 +99,9 @@ def test_injection_effects_are_differences_to_fft(tmp_path: Path, captured: list
 
 
 def test_bound_above_one_is_clipped(tmp_path: Path, captured: list[Figure]) -> None:
-    bound = pd.DataFrame({"lambda": LAMBDAS, "attribute": "race", "observed_dpd": 0.3,
-                          "bound": [0.3, 0.8, 1.3, 1.8, 2.3]})
+    bound = pd.DataFrame(
+        {"lambda": LAMBDAS, "attribute": "race", "observed_dpd": 0.3, "bound": [0.3, 0.8, 1.3, 1.8, 2.3]}
+    )
     plots.plot_bound(bound, tmp_path / "bound.png")
     ax = captured[0].axes[0]
     assert np.asarray(ax.lines[1].get_ydata(), dtype=float).max() <= ax.get_ylim()[1]
@@ -111,8 +116,12 @@ def test_figures_without_data_are_not_drawn(tmp_path: Path) -> None:
     assert plots.plot_pareto(no_sweep, {}, tmp_path / "p.png") is None
     assert plots.plot_injection_effects(_metrics(injections=False), {}, tmp_path / "i.png") is None
     assert plots.plot_similarity(None, tmp_path / "s.png") is None
-    assert plots.plot_bound(pd.DataFrame(columns=["lambda", "attribute", "observed_dpd", "bound"]),
-                            tmp_path / "b.png") is None
+    assert (
+        plots.plot_bound(
+            pd.DataFrame(columns=["lambda", "attribute", "observed_dpd", "bound"]), tmp_path / "b.png"
+        )
+        is None
+    )
     assert list(tmp_path.iterdir()) == []
 
 

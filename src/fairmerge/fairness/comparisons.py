@@ -170,7 +170,7 @@ def _compare(
 
     observed = statistic(design.sum(axis=0, keepdims=True))
     replicates = statistic(bootstrap_sums(design, n_resamples=n_resamples, seed=seed))
-    out = {}
+    out: dict[str, dict[str, Any]] = {}
     for metric in metrics:
         seed_deltas = observed[metric][0]
         if np.isnan(seed_deltas).any():

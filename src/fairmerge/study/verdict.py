@@ -34,17 +34,16 @@ def classify(row: Mapping[Any, Any], *, alpha: float = 0.05) -> Outcome:
     Without a ``role`` the row is the primary when ``primary`` is true, else a secondary.
     """
     role = row.get("role") or ("primary" if bool(row.get("primary")) else "secondary")
-    low, high = (row.get(k) for k in ("ci_low", "ci_high"))
-    if _missing(low) or _missing(high):
+    if _missing(row.get("ci_low")) or _missing(row.get("ci_high")):
         return "undefined"
     if role == "exploratory":
         return "exploratory"
-    p = row.get("p_holm")
-    if _missing(p):
+    if _missing(row.get("p_holm")):
         return "undefined"
-    excludes_zero = float(high) < 0 or float(low) > 0
-    if float(p) < alpha and excludes_zero:
-        return "lower" if float(high) < 0 else "higher"
+    low, high, p = (float(row[k]) for k in ("ci_low", "ci_high", "p_holm"))
+    excludes_zero = high < 0 or low > 0
+    if p < alpha and excludes_zero:
+        return "lower" if high < 0 else "higher"
     return "not significant after Holm" if excludes_zero else "no detectable difference"
 
 
@@ -159,7 +158,7 @@ def _sentence(
         return f"{name} undefined (too few qualifying groups or posts; no test)"
     p_name = "p (primary)" if bool(row.get("primary")) else "Holm p"
     bounds = f"{level} CI of the difference [{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}]"
-    interval = f"{bounds}, {p_name} = {_fmt(row.get('p_holm'))}"
+    interval = f"{bounds}, {p_name} = {_fmt(row['p_holm'])}"
     if outcome == "lower":
         text = f"{name} lower than {reference} ({interval})"
     elif outcome == "higher":
@@ -187,7 +186,8 @@ def _sentence(
         if smallest is not None and not math.isnan(smallest):
             what = f"Δ{_NAMES.get(metric, metric)}"
             text += (
-                f"; the test used detects a |{what}| of {smallest:.2f} with 80 % power; smaller ones can be missed"
+                f"; the test used detects a |{what}| of {smallest:.2f} with 80 % power; smaller ones "
+                "can be missed"
                 if smallest < 1
                 else f"; no {what} is detectable here with 80 % power"
             )
@@ -195,7 +195,7 @@ def _sentence(
     labels_gap = row.get("labels_dpd")
     if metric == "dpd" and not _missing(labels_gap):
         text += (
-            f" [DPD of the true labels on the same posts: {float(labels_gap):.3f}; a perfect classifier has "
+            f" [DPD of the true labels on the same posts: {float(row['labels_dpd']):.3f}; a perfect classifier has "
             "this DPD, so a DPD difference measures distance from the labels' own gap, not bias alone]"
         )
     if metric == "accuracy" and not pd.isna(row["ci_low"]):
