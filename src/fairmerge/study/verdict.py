@@ -196,7 +196,8 @@ def _sentence(
     if metric == "dpd" and not _missing(labels_gap):
         text += (
             f" [DPD of the true labels on the same posts: {float(row['labels_dpd']):.3f}; a perfect "
-            "classifier has this DPD, so a DPD difference measures distance from the labels' own gap, not bias alone]"
+            "classifier has this DPD, so a DPD difference measures distance from the labels' own gap, "
+            "not bias alone]"
         )
     if metric == "accuracy" and not pd.isna(row["ci_low"]):
         text += (
