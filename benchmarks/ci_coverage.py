@@ -15,10 +15,18 @@ predictions anew, so the truth is the population value over the groups that qual
 come from the same bootstrap draw ``group_metrics`` makes (checked against it on the first
 replicate), with 1,000 resamples. Also prints the mean estimated EOD at a true EOD of 0 for
 several ``min_positives`` / ``min_negatives`` (point estimates only). Runs on 2 processes.
-LAST line: one JSON object; ``coverage_dpd`` / ``coverage_eod`` are the default method's minimum
-coverage over every scenario whose true DPD / EOD is > 0, ``coverage_accuracy`` its minimum over
-the scenarios with a true gap > 0, and ``mean_bias_eod_at_zero`` the mean estimated EOD at a true
-EOD of 0 (default thresholds).
+
+Per replicate it also runs the permutation tests of a zero gap (``noise_floor``: within-label for
+EOD and the DPD floor, label-free for DPD's zero) and builds the test-inverted gap interval
+(``fairmerge.fairness.gap_intervals``, method ``inverted``). The ``eod`` scenario at gap 0 has
+equal TPR and FPR in every group but the race groups' real, unequal base rates: the noise floor's
+rejection rate there at α = 0.05 is its false-positive rate.
+
+LAST line: one JSON object; ``coverage_dpd`` / ``coverage_eod`` are the inverted interval's minimum
+coverage over EVERY scenario (true 0 included), ``coverage_accuracy`` the basic interval's, each with
+``*_se``; ``coverage_dpd_basic`` / ``coverage_eod_basic`` the basic interval's minimum for
+comparison; ``noise_fpr_dpd`` / ``noise_fpr_eod`` (with ``noise_fpr_se``); ``mean_bias_eod_at_zero``.
+``--replicates`` (default 480: SE of a 95 % coverage ≤ 0.01).
 """
 
 from __future__ import annotations
