@@ -57,3 +57,6 @@ def test_undefined_gap_has_nan_mde(race: tuple[np.ndarray, pd.DataFrame]) -> Non
     labels, _ = race
     tiny = pd.DataFrame({"m": np.arange(labels.size) < 5, "w": np.arange(labels.size) >= 10})
     assert np.isnan(simulated_mde(labels, tiny, metric="eod", n_seeds=3, simulations=20))
+    assert np.isnan(
+        simulated_power(labels, tiny, metric="eod", n_seeds=3, effect=0.1, simulations=20)["power"]
+    )

@@ -64,9 +64,20 @@ def simulated_power(
 
     ``labels`` / ``membership`` are the test split (one attribute; ``None`` or any frame for
     accuracy, whose simulated effect acts on every post). Detected = p < ``alpha`` with Δ̄ on the
-    true side. Returns ``power``, its Monte-Carlo ``se``, the ``effect`` (true Δ) and ``n_seeds``.
+    true side. Returns ``power``, its Monte-Carlo ``se``, the ``effect`` (true Δ) and ``n_seeds``;
+    ``power`` is NaN when the gap is undefined on this split (fewer than two qualifying groups).
     """
     pop, thresholds = _population(labels, membership, min_group_size, min_positives, min_negatives)
+    if metric != "accuracy" and not _gap_defined(pop, metric):  # e.g. SBIC race EOD: no negatives
+        nan = float("nan")
+        return {
+            "power": nan,
+            "se": nan,
+            "effect": -abs(effect),
+            "n_seeds": n_seeds,
+            "alpha": alpha,
+            "simulations": simulations,
+        }
     shift = effect_for(pop, models, kind=metric, target=effect)
     detected = _detections(
         pop,
