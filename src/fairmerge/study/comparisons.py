@@ -82,6 +82,7 @@ def detectable_differences(
     *,
     n_seeds: int | None = None,
     simulations: int = 200,
+    attributes: Sequence[str] | None = None,
     min_positives: int = MIN_POSITIVES,
     min_negatives: int = MIN_NEGATIVES,
 ) -> dict[str, dict[str, float]]:
@@ -89,11 +90,15 @@ def detectable_differences(
 
     Simulated for the test actually used, at this test split's group sizes and class counts and
     ``n_seeds`` seeds (default: the study's); ``inf`` when out of reach, NaN when undefined
-    (:func:`fairmerge.fairness.power.minimum_detectable_difference`).
+    (:func:`fairmerge.fairness.power.minimum_detectable_difference`). ``attributes`` limits the
+    (simulated, so not free: seconds per attribute and gap) search; default every attribute.
     """
+    memberships = outcome.test_memberships
+    if attributes is not None:
+        memberships = {a: memberships[a] for a in attributes}
     return minimum_detectable_difference(
         outcome.test_labels,
-        outcome.test_memberships,
+        memberships,
         n_seeds=n_seeds if n_seeds is not None else len(config.seeds or [config.seed]),
         simulations=simulations,
         seed=config.seed,
