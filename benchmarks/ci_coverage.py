@@ -15,10 +15,18 @@ predictions anew, so the truth is the population value over the groups that qual
 come from the same bootstrap draw ``group_metrics`` makes (checked against it on the first
 replicate), with 1,000 resamples. Also prints the mean estimated EOD at a true EOD of 0 for
 several ``min_positives`` / ``min_negatives`` (point estimates only). Runs on 2 processes.
-LAST line: one JSON object; ``coverage_dpd`` / ``coverage_eod`` are the default method's minimum
-coverage over every scenario whose true DPD / EOD is > 0, ``coverage_accuracy`` its minimum over
-the scenarios with a true gap > 0, and ``mean_bias_eod_at_zero`` the mean estimated EOD at a true
-EOD of 0 (default thresholds).
+
+Per replicate it also runs the permutation tests of a zero gap (``noise_floor``: within-label for
+EOD and the DPD floor, label-free for DPD's zero) and builds the test-inverted gap interval
+(``fairmerge.fairness.gap_intervals``, method ``inverted``). The ``eod`` scenario at gap 0 has
+equal TPR and FPR in every group but the race groups' real, unequal base rates: the noise floor's
+rejection rate there at α = 0.05 is its false-positive rate.
+
+LAST line: one JSON object; ``coverage_dpd`` / ``coverage_eod`` are the inverted interval's minimum
+coverage over EVERY scenario (true 0 included), ``coverage_accuracy`` the basic interval's, each with
+``*_se``; ``coverage_dpd_basic`` / ``coverage_eod_basic`` the basic interval's minimum for
+comparison; ``noise_fpr_dpd`` / ``noise_fpr_eod`` (with ``noise_fpr_se``); ``mean_bias_eod_at_zero``.
+``--replicates`` (default 480: SE of a 95 % coverage ≤ 0.01).
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"
 
+import argparse  # noqa: E402
 import json  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
@@ -40,6 +49,7 @@ import pandas as pd  # noqa: E402
 from fairmerge.data import load_dataset  # noqa: E402
 from fairmerge.fairness import group_metrics  # noqa: E402
 from fairmerge.fairness.bootstrap import INTERVALS, bootstrap_interval, bootstrap_sums  # noqa: E402
+from fairmerge.fairness.gap_intervals import invert  # noqa: E402
 from fairmerge.fairness.metrics import (  # noqa: E402
     DEFAULT_INTERVAL,
     MIN_GROUP_SIZE,
@@ -52,8 +62,11 @@ from fairmerge.fairness.metrics import (  # noqa: E402
     _Layout,
     _rates,
 )
+from fairmerge.fairness.noise import noise_floor  # noqa: E402
 
-REPLICATES, RESAMPLES, GAPS, CONFIDENCE = 200, 1000, (0.0, 0.1, 0.3), 0.95
+REPLICATES, RESAMPLES, GAPS, CONFIDENCE = 480, 1000, (0.0, 0.1, 0.3), 0.95
+PERMUTATIONS = 500
+INVERTED = "inverted"  # fairmerge.fairness.gap_intervals: test-inverted lower end
 TPR, FPR, SELECTION, SHIFTED = 0.70, 0.15, 0.35, "African"
 METRICS = ("accuracy", "dpd", "eod", "tpr_gap", "fpr_gap", "worst_group_accuracy")
 
@@ -167,12 +180,36 @@ def intervals(
     return out
 
 
+def perm_p(
+    labels: np.ndarray, predictions: np.ndarray, members: np.ndarray, thresholds: Thresholds, seed: int
+) -> dict[str, float]:
+    """Permutation p-values: ``dpd``/``eod`` of the noise floor (within-label), ``dpd_zero`` label-free."""
+    membership = {
+        "race": pd.DataFrame(members.astype(bool), columns=[str(j) for j in range(members.shape[1])])
+    }
+    options = {
+        "n_permutations": PERMUTATIONS,
+        "seed": seed,
+        "min_group_size": thresholds.min_group_size,
+        "min_positives": thresholds.min_positives,
+        "min_negatives": thresholds.min_negatives,
+    }
+    within = noise_floor(labels, predictions, membership, **options).set_index("metric")["value"]
+    free = noise_floor(np.zeros_like(labels), predictions, membership, **options).set_index("metric")["value"]
+    return {
+        "dpd": float(within["dpd_perm_p"]),
+        "eod": float(within["eod_perm_p"]),
+        "dpd_zero": float(free["dpd_perm_p"]),
+    }
+
+
 def run_scenario(args: tuple[Population, str, float, Thresholds, int]) -> dict[str, object]:
     pop, scenario, gap, thresholds, replicates = args
     tpr, fpr = rates_for(pop, scenario, gap)
     true = truth(pop, tpr, fpr, thresholds)
     rng = np.random.default_rng([int(gap * 1000), len(scenario), thresholds.min_positives])
-    covered = {m: {k: 0 for k in METRICS} for m in INTERVALS}
+    covered = {m: {k: 0 for k in METRICS} for m in (*INTERVALS, INVERTED)}
+    rejected = {"dpd": 0, "eod": 0}
     defined = {k: 0 for k in METRICS}
     estimates: dict[str, list[float]] = {k: [] for k in METRICS}
     for r in range(replicates):
@@ -180,13 +217,23 @@ def run_scenario(args: tuple[Population, str, float, Thresholds, int]) -> dict[s
         result = intervals(labels, predictions, members, thresholds, seed=r)
         if r == 0:  # the benchmark's path is group_metrics' path
             check_against_group_metrics(labels, predictions, members, thresholds, result, seed=r)
+        tests = perm_p(labels, predictions, members, thresholds, seed=r)
+        for gap_name in rejected:
+            rejected[gap_name] += int(tests[gap_name] < 1 - CONFIDENCE)
+        result[INVERTED] = dict(result["basic"])
+        for gap_name, test in (("dpd", "dpd_zero"), ("eod", "eod")):
+            estimate, low, high = result["basic"][gap_name]
+            result[INVERTED][gap_name] = (
+                estimate,
+                *invert(low, high, result["percentile"][gap_name][2], tests[test], CONFIDENCE),
+            )
         for metric in METRICS:
             estimate = result["percentile"][metric][0]
             if np.isnan(estimate):
                 continue
             defined[metric] += 1
             estimates[metric].append(estimate)
-            for method in INTERVALS:
+            for method in (*INTERVALS, INVERTED):
                 _, low, high = result[method][metric]
                 covered[method][metric] += int(low - 1e-12 <= true[metric] <= high + 1e-12)
     return {
@@ -195,8 +242,10 @@ def run_scenario(args: tuple[Population, str, float, Thresholds, int]) -> dict[s
         "truth": true,
         "coverage": {
             m: {k: covered[m][k] / defined[k] if defined[k] else float("nan") for k in METRICS}
-            for m in INTERVALS
+            for m in (*INTERVALS, INVERTED)
         },
+        "noise_fpr": {k: v / replicates for k, v in rejected.items()},
+        "defined": defined,
         "bias": {
             k: float(np.mean(estimates[k]) - true[k]) if estimates[k] else float("nan") for k in METRICS
         },
@@ -253,6 +302,14 @@ def bias_at_zero(pop: Population, minimum: int, replicates: int = 1000) -> float
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--replicates",
+        type=int,
+        default=REPLICATES,
+        help="replicates per scenario (480: SE of a coverage <= 0.01)",
+    )
+    replicates = parser.parse_args().replicates
     start = time.perf_counter()
     pop = population()
     defaults = Thresholds(MIN_GROUP_SIZE, MIN_POSITIVES, MIN_NEGATIVES)
@@ -262,9 +319,9 @@ def main() -> None:
     print(f"  (no race)  {pop.sizes[-1]:4d}  {pop.positive_rate[-1]:.2f}")
     print(
         f"thresholds: min_group_size {defaults.min_group_size}, min_positives {defaults.min_positives}, "
-        f"min_negatives {defaults.min_negatives}; {REPLICATES} replicates, {RESAMPLES} resamples"
+        f"min_negatives {defaults.min_negatives}; {replicates} replicates, {RESAMPLES} resamples"
     )
-    jobs = [(pop, s, g, defaults, REPLICATES) for s in ("eod", "dpd") for g in GAPS]
+    jobs = [(pop, s, g, defaults, replicates) for s in ("eod", "dpd") for g in GAPS]
     with ProcessPoolExecutor(max_workers=2) as pool:
         results = list(pool.map(run_scenario, jobs))
         minima = (1, 5, 10, 20, 30)
@@ -273,7 +330,7 @@ def main() -> None:
         truth_text = ", ".join(f"{k} {v:.3f}" for k, v in result["truth"].items())  # type: ignore[union-attr]
         print(f"\nscenario {result['scenario']}, gap {result['gap']}: truth {truth_text}")
         print("  coverage of nominal 95% " + " ".join(f"{m:>22s}" for m in METRICS))
-        for method in INTERVALS:
+        for method in (*INTERVALS, INVERTED):
             cov = result["coverage"][method]  # type: ignore[index]
             print(f"  {method:24s}" + " ".join(f"{cov[m]:22.3f}" for m in METRICS))
         bias = result["bias"]
@@ -282,14 +339,22 @@ def main() -> None:
     for minimum, value in biases.items():
         print(f"  {minimum:3d}: {value:.3f}")
 
-    def coverage(metric: str) -> float:
-        """Minimum coverage over the scenarios with a true gap > 0 (for accuracy: of the scenario)."""
-        values = [
-            r["coverage"][DEFAULT_INTERVAL][metric]  # type: ignore[index]
-            for r in results
-            if (r["truth"][metric if metric != "accuracy" else r["scenario"]] > 0)  # type: ignore[index]
-        ]
-        return round(float(min(values)), 3)
+    def coverage(metric: str, method: str) -> tuple[float, float]:
+        """Minimum coverage over every scenario (true zero included), and its binomial SE."""
+        values = [(r["coverage"][method][metric], r["defined"][metric]) for r in results]  # type: ignore[index]
+        value, n = min(values)
+        return round(float(value), 3), round(float(np.sqrt(max(value * (1 - value), 0.0475) / n)), 4)
+
+    nulls = [r for r in results if r["gap"] == 0.0 and r["scenario"] == "eod"]
+    fpr = {k: nulls[0]["noise_fpr"][k] for k in ("dpd", "eod")}  # type: ignore[index]
+    fpr_se = float(np.sqrt(0.05 * 0.95 / replicates))
+    print(
+        f"\nnoise floor at α = 0.05 under unequal base rates (eod scenario, gap 0: equal TPR and FPR): "
+        f"FPR DPD {fpr['dpd']:.3f}, EOD {fpr['eod']:.3f} (SE {fpr_se:.3f}, {replicates} replicates)"
+    )
+    for name, method in (("dpd", INVERTED), ("eod", INVERTED), ("accuracy", DEFAULT_INTERVAL)):
+        value, se = coverage(name, method)
+        print(f"min coverage {name} ({method}): {value:.3f} (SE {se:.4f})")
 
     zero = next(r for r in results if r["scenario"] == "eod" and r["gap"] == 0.0)
     elapsed = time.perf_counter() - start
@@ -298,12 +363,21 @@ def main() -> None:
         json.dumps(
             {
                 "bench": "ci_coverage",
-                "interval": DEFAULT_INTERVAL,
-                "replicates": REPLICATES,
+                "interval": INVERTED,
+                "replicates": replicates,
                 "resamples": RESAMPLES,
-                "coverage_dpd": coverage("dpd"),
-                "coverage_eod": coverage("eod"),
-                "coverage_accuracy": coverage("accuracy"),
+                "permutations": PERMUTATIONS,
+                "coverage_dpd": coverage("dpd", INVERTED)[0],
+                "coverage_dpd_se": coverage("dpd", INVERTED)[1],
+                "coverage_eod": coverage("eod", INVERTED)[0],
+                "coverage_eod_se": coverage("eod", INVERTED)[1],
+                "coverage_accuracy": coverage("accuracy", DEFAULT_INTERVAL)[0],
+                "coverage_accuracy_se": coverage("accuracy", DEFAULT_INTERVAL)[1],
+                "coverage_dpd_basic": coverage("dpd", DEFAULT_INTERVAL)[0],
+                "coverage_eod_basic": coverage("eod", DEFAULT_INTERVAL)[0],
+                "noise_fpr_dpd": round(fpr["dpd"], 3),
+                "noise_fpr_eod": round(fpr["eod"], 3),
+                "noise_fpr_se": round(fpr_se, 4),
                 "mean_bias_eod_at_zero": round(float(zero["bias"]["eod"]), 3),  # type: ignore[index]
                 "seconds": round(elapsed, 1),
             }

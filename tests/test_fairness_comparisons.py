@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from fairlearn.metrics import equalized_odds_difference
+from scipy import stats
 
+from fairmerge.data import load_dataset
 from fairmerge.errors import ConfigError, DataError
 from fairmerge.fairness import compare_all, compare_to_reference, comparison_table, holm
+from fairmerge.fairness.base_rates import labels_dpd
+from fairmerge.fairness.bootstrap import resample_counts
+from fairmerge.fairness.comparisons import default_secondaries
+from fairmerge.fairness.simulation import CoupledModels, Population, draw_predictions, effect_for, true_deltas
 
 N = 600
+
+
+@pytest.fixture(scope="module")
+def hatexplain_race(data_dir: Path) -> tuple[np.ndarray, pd.DataFrame]:
+    split = load_dataset("hatexplain", data_dir)["test"]
+    return split.labels, split.membership("race")
 
 
 def _data(seed: int = 0) -> tuple[np.ndarray, pd.DataFrame, np.ndarray]:
@@ -26,7 +39,7 @@ def _model(labels: np.ndarray, rng: np.random.Generator, accuracy: float) -> np.
     return np.where(rng.random(labels.size) < accuracy, labels, 1 - labels)
 
 
-def test_one_seed_is_a_paired_post_bootstrap_and_says_so() -> None:
+def test_one_seed_delta_is_fairlearns_and_says_seed_variance_is_not_estimated() -> None:
     labels, membership, group = _data()
     rng = np.random.default_rng(1)
     method, reference = _model(labels, rng, 0.8), _model(labels, rng, 0.7)
@@ -35,40 +48,116 @@ def test_one_seed_is_a_paired_post_bootstrap_and_says_so() -> None:
         labels, method, sensitive_features=group
     ) - equalized_odds_difference(labels, reference, sensitive_features=group)
     assert result["delta"] == pytest.approx(expected, abs=1e-12)
-    assert result["n_seeds"] == 1 and "one seed" in result["method"]
-    assert np.isnan(result["t_low"]) and result["ci_low"] <= result["ci_high"]
+    assert result["n_seeds"] == 1 and "one seed" in result["method"] and np.isinf(result["df"])
     acc = compare_to_reference(labels, None, [method], [reference], metric="accuracy", n_resamples=300)
     assert acc["delta"] == pytest.approx(np.mean(method == labels) - np.mean(reference == labels))
     assert acc["ci_low"] > 0 and acc["p_value"] < 0.01
 
 
-def test_seed_variance_widens_the_interval() -> None:
-    labels, membership, _ = _data()
+def _reference_loop(
+    labels: np.ndarray, group: np.ndarray, methods: list, references: list, b: int, seed: int
+) -> tuple[float, float, float]:
+    """The comparison by hand: a Python loop over the same post draws, fairlearn's EOD, scipy's t."""
+    rng = np.random.default_rng(seed)
+    draws = np.concatenate([resample_counts(labels.size, min(250, b - k), rng) for k in range(0, b, 250)])
+    rows = []
+    for counts in draws:  # bootstrap_sums' draws, in its chunks of 250
+        idx = np.repeat(np.arange(labels.size), counts)
+        rows.append(
+            [
+                equalized_odds_difference(labels[idx], m[idx], sensitive_features=group[idx])
+                - equalized_odds_difference(labels[idx], r[idx], sensitive_features=group[idx])
+                for m, r in zip(methods, references, strict=True)
+            ]
+        )
+    replicates = np.asarray(rows)
+    s = len(methods)
+    cov = np.cov(replicates, rowvar=False)
+    shared = max((cov.sum() - np.trace(cov)) / (s * (s - 1)), 0.0)  # a negative estimate counts as 0
+    observed = [
+        equalized_odds_difference(labels, m, sensitive_features=group)
+        - equalized_odds_difference(labels, r, sensitive_features=group)
+        for m, r in zip(methods, references, strict=True)
+    ]
+    between = np.var(observed, ddof=1) / s
+    se = np.sqrt(shared + between)
+    df = se**4 / (between**2 / (s - 1) + shared**2 / (b - 1))
+    half = stats.t.ppf(0.975, df) * se
+    return (
+        float(np.mean(observed) - half),
+        float(np.mean(observed) + half),
+        float(2 * stats.t.sf(abs(np.mean(observed)) / se, df)),
+    )
+
+
+def test_interval_and_p_equal_a_reference_loop_and_are_duals() -> None:
+    labels, membership, group = _data()
     rng = np.random.default_rng(2)
     reference = [_model(labels, rng, 0.75) for _ in range(3)]
-    # Three seeds of one method whose accuracy differs a lot from seed to seed.
     method = [_model(labels, rng, a) for a in (0.65, 0.75, 0.85)]
-    three = compare_to_reference(labels, membership, method, reference, metric="accuracy", n_resamples=400)
-    one = compare_to_reference(
-        labels, membership, method[1:2], reference[1:2], metric="accuracy", n_resamples=400
-    )
-    assert three["n_seeds"] == 3 and "two-level bootstrap" in three["method"]
-    assert three["ci_high"] - three["ci_low"] > 2 * (one["ci_high"] - one["ci_low"])
-    assert three["ci_low"] < 0 < three["ci_high"] and three["p_value"] > 0.05
-    assert three["ci_low"] <= three["t_low"] and three["ci_high"] >= three["t_high"]
-    assert len(three["seed_deltas"]) == 3
+    result = compare_to_reference(labels, membership, method, reference, metric="eod", n_resamples=40, seed=7)
+    low, high, p = _reference_loop(labels, group, method, reference, 40, 7)
+    assert (result["ci_low"], result["ci_high"], result["p_value"]) == pytest.approx((low, high, p), abs=1e-9)
+    # Duality: at the interval's end the p-value is exactly 1 − confidence.
+    se, df = result["se"], result["df"]
+    assert 2 * stats.t.sf((result["ci_high"] - result["delta"]) / se, df) == pytest.approx(0.05)
 
 
-def test_identical_copies_of_one_seed_add_no_variance_and_identical_models_give_zero() -> None:
+def test_three_identical_seeds_give_the_one_seed_interval_and_different_seeds_widen_it() -> None:
     labels, membership, _ = _data()
     rng = np.random.default_rng(3)
     method, reference = _model(labels, rng, 0.8), _model(labels, rng, 0.7)
-    one = compare_to_reference(
-        labels, membership, [method], [reference], metric="dpd", n_resamples=200, seed=4
+    for metric in ("eod", "dpd", "accuracy"):
+        one = compare_to_reference(labels, membership, [method], [reference], metric=metric, n_resamples=300)
+        three = compare_to_reference(
+            labels, membership, [method] * 3, [reference] * 3, metric=metric, n_resamples=300
+        )
+        for key in ("delta", "ci_low", "ci_high", "p_value", "se"):
+            assert three[key] == pytest.approx(one[key], abs=1e-12), (metric, key)
+    spread = [_model(labels, rng, a) for a in (0.65, 0.8, 0.95)]
+    wide = compare_to_reference(
+        labels, membership, spread, [reference] * 3, metric="accuracy", n_resamples=300
     )
+    narrow = compare_to_reference(
+        labels, membership, [method], [reference], metric="accuracy", n_resamples=300
+    )
+    assert wide["ci_high"] - wide["ci_low"] > 2 * (narrow["ci_high"] - narrow["ci_low"])
+    assert wide["df"] < 10 and wide["se_seeds"] > wide["se_posts"]
     same = compare_to_reference(labels, membership, [reference], [reference], metric="dpd", n_resamples=200)
     assert same["delta"] == 0.0 and same["ci_low"] == same["ci_high"] == 0.0 and same["p_value"] == 1.0
-    assert one["n_seeds"] == 1
+
+
+def test_calibrated_against_simulated_truth_on_the_real_split(
+    hatexplain_race: tuple[np.ndarray, pd.DataFrame],
+) -> None:
+    """Type-I error and coverage of the study's test under the coupled-classifier simulation."""
+    labels, membership = hatexplain_race
+    pop = Population.from_split(labels, membership)
+    models = CoupledModels()
+    rng = np.random.default_rng(0)
+    effect = effect_for(pop, models, kind="eod", target=0.2)
+    truth = true_deltas(pop, models, kind="eod", effect=effect)["eod"]
+    rejected, covered, reps = 0, 0, 120
+    for r in range(reps):
+        for shift, target in ((0.0, 0.0), (effect, truth)):
+            y, members, method, reference = draw_predictions(
+                pop, models, kind="eod", effect=shift, n_seeds=3, rng=rng
+            )
+            result = compare_to_reference(
+                y,
+                pd.DataFrame(members.astype(bool)),
+                method,
+                reference,
+                metric="eod",
+                n_resamples=200,
+                seed=r,
+            )
+            if shift == 0.0:
+                rejected += result["p_value"] < 0.05
+            else:
+                covered += result["ci_low"] <= target <= result["ci_high"]
+    assert rejected / reps <= 0.11  # nominal 0.05; 120 replicates: SE 0.02
+    assert covered / reps >= 0.88
 
 
 def test_undefined_comparison_is_nan_never_zero_and_null_in_json() -> None:
@@ -102,15 +191,23 @@ def test_holm_matches_the_step_down_rule_and_skips_nan() -> None:
     np.testing.assert_allclose(holm([0.5, 0.9]), [1.0, 1.0])
 
 
-def test_comparison_table_keeps_the_primary_unadjusted() -> None:
+def test_family_primary_alone_holm_over_secondaries_rest_exploratory() -> None:
     rows = [
         {"model": "merge", "attribute": "race", "metric": "eod", "delta": -0.1, "p_value": 0.02},
         {"model": "merge", "attribute": "race", "metric": "dpd", "delta": -0.1, "p_value": 0.02},
         {"model": "merge", "attribute": "all", "metric": "accuracy", "delta": 0.0, "p_value": 0.5},
+        {"model": "lora", "attribute": "race", "metric": "eod", "delta": -0.3, "p_value": 0.001},
     ]
-    table = comparison_table(rows, {"model": "merge", "attribute": "race", "metric": "eod"})
-    assert table["primary"].tolist() == [True, False, False]
-    assert table["p_holm"].tolist() == pytest.approx([0.02, 0.04, 0.5])
+    primary = {"model": "merge", "attribute": "race", "metric": "eod"}
+    secondary = [
+        {"model": "merge", "attribute": "race", "metric": "dpd"},
+        {"model": "merge", "attribute": "all", "metric": "accuracy"},
+    ]
+    table = comparison_table(rows, primary, secondary)
+    assert table["primary"].tolist() == [True, False, False, False]
+    assert table["role"].tolist() == ["primary", "secondary", "secondary", "exploratory"]
+    p_holm = table["p_holm"].tolist()
+    assert p_holm[:3] == pytest.approx([0.02, 0.04, 0.5]) and np.isnan(p_holm[3])
     assert list(table.columns[:9]) == [
         "model",
         "attribute",
@@ -122,8 +219,12 @@ def test_comparison_table_keeps_the_primary_unadjusted() -> None:
         "p_holm",
         "primary",
     ]
-    with pytest.raises(ConfigError, match="primary"):
+    with pytest.raises(ConfigError, match="declared comparison"):
         comparison_table(rows, {"model": "fft", "attribute": "race", "metric": "eod"})
+    assert default_secondaries(primary, ["race"]) == [
+        {"model": "merge", "attribute": "all", "metric": "accuracy"},
+        {"model": "merge", "attribute": "race", "metric": "dpd"},
+    ]
 
 
 def test_compare_all_pairs_on_shared_seeds_and_never_crashes_on_a_missing_family() -> None:
@@ -147,6 +248,11 @@ def test_compare_all_pairs_on_shared_seeds_and_never_crashes_on_a_missing_family
     assert len(table) == 3 * 5  # accuracy + (race, gender) × (dpd, eod) per model
     merge = table[table["model"] == "merge"].set_index(["attribute", "metric"])
     assert merge.loc[("race", "eod"), "primary"] and merge.loc[("all", "accuracy"), "n_seeds"] == 3
+    assert merge.loc[("race", "dpd"), "labels_dpd"] == pytest.approx(
+        labels_dpd(labels, {"race": membership})["race"]
+    )
+    assert np.isnan(merge.loc[("race", "eod"), "labels_dpd"])
+    assert (table[table["model"] != "merge"]["role"] == "exploratory").all()
     inject = table[table["model"] == "inject:worst"]
     assert (inject["n_seeds"] == 2).all() and (inject["seeds"] == "0,2").all()
     gender = table[table["attribute"] == "gender"]

@@ -1,4 +1,4 @@
-"""The permutation noise floor: uniform p-values without an effect, the floor is its null's quantile."""
+"""The within-label noise floor: calibrated under unequal base rates, the floor is its null's quantile."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from fairmerge.fairness.noise import noise_floor
 
 def _data(rng: np.random.Generator, n: int = 300, effect: float = 0.0) -> tuple[np.ndarray, np.ndarray, dict]:
     group = rng.integers(0, 3, n)
-    labels = rng.integers(0, 2, n)
+    labels = (rng.random(n) < np.array([0.7, 0.4, 0.2])[group]).astype(int)  # unequal base rates
     rate = np.where(labels == 1, 0.7, 0.2) + effect * (group == 0)
     predictions = (rng.random(n) < rate).astype(int)
     return labels, predictions, {"a": pd.DataFrame({f"g{k}": group == k for k in range(3)})}
@@ -26,7 +26,8 @@ def _value(frame: pd.DataFrame, metric: str) -> float:
     return float(frame.loc[frame["metric"] == metric, "value"].iloc[0])
 
 
-def test_no_effect_gives_roughly_uniform_p_values() -> None:
+def test_no_effect_gives_uniform_p_values_under_unequal_base_rates() -> None:
+    """Equal TPR and FPR, base rates 0.7 / 0.4 / 0.2: the old whole-row null fails this for EOD."""
     rng = np.random.default_rng(0)
     p = {"dpd": [], "eod": []}
     for i in range(150):
@@ -46,9 +47,14 @@ def test_floor_is_the_quantile_of_the_permutation_null() -> None:
     labels, predictions, membership = _data(rng, n=200)
     b = 60
     frame = noise_floor(labels, predictions, membership, n_permutations=b, seed=3, min_group_size=20)
-    # The same permutations by hand: shuffle whole membership rows, recompute the gap with group_metrics.
+    # The same permutations by hand: shuffle cells within each label, recompute the gap with group_metrics.
     cell = (1 - labels) + 2 * (1 - predictions)
-    shuffled = np.random.default_rng(3).permuted(np.broadcast_to(cell, (b, labels.size)), axis=1)
+    rng = np.random.default_rng(3)
+    shuffled = np.broadcast_to(cell, (b, labels.size)).copy()
+    for label in (0, 1):
+        rows = np.flatnonzero(labels == label)
+        shuffled[:, rows] = rng.permuted(shuffled[:, rows], axis=1)
+    assert (shuffled % 2 == (1 - labels)).all()  # every post keeps its label
     null = {"dpd": [], "eod": []}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -1,59 +1,62 @@
-"""Minimum detectable differences: the normal approximation has the power it claims; undefined is NaN."""
+"""Simulated power and MDE of the comparison test actually used, on the real HateXplain test split."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from fairmerge.data import load_dataset
 from fairmerge.errors import ConfigError
-from fairmerge.fairness import minimum_detectable_difference
+from fairmerge.fairness import compare_to_reference
+from fairmerge.fairness.power import simulated_mde, simulated_power
+from fairmerge.fairness.simulation import CoupledModels, Population, draw_predictions, effect_for
 
 
-def _split() -> tuple[np.ndarray, dict[str, pd.DataFrame]]:
-    # Three groups: 200 posts (120 positives), 60 (40), 40 (25); plus 100 posts of no group.
-    sizes, positives = (200, 60, 40, 100), (120, 40, 25, 30)
-    labels = np.concatenate(
-        [np.r_[np.ones(p), np.zeros(n - p)] for n, p in zip(sizes, positives, strict=True)]
-    ).astype(int)
-    group = np.repeat(np.arange(4), sizes)
-    membership = pd.DataFrame({f"g{k}": group == k for k in range(3)})
-    tiny = pd.DataFrame({"m": np.arange(labels.size) < 5, "w": np.arange(labels.size) >= 350})
-    return labels, {"race": membership, "gender": tiny}
+@pytest.fixture(scope="module")
+def race(data_dir: Path) -> tuple[np.ndarray, pd.DataFrame]:
+    split = load_dataset("hatexplain", data_dir)["test"]
+    return split.labels, split.membership("race")
 
 
-def test_mde_uses_the_two_smallest_qualifying_groups() -> None:
-    labels, memberships = _split()
-    mde = minimum_detectable_difference(labels, memberships, min_positives=20, min_negatives=20)
-    multiplier = 1.959964 + 0.841621
-    assert mde["race"]["dpd"] == pytest.approx(multiplier * np.sqrt(2 * (0.25 / 40 + 0.25 / 60)), rel=1e-5)
-    # TPR: positives 120, 40, 25 -> 25 and 40; FPR: negatives 80, 20, 15 -> g2 (15) does not qualify.
-    assert mde["race"]["tpr_gap"] == pytest.approx(
-        multiplier * np.sqrt(2 * (0.25 / 25 + 0.25 / 40)), rel=1e-5
-    )
-    assert mde["race"]["fpr_gap"] == pytest.approx(
-        multiplier * np.sqrt(2 * (0.25 / 20 + 0.25 / 80)), rel=1e-5
-    )
-    assert mde["race"]["eod"] == max(mde["race"]["tpr_gap"], mde["race"]["fpr_gap"])
-    assert np.isnan(mde["gender"]["dpd"]) and np.isnan(mde["gender"]["eod"])
+def test_the_shortcut_matches_the_full_procedure(race: tuple[np.ndarray, pd.DataFrame]) -> None:
+    """Power from the fast path (mean V_posts) equals power from running compare_to_reference in full."""
+    labels, membership = race
+    fast = simulated_power(labels, membership, metric="eod", n_seeds=3, effect=0.2, simulations=150)
+    pop, models = Population.from_split(labels, membership), CoupledModels()
+    shift = effect_for(pop, models, kind="eod", target=0.2)
+    rng = np.random.default_rng(11)
+    hits = []
+    for r in range(150):
+        y, members, method, reference = draw_predictions(
+            pop, models, kind="eod", effect=shift, n_seeds=3, rng=rng
+        )
+        result = compare_to_reference(
+            y, pd.DataFrame(members.astype(bool)), method, reference, metric="eod", n_resamples=300, seed=r
+        )
+        hits.append(result["p_value"] < 0.05 and result["delta"] < 0)
+    full = float(np.mean(hits))
+    assert abs(fast["power"] - full) < 3 * np.hypot(fast["se"], np.sqrt(full * (1 - full) / 150)) + 0.02
 
 
-def test_a_change_of_one_mde_is_detected_about_80_percent_of_the_time() -> None:
-    labels, memberships = _split()
-    mde = minimum_detectable_difference(labels, memberships)["race"]["dpd"]
-    rng = np.random.default_rng(0)
-    n_a, n_b, reps = 40, 60, 4000
-    # Two independently evaluated models; the method shifts group a's rate by the MDE.
-    ref = rng.binomial(n_a, 0.5, reps) / n_a - rng.binomial(n_b, 0.5, reps) / n_b
-    new = rng.binomial(n_a, 0.5 + mde, reps) / n_a - rng.binomial(n_b, 0.5, reps) / n_b
-    se = np.sqrt(2 * (0.25 / n_a + 0.25 / n_b))
-    power = np.mean(np.abs(new - ref) / se > 1.959964)
-    assert 0.74 <= power <= 0.86
-
-
-def test_bad_options() -> None:
-    labels, memberships = _split()
+def test_more_seeds_more_power_and_a_smaller_mde(race: tuple[np.ndarray, pd.DataFrame]) -> None:
+    labels, membership = race
+    null = simulated_power(labels, membership, metric="eod", n_seeds=3, effect=0.0, simulations=200)
+    assert null["power"] <= 0.06  # one-sided share of a two-sided 5 % test
+    three = simulated_power(labels, membership, metric="eod", n_seeds=3, effect=0.15, simulations=150)
+    ten = simulated_power(labels, membership, metric="eod", n_seeds=10, effect=0.15, simulations=150)
+    assert ten["power"] > three["power"] + 0.15
+    assert simulated_mde(labels, membership, metric="accuracy", n_seeds=5, simulations=100) < 0.1
     with pytest.raises(ConfigError):
-        minimum_detectable_difference(labels, memberships, power=1.0)
-    with pytest.raises(ConfigError):
-        minimum_detectable_difference(labels, memberships, rate=0.0)
+        simulated_mde(labels, membership, metric="eod", n_seeds=3, power=1.0)
+
+
+def test_undefined_gap_has_nan_mde(race: tuple[np.ndarray, pd.DataFrame]) -> None:
+    labels, _ = race
+    tiny = pd.DataFrame({"m": np.arange(labels.size) < 5, "w": np.arange(labels.size) >= 10})
+    assert np.isnan(simulated_mde(labels, tiny, metric="eod", n_seeds=3, simulations=20))
+    assert np.isnan(
+        simulated_power(labels, tiny, metric="eod", n_seeds=3, effect=0.1, simulations=20)["power"]
+    )

@@ -21,18 +21,39 @@ from fairmerge.sweep import dpd_bound_table
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 ALL_SECTIONS = (
-    "summary", "how-to-read", "headline", "strategies", "curves", "per-group", "pareto", "injection",
-    "similarity", "bound", "multi-seed", "timings", "provenance",
+    "summary",
+    "how-to-read",
+    "headline",
+    "strategies",
+    "curves",
+    "per-group",
+    "pareto",
+    "injection",
+    "similarity",
+    "bound",
+    "multi-seed",
+    "timings",
+    "provenance",
 )
 ALL_PLOTS = {
-    "lambda_curves.png", "group_accuracy.png", "pareto.png", "injection_effects.png", "similarity.png",
+    "lambda_curves.png",
+    "group_accuracy.png",
+    "pareto.png",
+    "injection_effects.png",
+    "similarity.png",
     "bound.png",
 }
-HOSTILE = 'Other $ & <x>'  # a group name from user data: must be escaped in HTML, drawn verbatim in plots
+HOSTILE = "Other $ & <x>"  # a group name from user data: must be escaped in HTML, drawn verbatim in plots
 # attribute -> {group: (val n, test n)}; the small groups get NaN rates and are excluded from gaps.
 GROUPS = {
-    "race": {"African": (310, 315), "Arab": (77, 67), "Asian": (34, 36), "Caucasian": (48, 52),
-             "Hispanic": (12, 11), HOSTILE: (8, 9)},
+    "race": {
+        "African": (310, 315),
+        "Arab": (77, 67),
+        "Asian": (34, 36),
+        "Caucasian": (48, 52),
+        "Hispanic": (12, 11),
+        HOSTILE: (8, 9),
+    },
     "gender": {"Women": (151, 147), "Men": (6, 6)},
 }
 MIN_GROUP_SIZE = 30
@@ -45,8 +66,19 @@ def _model_rows(model: str, lam: float, split: str, rng: np.random.Generator, *,
 
     def add(attribute: str, group: str, metric: str, value: float) -> None:
         width = 0.03 if ci and not math.isnan(value) and metric != "n" else math.nan
-        rows.append({"model": model, "lambda": lam, "split": split, "attribute": attribute, "group": group,
-                     "metric": metric, "value": value, "ci_low": value - width, "ci_high": value + width})
+        rows.append(
+            {
+                "model": model,
+                "lambda": lam,
+                "split": split,
+                "attribute": attribute,
+                "group": group,
+                "metric": metric,
+                "value": value,
+                "ci_low": value - width,
+                "ci_high": value + width,
+            }
+        )
 
     idx = 0 if split == "val" else 1
     total = sum(sizes[g][idx] for sizes in GROUPS.values() for g in sizes) + 1200
@@ -79,9 +111,15 @@ def _model_rows(model: str, lam: float, split: str, rng: np.random.Generator, *,
 
 STRATEGIES = ("targeted", "targeted+background", "balanced")
 # label -> λ selected on validation (the study evaluates test only at these points)
-SELECTED = {"merge": 0.5, "merge@calibrated": 0.25, "merge[targeted+background]": 0.75,
-            "merge[targeted+background]@calibrated": 0.5, "merge[balanced]": 1.0,
-            "merge[balanced]@calibrated": 0.0, "inject:African": 0.5}
+SELECTED = {
+    "merge": 0.5,
+    "merge@calibrated": 0.25,
+    "merge[targeted+background]": 0.75,
+    "merge[targeted+background]@calibrated": 0.5,
+    "merge[balanced]": 1.0,
+    "merge[balanced]@calibrated": 0.0,
+    "inject:African": 0.5,
+}
 
 
 def _metrics(seed: int = 0) -> pd.DataFrame:
@@ -113,11 +151,19 @@ LAMBDA = "λ (θ_base + λ·Σ τ_g)"  # the headline labels λ with its convent
 
 def _comparison(model: str, attribute: str, metric: str, delta: float, p_holm: float) -> dict[str, Any]:
     undefined = math.isnan(delta)
-    return {"model": model, "attribute": attribute, "metric": metric, "delta": None if undefined else delta,
-            "ci_low": None if undefined else delta - 0.1, "ci_high": None if undefined else delta + 0.05,
-            "p_value": None if undefined else p_holm / 2, "p_holm": None if undefined else p_holm,
-            "primary": (model, attribute, metric) == ("merge", "race", "eod"), "n_seeds": 2,
-            "method": "two-level bootstrap (seeds, posts)"}
+    return {
+        "model": model,
+        "attribute": attribute,
+        "metric": metric,
+        "delta": None if undefined else delta,
+        "ci_low": None if undefined else delta - 0.1,
+        "ci_high": None if undefined else delta + 0.05,
+        "p_value": None if undefined else p_holm / 2,
+        "p_holm": None if undefined else p_holm,
+        "primary": (model, attribute, metric) == ("merge", "race", "eod"),
+        "n_seeds": 2,
+        "method": "two-level bootstrap (seeds, posts)",
+    }
 
 
 def _summary() -> dict[str, Any]:
@@ -125,19 +171,25 @@ def _summary() -> dict[str, Any]:
     attributes = list(GROUPS)
     headlines = [headline_table(_metrics(seed), attributes) for seed in (0, 1)]
     stats = aggregate_seeds(headlines)
-    comparisons = [_comparison("merge", "race", "dpd", -0.2, 0.01),
-                   _comparison("merge", "race", "eod", -0.05, 0.3),
-                   _comparison("merge", "gender", "eod", math.nan, math.nan),
-                   _comparison("inject:worst", "race", "eod", 0.3, 0.001)]
+    comparisons = [
+        _comparison("merge", "race", "dpd", -0.2, 0.01),
+        _comparison("merge", "race", "eod", -0.05, 0.3),
+        _comparison("merge", "gender", "eod", math.nan, math.nan),
+        _comparison("inject:worst", "race", "eod", 0.3, 0.001),
+    ]
     selected: dict[str, dict[str, Any]] = {
         label: {"lambda": lam, "lambdas": None, "rule": "constrained", "feasible": True, "reason": "ok"}
         for label, lam in SELECTED.items()
     }
     selected["merge@calibrated"].update(feasible=False, reason="no λ meets ε; fell back to <fairest>")
     selected["merge[balanced]@calibrated"]["unedited"] = "θ_base"  # λ = 0: no edit
-    selected["merge_pergroup"] = {"lambda": None, "lambdas": {"African": 0.3, "Arab": 0.7},
-                                  "rule": "per-group TPE search (constrained)", "feasible": True,
-                                  "reason": "16 trials on validation"}
+    selected["merge_pergroup"] = {
+        "lambda": None,
+        "lambdas": {"African": 0.3, "Arab": 0.7},
+        "rule": "per-group TPE search (constrained)",
+        "feasible": True,
+        "reason": "16 trials on validation",
+    }
     return {
         "dataset": "hatexplain",
         "model": "all-MiniLM-L6-v2",
@@ -153,15 +205,21 @@ def _summary() -> dict[str, Any]:
         "mde": {"race": {"dpd": 0.21, "eod": 0.38}, "gender": {"dpd": None, "eod": None}},
         "timings_s": {"data": 3.2, "fft": 281.0, "subgroups": 400.5, "sweep": 120.25, "total": 812.4},
         "verdict": "No strategy keeps accuracy within 2 points of FFT with a lower EOD.\n\n"
-                   "Differences are inside the CIs <script>alert(1)</script>.",
+        "Differences are inside the CIs <script>alert(1)</script>.",
         "multi_seed": stats.to_dict(orient="records"),
     }
 
 
 def _similarity() -> pd.DataFrame:
     groups = ["African", "Arab", "Asian", "Women"]
-    values = np.array([[1.0, 0.42, 0.31, 0.2], [0.42, 1.0, 0.5, -0.1], [0.31, 0.5, 1.0, math.nan],
-                       [0.2, -0.1, math.nan, 1.0]])
+    values = np.array(
+        [
+            [1.0, 0.42, 0.31, 0.2],
+            [0.42, 1.0, 0.5, -0.1],
+            [0.31, 0.5, 1.0, math.nan],
+            [0.2, -0.1, math.nan, 1.0],
+        ]
+    )
     return pd.DataFrame(values, index=groups, columns=groups)
 
 
@@ -169,8 +227,9 @@ def _bound() -> pd.DataFrame:
     """The real bound table on the fixture's merge path; λ 0.25 and 0.75 are held out."""
     metrics = _metrics()
     val = metrics[(metrics["model"] == "merge") & (metrics["split"] == "val")]
-    return pd.concat([dpd_bound_table(val, 2.0, a, estimate_on=[0.0, 0.5, 1.0]) for a in GROUPS],
-                     ignore_index=True)
+    return pd.concat(
+        [dpd_bound_table(val, 2.0, a, estimate_on=[0.0, 0.5, 1.0]) for a in GROUPS], ignore_index=True
+    )
 
 
 def _strategies() -> pd.DataFrame:
@@ -180,15 +239,19 @@ def _strategies() -> pd.DataFrame:
     for strategy in STRATEGIES:
         family = "merge" if strategy == "targeted" else f"merge[{strategy}]"
         for decision, label in (("argmax", family), ("calibrated", f"{family}@calibrated")):
-            rows.append({"strategy": strategy, "decision": decision,
-                         **headline_row(metrics, label, list(GROUPS))})
+            rows.append(
+                {"strategy": strategy, "decision": decision, **headline_row(metrics, label, list(GROUPS))}
+            )
     return pd.DataFrame(rows)
 
 
 def _provenance() -> dict[str, Any]:
     return {
-        "config": {"name": "hatexplain-minilm <script>x</script>", "attributes": ["race", "gender"],
-                   "sweep": {"lambdas": list(LAMBDAS)}},
+        "config": {
+            "name": "hatexplain-minilm <script>x</script>",
+            "attributes": ["race", "gender"],
+            "sweep": {"lambdas": list(LAMBDAS)},
+        },
         "data_files": {"hatexplain_test_annotators.csv.gz": "1fa58d30932f"},
         "model_hash": "ab12cd34",
         "versions": {"torch": "2.13.0", "fairmerge": "0.1.0"},
@@ -240,8 +303,15 @@ def _visible(document: str) -> str:
 @pytest.fixture(scope="module")
 def full_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("study")
-    path = write_report(out, metrics=_metrics(), summary=_summary(), similarity=_similarity(), bound=_bound(),
-                        strategies=_strategies(), provenance=_provenance())
+    path = write_report(
+        out,
+        metrics=_metrics(),
+        summary=_summary(),
+        similarity=_similarity(),
+        bound=_bound(),
+        strategies=_strategies(),
+        provenance=_provenance(),
+    )
     return path, path.read_text(encoding="utf-8")
 
 
@@ -306,8 +376,12 @@ def test_strategy_table_lists_every_strategy_next_to_references(full_report: tup
     pairs = {(r["strategy"], r["decision"]) for r in rows}
     for strategy in ("targeted", "targeted+background", "balanced"):
         assert {(strategy, "argmax"), (strategy, "calibrated")} <= pairs
-    assert {("fft (reference)", "argmax"), ("fft (reference)", "calibrated"), ("lora (reference)", "argmax"),
-            ("threshold_optimizer (reference)", "argmax")} <= pairs
+    assert {
+        ("fft (reference)", "argmax"),
+        ("fft (reference)", "calibrated"),
+        ("lora (reference)", "argmax"),
+        ("threshold_optimizer (reference)", "argmax"),
+    } <= pairs
     assert all(re.fullmatch(r"0\.\d{3} \[0\.\d{3}, 0\.\d{3}\]", r["accuracy"]) for r in rows)
 
 
@@ -329,10 +403,24 @@ def test_optional_inputs_omit_their_sections(tmp_path: Path) -> None:
     metrics = _metrics()
     metrics = metrics[~metrics["model"].str.startswith("inject:")]
     # a previous run left every plot behind: the new report must not keep stale figures
-    write_report(tmp_path, metrics=_metrics(), summary=_summary(), similarity=_similarity(), bound=_bound(),
-                 strategies=_strategies(), provenance=_provenance())
-    path = write_report(tmp_path, metrics=metrics, summary=summary, similarity=None, bound=None,
-                        strategies=None, provenance=_provenance())
+    write_report(
+        tmp_path,
+        metrics=_metrics(),
+        summary=_summary(),
+        similarity=_similarity(),
+        bound=_bound(),
+        strategies=_strategies(),
+        provenance=_provenance(),
+    )
+    path = write_report(
+        tmp_path,
+        metrics=metrics,
+        summary=summary,
+        similarity=None,
+        bound=None,
+        strategies=None,
+        provenance=_provenance(),
+    )
     document = path.read_text(encoding="utf-8")
     for section in ("strategies", "similarity", "bound", "multi-seed", "injection"):
         assert f'id="{section}"' not in document and f'href="#{section}"' not in document, section
@@ -345,9 +433,23 @@ def test_optional_inputs_omit_their_sections(tmp_path: Path) -> None:
 
 def test_bad_input_leaves_no_output(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="ci_high"):
-        write_report(tmp_path, metrics=_metrics().drop(columns="ci_high"), summary=_summary(),
-                     similarity=None, bound=None, strategies=None, provenance={})
+        write_report(
+            tmp_path,
+            metrics=_metrics().drop(columns="ci_high"),
+            summary=_summary(),
+            similarity=None,
+            bound=None,
+            strategies=None,
+            provenance={},
+        )
     with pytest.raises(DataError, match="observed_dpd"):
-        write_report(tmp_path, metrics=_metrics(), summary=_summary(), similarity=None,
-                     bound=_bound().drop(columns="observed_dpd"), strategies=None, provenance={})
+        write_report(
+            tmp_path,
+            metrics=_metrics(),
+            summary=_summary(),
+            similarity=None,
+            bound=_bound().drop(columns="observed_dpd"),
+            strategies=None,
+            provenance={},
+        )
     assert list(tmp_path.iterdir()) == []

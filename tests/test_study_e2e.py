@@ -185,8 +185,15 @@ def test_two_seeds_with_different_worst_groups_compare_over_seeds(
     assert "inject:worst" in set(comparisons.model)
     defined = comparisons.dropna(subset=["p_value"])
     assert defined.p_value.between(0, 1).all() and (defined.ci_low <= defined.ci_high).all()
-    assert (defined.p_holm >= defined.p_value - 1e-12).all()
-    assert int(comparisons.primary.sum()) == 1
+    declared = defined[defined.role != "exploratory"]
+    assert (declared.p_holm >= declared.p_value - 1e-12).all()
+    assert defined[defined.role == "exploratory"].p_holm.isna().all()  # no claim, no adjusted p
+    assert int(comparisons.primary.sum()) == 1 and set(comparisons.role) <= {
+        "primary",
+        "secondary",
+        "exploratory",
+    }
+    assert summary["power"]["n_seeds"] == 2 and 0 <= summary["power"]["power"] <= 1
     undefined = [c for c in summary["comparisons"] if c["p_value"] is None]
     assert all(c["delta"] is None and c["ci_low"] is None for c in undefined)  # never 0
     assert 'id="multi-seed"' in (second / "report.html").read_text()

@@ -87,6 +87,6 @@ def study_split(
         min_group_size=evaluation.min_group_size,
         n_resamples=evaluation.n_resamples,
         batch_size=evaluation.batch_size,
-        seed=(study.seeds or [study.seed])[0],
+        seed=study.seeds[0],
         precision=evaluation.precision,
     )

@@ -1,19 +1,30 @@
-"""Method-vs-reference comparisons that carry seed variance, and Holm's multiplicity correction.
+"""Method-vs-reference comparisons over seeds and test posts, with a declared family and Holm.
 
-A comparison asks whether a *method* (a training recipe run with several seeds) differs from a
-reference (FFT, run with the same seeds) in accuracy, DPD or EOD on one test split. Two sources of
-noise enter: which test posts were drawn, and which seed trained the models. ``compare_to_reference``
-estimates both:
+A comparison asks whether a *method* (a training recipe run with S seeds) differs from a reference
+(FFT, run with the same seeds) in accuracy, DPD or EOD on one test split. Δ̄ is the mean over seeds
+of metric(method) − metric(reference), both scored on the same posts. Its variance model:
 
-- a **two-level bootstrap**: each replicate resamples the seeds (with replacement), then the test
-  posts (one draw shared by every model, so the method–reference pairing on the same posts is
-  kept); the replicate's Δ is the mean over the drawn seeds of metric(method) − metric(reference);
-- a **per-seed t-interval** on the seeds' observed Δs (seed variance only, with the right small-
-  sample width for 2–5 seeds, which the bootstrap of so few seeds understates).
+    Var(Δ̄) = V_posts + s²_seeds / S,
 
-With two or more seeds the reported interval is the wider envelope of the two and the p-value the
-larger, so the comparison is never more confident than either view. With one seed only the post
-bootstrap remains and ``method`` says so.
+- ``V_posts``: the post-level variance of Δ̄ that every seed shares. One bootstrap draw of the test
+  posts is shared by every model and seed (paired: both models scored on the same posts in each
+  draw); V_posts is the mean covariance of two seeds' Δs across draws (:func:`shared_post_variance`;
+  with one seed, the variance of its Δ);
+- ``s²_seeds``: the sample variance of the S per-seed Δs. Because every seed is scored on the same
+  posts, it holds the seed-to-seed variance *and* the post-level noise that differs between seeds,
+  which is why V_posts keeps only the shared part (the bootstrap variance of the seed mean would
+  count that noise twice: Var_boot(Δ̄) = V_posts + (mean Var_boot(Δ_s) − V_posts) / S).
+
+The interval is Δ̄ ± t_{1−α/2, ν} · SE and the p-value 2·P(T_ν > |Δ̄| / SE), duals of each other,
+analytic (no resampling floor on p). ν is Satterthwaite's: ν = SE⁴ / ((s²_seeds/S)²/(S − 1) +
+V_posts²/(B − 1)), so a comparison dominated by seed variance gets the t quantile of S − 1 df and one
+dominated by post variance the normal one. Identical seeds have s² = 0 and give the one-seed
+interval. Calibration (coverage, type-I error, power) is measured by
+``benchmarks/comparison_calibration.py`` (docs/statistics.md).
+
+A study declares its family: one **primary** comparison (tested at α, unadjusted), a short list of
+**secondary** ones (Holm over the secondaries only), and every other comparison is **exploratory**:
+reported with its interval, ``p_holm`` null, no claim of significance.
 """
 
 from __future__ import annotations
@@ -26,7 +37,8 @@ import pandas as pd
 from scipy import stats
 
 from fairmerge.errors import ConfigError, DataError
-from fairmerge.fairness.bootstrap import bootstrap_sums, percentile_interval
+from fairmerge.fairness.base_rates import labels_dpd
+from fairmerge.fairness.bootstrap import bootstrap_sums
 from fairmerge.fairness.metrics import (
     MIN_GROUP_SIZE,
     MIN_NEGATIVES,
@@ -41,6 +53,7 @@ from fairmerge.fairness.metrics import (
 )
 
 Metric = Literal["accuracy", "dpd", "eod"]
+Role = Literal["primary", "secondary", "exploratory"]
 METRICS: tuple[Metric, ...] = ("accuracy", "dpd", "eod")
 COMPARISON_COLUMNS = [
     "model",
@@ -52,11 +65,18 @@ COMPARISON_COLUMNS = [
     "p_value",
     "p_holm",
     "primary",
+    "role",
     "n_seeds",
+    "se",
+    "se_posts",
+    "se_seeds",
+    "df",
     "mde",
+    "labels_dpd",
     "method",
 ]
 _ATTRIBUTE = "attribute"  # internal name of the one attribute a comparison looks at
+_POWER = 0.8  # power at which each comparison's own MDE is quoted
 
 
 def compare_to_reference(
@@ -73,25 +93,51 @@ def compare_to_reference(
     min_positives: int = MIN_POSITIVES,
     min_negatives: int = MIN_NEGATIVES,
 ) -> dict[str, Any]:
-    """Δ = metric(method) − metric(reference), averaged over paired seeds, with an interval.
+    """Δ̄ = mean over paired seeds of metric(method) − metric(reference), with its interval and p.
 
     ``method_predictions_by_seed[i]`` and ``reference_predictions_by_seed[i]`` are seed i's 0/1
     test predictions (same posts, same order as ``labels``); ``membership`` is one attribute's
     boolean posts × groups frame (ignored for ``accuracy``). Groups enter DPD / EOD as in
-    :func:`~fairmerge.fairness.group_metrics` with the same thresholds.
+    :func:`~fairmerge.fairness.group_metrics` with the same thresholds. ``n_resamples`` bootstrap
+    draws of the posts estimate the post-level variance only (the p-value is analytic).
 
-    Returns ``delta, ci_low, ci_high, p_value`` (two-sided, 0 is "no difference"), ``n_seeds``,
-    ``method`` (how the interval was made), ``mde`` (the smallest |Δ| this comparison would detect
-    with 80 % power at α = 1 − confidence: (z_{1−α/2} + z_{0.8}) · the standard error implied by
-    the interval's width), ``seed_deltas``, the two views separately
-    (``bootstrap_low, bootstrap_high, bootstrap_p, t_low, t_high, t_p``; t fields NaN with one
-    seed) and ``reason`` (why a comparison is undefined, else empty). Undefined comparisons —
-    a gap with fewer than two qualifying groups — are NaN throughout, never 0.
+    Returns ``delta, ci_low, ci_high, p_value`` (two-sided; interval and p are duals), ``se``,
+    ``se_posts``, ``se_seeds`` (√(s²/S); 0 with one seed), ``df`` (Satterthwaite; ``inf`` when seed
+    variance is 0 or not estimated), ``mde`` (the |Δ| this t-test detects with 80 % power at its SE
+    and df, from the noncentral t), ``n_seeds``, ``seed_deltas``, ``method`` and ``reason`` (why a
+    comparison is undefined, else empty). Undefined comparisons — a gap with fewer than two
+    qualifying groups — are NaN throughout, never 0.
     """
-    if metric not in METRICS:
-        raise ConfigError(f"metric must be one of {list(METRICS)}, got {metric!r}")
-    if n_resamples < 1:
-        raise ConfigError(f"n_resamples must be >= 1, got {n_resamples}")
+    return _compare(
+        labels,
+        membership,
+        method_predictions_by_seed,
+        reference_predictions_by_seed,
+        metrics=(metric,),
+        n_resamples=n_resamples,
+        confidence=confidence,
+        seed=seed,
+        thresholds=Thresholds(min_group_size, min_positives, min_negatives),
+    )[metric]
+
+
+def _compare(
+    labels: np.ndarray,
+    membership: pd.DataFrame | None,
+    method_predictions_by_seed: Sequence[np.ndarray],
+    reference_predictions_by_seed: Sequence[np.ndarray],
+    *,
+    metrics: Sequence[Metric],
+    n_resamples: int,
+    confidence: float,
+    seed: int,
+    thresholds: Thresholds,
+) -> dict[str, dict[str, Any]]:
+    """:func:`compare_to_reference` for several metrics of one attribute from one bootstrap draw."""
+    if any(m not in METRICS for m in metrics):
+        raise ConfigError(f"metric must be one of {list(METRICS)}, got {list(metrics)!r}")
+    if n_resamples < 2:
+        raise ConfigError(f"n_resamples must be >= 2 (they estimate a variance), got {n_resamples}")
     if not 0.0 < confidence < 1.0:
         raise ConfigError(f"confidence must be in (0, 1), got {confidence}")
     methods, references = list(method_predictions_by_seed), list(reference_predictions_by_seed)
@@ -104,74 +150,120 @@ def compare_to_reference(
     predictions = [_check_binary(p, "predictions") for p in (*methods, *references)]
     if any(p.shape != y.shape for p in predictions):
         raise DataError(f"every prediction vector must have the {y.size} labels' length")
-    if metric == "accuracy" or membership is None:
-        if metric != "accuracy":
-            raise DataError(f"metric {metric!r} needs a group membership frame")
+    if membership is None:
+        if any(m != "accuracy" for m in metrics):
+            raise DataError(f"metrics {list(metrics)} need a group membership frame")
         membership = pd.DataFrame(index=range(y.size))
     members, layout = _stack_memberships({_ATTRIBUTE: membership}, y.size)
     n_seeds = len(methods)
     design = np.hstack([_design(y, p, members) for p in predictions])
     columns = members.shape[1]
-    thresholds = Thresholds(min_group_size, min_positives, min_negatives)
     qualifies = thresholds.qualifying(_design(y, predictions[0], members).sum(axis=0).reshape(4, columns))
 
-    def statistic(sums: np.ndarray) -> np.ndarray:
-        """(replicates, 2 · seeds) metric values from count sums shaped (replicates, 2S · 4C)."""
+    def statistic(sums: np.ndarray) -> dict[str, np.ndarray]:
+        """Per metric, (replicates, seeds) Δs from count sums shaped (replicates, 2S · 4C)."""
         counts = np.moveaxis(sums.reshape(sums.shape[0], 2 * n_seeds, 4, columns), 2, 0)
         rates = _rates(counts)
-        if metric == "accuracy":
-            return rates["accuracy"][..., 0]
-        return _attribute_metrics(rates, qualifies, layout)[_ATTRIBUTE, metric]
+        gaps = _attribute_metrics(rates, qualifies, layout) if columns > 1 else {}
+        values = {m: rates["accuracy"][..., 0] if m == "accuracy" else gaps[_ATTRIBUTE, m] for m in metrics}
+        return {m: v[:, :n_seeds] - v[:, n_seeds:] for m, v in values.items()}
 
-    observed = statistic(design.sum(axis=0, keepdims=True))[0]
-    seed_deltas = observed[:n_seeds] - observed[n_seeds:]
-    if np.isnan(seed_deltas).any():
-        return _undefined(n_seeds, _reason(metric, membership, thresholds))
+    observed = statistic(design.sum(axis=0, keepdims=True))
+    replicates = statistic(bootstrap_sums(design, n_resamples=n_resamples, seed=seed))
+    out: dict[str, dict[str, Any]] = {}
+    for metric in metrics:
+        seed_deltas = observed[metric][0]
+        if np.isnan(seed_deltas).any():
+            out[metric] = _undefined(n_seeds, _reason(metric, membership, thresholds))
+            continue
+        draws = replicates[metric][~np.isnan(replicates[metric]).any(axis=1)]
+        out[metric] = seed_mean_test(seed_deltas, shared_post_variance(draws), draws.shape[0], confidence)
+    return out
 
-    per_seed = statistic(bootstrap_sums(design, n_resamples=n_resamples, seed=seed))
-    deltas = per_seed[:, :n_seeds] - per_seed[:, n_seeds:]
-    rng = np.random.default_rng([seed, 1])
-    if n_seeds > 1:
-        drawn = rng.integers(0, n_seeds, size=(n_resamples, n_seeds))
-        replicate = np.take_along_axis(deltas, drawn, axis=1).mean(axis=1)
+
+def shared_post_variance(draws: np.ndarray) -> float:
+    """V_posts: the post-level variance every seed shares, from bootstrap Δs shaped (replicates, S).
+
+    With one seed, the bootstrap variance of its Δ. With S > 1, the mean covariance between two
+    seeds' Δs over the same post draws: the post-level noise common to all seeds. The rest of the
+    post-level noise differs from seed to seed and is already part of the between-seed variance,
+    so adding the bootstrap variance of the seed mean instead would count it twice.
+    """
+    if draws.shape[0] < 2:
+        return float("nan")
+    covariance = np.atleast_2d(np.cov(draws, rowvar=False))
+    n_seeds = covariance.shape[0]
+    if n_seeds == 1:
+        return float(covariance[0, 0])
+    return float((covariance.sum() - np.trace(covariance)) / (n_seeds * (n_seeds - 1)))
+
+
+def seed_mean_test(
+    seed_deltas: np.ndarray,
+    post_variance: float,
+    n_resamples: int,
+    confidence: float = 0.95,
+    *,
+    with_mde: bool = True,
+) -> dict[str, Any]:
+    """The t-test of Δ̄ = mean(seed_deltas) under Var(Δ̄) = V_posts + s²_seeds / S (module docstring).
+
+    ``post_variance`` is V_posts (:func:`shared_post_variance` of ``n_resamples`` bootstrap
+    replicates). Used by :func:`compare_to_reference` and by the power simulation, so both run the
+    same test. ``with_mde=False`` skips the (noncentral t) MDE.
+    """
+    deltas = np.asarray(seed_deltas, dtype=np.float64)
+    n_seeds = deltas.size
+    delta = float(deltas.mean())
+    seed_variance = float(np.var(deltas, ddof=1)) / n_seeds if n_seeds > 1 else 0.0
+    post_variance = max(post_variance, 0.0)
+    variance = post_variance + seed_variance
+    se = float(np.sqrt(variance))
+    if seed_variance > 0:
+        df = variance**2 / (seed_variance**2 / (n_seeds - 1) + post_variance**2 / max(n_resamples - 1, 1))
     else:
-        replicate = deltas[:, 0]
-    low, high = (float(v[0]) for v in percentile_interval(replicate[:, None], confidence))
-    valid = replicate[~np.isnan(replicate)]
-    tail = min(int(np.sum(valid <= 0)), int(np.sum(valid >= 0)))
-    p_boot = min(1.0, 2 * (1 + tail) / (1 + valid.size)) if valid.size else float("nan")
-    delta = float(seed_deltas.mean())
-    result: dict[str, Any] = {
+        df = float("inf")
+    alpha = 1.0 - confidence
+    if se > 0:
+        half = float(stats.t.ppf(1 - alpha / 2, df)) * se
+        p_value = float(2 * stats.t.sf(abs(delta) / se, df))
+        mde = _t_test_mde(se, df, alpha) if with_mde else float("nan")
+    else:  # no variance at all (identical models): Δ̄ is exact
+        half, p_value, mde = 0.0, 1.0 if delta == 0 else 0.0, 0.0
+    what = (
+        f"t-test over {n_seeds} paired seeds: Var = shared post-level variance (paired bootstrap) + "
+        f"between-seed variance / {n_seeds}, Satterthwaite df"
+        if n_seeds > 1
+        else "paired post bootstrap variance, normal quantile (one seed: seed variance not estimated)"
+    )
+    return {
         "delta": delta,
-        "ci_low": low,
-        "ci_high": high,
-        "p_value": p_boot,
+        "ci_low": delta - half,
+        "ci_high": delta + half,
+        "p_value": p_value,
         "n_seeds": n_seeds,
-        "method": "paired bootstrap over test posts (one seed: seed variance not estimated)",
-        "seed_deltas": [float(d) for d in seed_deltas],
-        "bootstrap_low": low,
-        "bootstrap_high": high,
-        "bootstrap_p": p_boot,
-        "t_low": float("nan"),
-        "t_high": float("nan"),
-        "t_p": float("nan"),
+        "se": se,
+        "se_posts": float(np.sqrt(post_variance)),
+        "se_seeds": float(np.sqrt(seed_variance)),
+        "df": df,
+        "mde": mde,
+        "method": what,
+        "seed_deltas": [float(d) for d in deltas],
         "reason": "",
     }
-    if n_seeds > 1:
-        spread = float(np.std(seed_deltas, ddof=1))
-        half = float(stats.t.ppf(0.5 + confidence / 2, n_seeds - 1)) * spread / np.sqrt(n_seeds)
-        t_p = float(stats.ttest_1samp(seed_deltas, 0.0).pvalue) if spread > 0 else float("nan")
-        result.update(t_low=delta - half, t_high=delta + half, t_p=t_p)
-        result["ci_low"] = min(low, delta - half)
-        result["ci_high"] = max(high, delta + half)
-        result["p_value"] = max(p_boot, t_p) if not np.isnan(t_p) else p_boot
-        result["method"] = (
-            f"two-level bootstrap (seeds, then test posts) and a t-interval over {n_seeds} seeds' "
-            "deltas: the wider interval and the larger p-value"
-        )
-    z = float(stats.norm.ppf(0.5 + confidence / 2))
-    result["mde"] = (z + float(stats.norm.ppf(0.8))) * (result["ci_high"] - result["ci_low"]) / (2 * z)
-    return result
+
+
+def _t_test_mde(se: float, df: float, alpha: float) -> float:
+    """|Δ| the two-sided t-test (SE, df) detects with 80 % power: (t_{1−α/2,ν} + t_{0.8,ν}) · SE.
+
+    The usual approximation to the noncentral t (exact for the normal, df = ∞; scipy's noncentral t
+    is unstable at the fractional df below 2 that Satterthwaite gives with few seeds).
+    """
+    return float(stats.t.ppf(1 - alpha / 2, df) + stats.t.ppf(_POWER, df)) * se
+
+
+Declared = Mapping[str, str]
+"""One declared comparison: ``{"model", "attribute", "metric"}`` (accuracy has attribute ``all``)."""
 
 
 def compare_all(
@@ -180,7 +272,8 @@ def compare_all(
     method_predictions: Mapping[str, Mapping[int, np.ndarray]],
     reference_predictions: Mapping[int, np.ndarray],
     *,
-    primary: Mapping[str, str] | None = None,
+    primary: Declared | None = None,
+    secondary: Sequence[Declared] = (),
     metrics: Sequence[Metric] = METRICS,
     n_resamples: int = 1000,
     confidence: float = 0.95,
@@ -189,52 +282,78 @@ def compare_all(
     min_positives: int = MIN_POSITIVES,
     min_negatives: int = MIN_NEGATIVES,
 ) -> pd.DataFrame:
-    """Every model against the reference: accuracy once, DPD and EOD per attribute, Holm-corrected.
+    """Every model against the reference: accuracy once, DPD and EOD per attribute, one family.
 
     ``method_predictions`` maps a model label to ``{seed: test predictions}``; ``reference_predictions``
     is ``{seed: predictions}`` of the reference. Each model is paired with the reference on the seeds
-    both have (``n_seeds`` and ``seeds`` say which), so a family missing from some seeds is compared
-    on the others; a model sharing no seed with the reference gets NaN rows with a reason. Returns
-    :func:`comparison_table`'s frame plus ``seeds`` and ``reason``.
+    both have (``n_seeds`` and ``seeds`` say which); a model sharing no seed with the reference gets
+    NaN rows with a reason. ``primary`` and ``secondary`` declare the family (see
+    :func:`comparison_table`). DPD rows carry ``labels_dpd``, the DPD of the true labels on the
+    same posts (a perfect classifier's DPD). Returns :func:`comparison_table`'s frame plus
+    ``seeds`` and ``reason``.
     """
+    thresholds = Thresholds(min_group_size, min_positives, min_negatives)
+    label_gaps = labels_dpd(
+        labels,
+        memberships,
+        min_group_size=min_group_size,
+        min_positives=min_positives,
+        min_negatives=min_negatives,
+    )
+    wanted = [m for m in metrics if m != "accuracy"]
     rows: list[dict[str, Any]] = []
-    options = {
-        "n_resamples": n_resamples,
-        "confidence": confidence,
-        "seed": seed,
-        "min_group_size": min_group_size,
-        "min_positives": min_positives,
-        "min_negatives": min_negatives,
-    }
     for model, by_seed in method_predictions.items():
         seeds = sorted(set(by_seed) & set(reference_predictions))
-        targets: list[tuple[str, Metric]] = [(OVERALL, "accuracy")] if "accuracy" in metrics else []
-        targets += [(a, m) for a in memberships for m in metrics if m != "accuracy"]
-        for attribute, metric in targets:
+        targets: list[tuple[str, pd.DataFrame | None, Sequence[Metric]]] = (
+            [(OVERALL, None, ("accuracy",))] if "accuracy" in metrics else []
+        )
+        targets += [(a, memberships[a], wanted) for a in memberships if wanted]
+        for attribute, membership, asked in targets:
             if seeds:
-                result = compare_to_reference(
+                results = _compare(
                     labels,
-                    None if metric == "accuracy" else memberships[attribute],
+                    membership,
                     [by_seed[s] for s in seeds],
                     [reference_predictions[s] for s in seeds],
-                    metric=metric,
-                    **options,  # type: ignore[arg-type]
+                    metrics=asked,
+                    n_resamples=n_resamples,
+                    confidence=confidence,
+                    seed=seed,
+                    thresholds=thresholds,
                 )
             else:
-                result = _undefined(0, "no seed shared with the reference")
-            rows.append(
-                {
-                    **result,
-                    "model": model,
-                    "attribute": attribute,
-                    "metric": metric,
-                    "seeds": ",".join(map(str, seeds)),
-                }
-            )
-    table = comparison_table(rows, primary)
+                results = {m: _undefined(0, "no seed shared with the reference") for m in asked}
+            for metric in asked:
+                rows.append(
+                    {
+                        **results[metric],
+                        "model": model,
+                        "attribute": attribute,
+                        "metric": metric,
+                        "labels_dpd": label_gaps.get(attribute, float("nan"))
+                        if metric == "dpd"
+                        else float("nan"),
+                        "seeds": ",".join(map(str, seeds)),
+                    }
+                )
+    table = comparison_table(rows, primary, secondary)
     table["seeds"] = [r["seeds"] for r in rows]
     table["reason"] = [r["reason"] for r in rows]
     return table
+
+
+def default_secondaries(primary: Declared, attributes: Sequence[str]) -> list[dict[str, str]]:
+    """The primary model's accuracy, DPD and EOD on the primary's attribute (or the first attribute).
+
+    The primary itself is left out of its secondaries.
+    """
+    attribute = primary["attribute"] if primary["attribute"] != OVERALL else attributes[0]
+    family = [
+        {"model": primary["model"], "attribute": OVERALL, "metric": "accuracy"},
+        {"model": primary["model"], "attribute": attribute, "metric": "dpd"},
+        {"model": primary["model"], "attribute": attribute, "metric": "eod"},
+    ]
+    return [c for c in family if dict(c) != dict(primary)]
 
 
 def holm(p_values: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -255,34 +374,47 @@ def holm(p_values: Sequence[float] | np.ndarray) -> np.ndarray:
 
 
 def comparison_table(
-    comparisons: Sequence[Mapping[str, Any]], primary: Mapping[str, str] | None = None
+    comparisons: Sequence[Mapping[str, Any]],
+    primary: Declared | None = None,
+    secondary: Sequence[Declared] = (),
 ) -> pd.DataFrame:
-    """One row per comparison with Holm-adjusted p-values; the declared primary is not adjusted.
+    """One row per comparison with its role in the declared family and Holm-adjusted p-values.
 
     ``comparisons`` are :func:`compare_to_reference` results with ``model``, ``attribute`` and
-    ``metric`` keys added. ``primary`` (``{"model", "attribute", "metric"}``) names the one
-    comparison the study was designed to test: it keeps its own p-value (``p_holm = p_value``),
-    every other defined comparison is adjusted with Holm over the others. Undefined comparisons
-    keep NaN everywhere (null in JSON).
+    ``metric`` keys added. ``primary`` (``{"model", "attribute", "metric"}``) is tested alone at α:
+    ``p_holm = p_value``. ``secondary`` comparisons are Holm-adjusted among themselves (undefined
+    ones do not count). Every other row is ``exploratory``: its interval is reported, its
+    ``p_holm`` is NaN (null in JSON) and no claim of significance is made. ``role`` says which;
+    ``primary`` is the boolean of the old contract. A declared comparison that matches no row is a
+    configuration error.
     """
     frame = pd.DataFrame([{c: row.get(c) for c in COMPARISON_COLUMNS} for row in comparisons])
     frame = frame.reindex(columns=COMPARISON_COLUMNS)
-    is_primary = np.zeros(len(frame), dtype=bool)
-    if primary is not None:
-        is_primary = (
-            (frame["model"] == primary.get("model"))
-            & (frame["attribute"] == primary.get("attribute"))
-            & (frame["metric"] == primary.get("metric"))
-        ).to_numpy()
-        if not is_primary.any():
-            raise ConfigError(f"the primary comparison {dict(primary)} is not among the comparisons made")
+    is_primary = _matches(frame, [primary] if primary is not None else [])
+    is_secondary = _matches(frame, secondary) & ~is_primary
     p = frame["p_value"].astype(float).to_numpy()
-    adjusted = p.copy()
-    others = ~is_primary
-    adjusted[others] = holm(p[others])
+    adjusted = np.full(p.shape, np.nan)
+    adjusted[is_primary] = p[is_primary]
+    adjusted[is_secondary] = holm(p[is_secondary])
     frame["p_holm"] = adjusted
     frame["primary"] = is_primary
+    frame["role"] = np.where(is_primary, "primary", np.where(is_secondary, "secondary", "exploratory"))
     return frame
+
+
+def _matches(frame: pd.DataFrame, declared: Sequence[Declared]) -> np.ndarray:
+    """Rows of ``frame`` that are one of the ``declared`` comparisons; each must match a row."""
+    found = np.zeros(len(frame), dtype=bool)
+    for wanted in declared:
+        hit = (
+            (frame["model"] == wanted.get("model"))
+            & (frame["attribute"] == wanted.get("attribute"))
+            & (frame["metric"] == wanted.get("metric"))
+        ).to_numpy()
+        if not hit.any():
+            raise ConfigError(f"the declared comparison {dict(wanted)} is not among the comparisons made")
+        found |= hit
+    return found
 
 
 def _undefined(n_seeds: int, reason: str) -> dict[str, Any]:
@@ -293,15 +425,13 @@ def _undefined(n_seeds: int, reason: str) -> dict[str, Any]:
         "ci_high": nan,
         "p_value": nan,
         "n_seeds": n_seeds,
+        "se": nan,
+        "se_posts": nan,
+        "se_seeds": nan,
+        "df": nan,
         "method": "undefined",
         "mde": nan,
         "seed_deltas": [nan] * n_seeds,
-        "bootstrap_low": nan,
-        "bootstrap_high": nan,
-        "bootstrap_p": nan,
-        "t_low": nan,
-        "t_high": nan,
-        "t_p": nan,
         "reason": reason,
     }
 

@@ -35,6 +35,7 @@ from fairmerge.study.comparisons import (
     compare_with_fft,
     detectable_differences,
     gap_groups,
+    primary_power,
     unedited_selections,
 )
 from fairmerge.study.config import StudyConfig, load_config
@@ -177,7 +178,10 @@ class StudyResults:
     def summary(self, elapsed_s: float) -> StudySummary:
         """``summary.json`` as a typed object."""
         study, dataset, primary, outcomes = self.config, self.dataset, self.primary, self.outcomes
-        mde = detectable_differences(primary, study)
+        n_seeds = len(outcomes)
+        # the simulated MDE costs seconds per attribute and gap: the primary's attribute only
+        gap_attributes = [] if study.primary.attribute == "all" else [study.primary.attribute]
+        mde = detectable_differences(primary, study, n_seeds=n_seeds, attributes=gap_attributes)
         verdict = comparison_verdict(
             self.comparisons,
             accuracy_margin=study.selection.delta,
@@ -195,6 +199,7 @@ class StudyResults:
                 "headline": headline_table(primary.metrics, study.attributes),
                 "comparisons": self.comparisons.to_dict(orient="records"),
                 "mde": mde,
+                "power": primary_power(primary, study, n_seeds=n_seeds),
                 "gap_groups": gap_groups(primary, study),
                 "target_quality": primary.target_quality,
                 **self._tables(),

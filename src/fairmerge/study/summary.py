@@ -56,12 +56,24 @@ class Comparison(_Record):
     ci_low: float | None
     ci_high: float | None
     p_value: float | None = Field(description="two-sided; 0 difference is the null")
-    p_holm: float | None = Field(description="Holm-adjusted over the non-primary comparisons")
+    p_holm: float | None = Field(
+        description="primary: its own p; secondaries: Holm-adjusted among themselves; exploratory: null"
+    )
     primary: bool = Field(description="the one comparison the config declared (not adjusted)")
+    role: str | None = Field(None, description="primary, secondary (declared) or exploratory (no claim)")
     n_seeds: int | None = None
+    se: float | None = Field(None, description="standard error of delta: sqrt(se_posts² + se_seeds²)")
+    se_posts: float | None = Field(None, description="post-level part (paired bootstrap of the posts)")
+    se_seeds: float | None = Field(None, description="between-seed part (spread of per-seed deltas / √S)")
+    df: float | None = Field(None, description="Satterthwaite degrees of freedom; null = infinite")
+    labels_dpd: float | None = Field(
+        None, description="DPD of the true labels on the same posts (DPD rows): the base-rate gap"
+    )
     method: str | None = Field(None, description="how the interval was made (seeds, posts)")
-    mde: float | None = Field(
-        None, description="the smallest difference this comparison's interval can detect"
+    mde: float | str | None = Field(
+        None,
+        description="smallest |delta| this comparison's test detects with 80 % power (simulated); "
+        "'out of reach' when no effect the simulation can make is detected",
     )
     seeds: Any = Field(None, description="the seeds both the model and FFT have")
     reason: str | None = Field(None, description="why a comparison is undefined, else empty")
@@ -84,8 +96,15 @@ class StudySummary(_Record):
     )
     headline: list[dict[str, Any]] = Field(description="test metrics of every model, with CIs")
     comparisons: list[Comparison] = Field(description="every model vs FFT on test, over seeds and posts")
-    mde: dict[str, dict[str, float | None]] = Field(
-        description="attribute → smallest detectable ΔDPD / ΔEOD (80 % power, α = 0.05) on this test split"
+    mde: dict[str, dict[str, float | str | None]] = Field(
+        description="attribute → smallest ΔDPD / ΔEOD the comparison test detects (80 % power, α = 0.05), "
+        "simulated for the test actually used at this split's sizes and the run's seeds; 'out of reach' "
+        "when no simulated effect reaches 80 %, null when undefined"
+    )
+    power: dict[str, Any] | None = Field(
+        None,
+        description="simulated power of the primary comparison to detect the configured effect "
+        "(power.effect) with the run's seeds: power, its Monte-Carlo se, effect, n_seeds, alpha",
     )
     recipes: list[dict[str, Any]] = Field(
         description="per recipe (strategy × head × λ convention) and decision: the val-selected point, "

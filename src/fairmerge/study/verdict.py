@@ -1,10 +1,13 @@
 """A short written verdict, generated from the numbers (never hand-written into the report).
 
-:func:`comparison_verdict` is built from intervals: every method-vs-reference comparison (from
-:func:`fairmerge.fairness.comparison_table`) has one of three outcomes — lower than the reference
-(the Holm-corrected test rejects and the interval lies below 0), higher (it lies above 0), or no
-detectable difference (reported with its interval and the test split's minimum detectable
-difference) — or is undefined. It never headlines a point estimate.
+:func:`comparison_verdict` is built from intervals and the declared family (the ``role`` column
+of :func:`fairmerge.fairness.comparison_table`). A primary or secondary comparison is **lower** or
+**higher** than the reference when its (Holm-adjusted, for secondaries) test rejects;
+**not significant after Holm** when its interval excludes 0 but the adjusted test does not reject
+(never called "no detectable difference"); **no detectable difference** only when its interval
+includes 0, quoted with the MDE of the test used. Every other comparison is **exploratory**: its
+interval is reported, no significance is claimed. Undefined comparisons say so. DPD is quoted next
+to the labels' own DPD on the same posts. It never headlines a point estimate.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ from typing import Any, Literal
 
 import pandas as pd
 
-Outcome = Literal["lower", "higher", "no detectable difference", "undefined"]
+Outcome = Literal[
+    "lower", "higher", "not significant after Holm", "no detectable difference", "exploratory", "undefined"
+]
 _NAMES = {"accuracy": "accuracy", "dpd": "DPD", "eod": "EOD"}
 
 
@@ -24,16 +29,26 @@ def _fmt(value: float) -> str:
 
 
 def classify(row: Mapping[Any, Any], *, alpha: float = 0.05) -> Outcome:
-    """Outcome of one comparison row (``delta, ci_low, ci_high, p_holm``) at family-wise level ``alpha``."""
-    values = [row.get(k) for k in ("ci_low", "ci_high", "p_holm")]
-    if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in values):
+    """Outcome of one comparison row (``ci_low, ci_high, p_holm``, ``role``) at family-wise level ``alpha``.
+
+    Without a ``role`` the row is the primary when ``primary`` is true, else a secondary.
+    """
+    role = row.get("role") or ("primary" if bool(row.get("primary")) else "secondary")
+    if _missing(row.get("ci_low")) or _missing(row.get("ci_high")):
         return "undefined"
-    low, high, p = (float(v) for v in values)  # type: ignore[arg-type]
-    if p < alpha and high < 0:
-        return "lower"
-    if p < alpha and low > 0:
-        return "higher"
-    return "no detectable difference"
+    if role == "exploratory":
+        return "exploratory"
+    if _missing(row.get("p_holm")):
+        return "undefined"
+    low, high, p = (float(row[k]) for k in ("ci_low", "ci_high", "p_holm"))
+    excludes_zero = high < 0 or low > 0
+    if p < alpha and excludes_zero:
+        return "lower" if high < 0 else "higher"
+    return "not significant after Holm" if excludes_zero else "no detectable difference"
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def verdict_table(comparisons: pd.DataFrame, *, alpha: float = 0.05) -> pd.DataFrame:
@@ -47,7 +62,7 @@ def comparison_verdict(
     comparisons: pd.DataFrame,
     *,
     accuracy_margin: float,
-    mde: Mapping[str, Mapping[str, float]],
+    mde: Mapping[str, Mapping[str, float | str]],
     reference: str = "FFT",
     alpha: float = 0.05,
     confidence: float = 0.95,
@@ -86,16 +101,21 @@ def comparison_verdict(
         else f"No model is detectably fairer than {reference} on test while keeping accuracy within "
         f"{accuracy_margin:.2f}."
     )
+    secondaries = int((table["role"] == "secondary").sum()) if "role" in table else len(table) - len(primary)
     tally = (
-        f" Of {len(table)} comparisons (Holm-corrected at α = {alpha:g}"
+        f" Of {len(table)} comparisons (primary"
         + (
-            f"; primary: {primary.iloc[0]['model']} {primary.iloc[0]['attribute']} "
-            f"{_NAMES.get(str(primary.iloc[0]['metric']), primary.iloc[0]['metric'])}, not adjusted"
+            f": {primary.iloc[0]['model']} {primary.iloc[0]['attribute']} "
+            f"{_NAMES.get(str(primary.iloc[0]['metric']), primary.iloc[0]['metric'])}, tested alone at "
+            f"α = {alpha:g}"
             if len(primary)
-            else ""
+            else ": none declared"
         )
-        + f"): {int(counts.get('lower', 0))} lower, {int(counts.get('higher', 0))} higher, "
-        f"{int(counts.get('no detectable difference', 0))} with no detectable difference, "
+        + f"; {secondaries} secondary, Holm-corrected at α = {alpha:g}; the rest exploratory): "
+        f"{int(counts.get('lower', 0))} lower, {int(counts.get('higher', 0))} higher, "
+        f"{int(counts.get('not significant after Holm', 0))} with an interval excluding 0 but not "
+        f"significant after Holm, {int(counts.get('no detectable difference', 0))} with no detectable "
+        f"difference, {int(counts.get('exploratory', 0))} exploratory, "
         f"{int(counts.get('undefined', 0))} undefined."
     )
     return head + tally + _unedited_words(unedited or {}, n_seeds, reference) + " " + " ".join(sentences)
@@ -124,7 +144,7 @@ def _sentence(
     row: Mapping[Any, Any],
     reference: str,
     level: str,
-    mde: Mapping[str, Mapping[str, float]],
+    mde: Mapping[str, Mapping[str, float | str]],
     margin: float,
 ) -> str:
     metric = str(row["metric"])
@@ -137,27 +157,50 @@ def _sentence(
     if outcome == "undefined":
         return f"{name} undefined (too few qualifying groups or posts; no test)"
     p_name = "p (primary)" if bool(row.get("primary")) else "Holm p"
-    interval = (
-        f"{level} CI of the difference [{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}], "
-        f"{p_name} = {_fmt(row['p_holm'])}"
-    )
+    bounds = f"{level} CI of the difference [{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}]"
+    interval = f"{bounds}, {p_name} = {_fmt(row['p_holm'])}"
     if outcome == "lower":
         text = f"{name} lower than {reference} ({interval})"
     elif outcome == "higher":
         text = f"{name} higher than {reference} ({interval})"
+    elif outcome == "exploratory":
+        side = (
+            "below 0"
+            if float(row["ci_high"]) < 0
+            else "above 0"
+            if float(row["ci_low"]) > 0
+            else "includes 0"
+        )
+        text = f"{name} (exploratory, no test claimed): {bounds}, {side}"
+    elif outcome == "not significant after Holm":
+        side = "below" if float(row["ci_high"]) < 0 else "above"
+        text = (
+            f"{name}: the unadjusted {level} interval lies {side} 0 ({interval}), but the difference is not "
+            f"significant after Holm's correction for the secondary comparisons: suggestive, not a finding"
+        )
     else:
-        text = f"{name}: no detectable difference from {reference} ({interval}"
+        text = f"{name}: no detectable difference from {reference} (the interval includes 0: {interval}"
         smallest = row.get("mde")
         if smallest is None or pd.isna(smallest):
             smallest = mde.get(str(row["attribute"]), {}).get(metric)
-        if smallest is not None and not math.isnan(smallest):
+        if isinstance(smallest, str):  # "out of reach": no simulated effect is detected
+            text += f"; no Δ{_NAMES.get(metric, metric)} is detectable here with 80 % power"
+        elif smallest is not None and not math.isnan(smallest):
             what = f"Δ{_NAMES.get(metric, metric)}"
             text += (
-                f"; this test split cannot detect a {what} smaller than {smallest:.2f}"
+                f"; the test used detects a |{what}| of {smallest:.2f} with 80 % power; smaller ones "
+                "can be missed"
                 if smallest < 1
-                else f"; no {what} is detectable here (its MDE, {smallest:.2f}, exceeds the whole range)"
+                else f"; no {what} is detectable here with 80 % power"
             )
         text += ")"
+    labels_gap = row.get("labels_dpd")
+    if metric == "dpd" and not _missing(labels_gap):
+        text += (
+            f" [DPD of the true labels on the same posts: {float(row['labels_dpd']):.3f}; a perfect "
+            "classifier has this DPD, so a DPD difference measures distance from the labels' own gap, "
+            "not bias alone]"
+        )
     if metric == "accuracy" and not pd.isna(row["ci_low"]):
         text += (
             f", within δ = {margin:.2f}"

@@ -1,0 +1,160 @@
+"""Measured calibration of the study's model-vs-FFT comparison over seeds and posts.
+
+Simulates two coupled classifiers over seeds (``fairmerge.fairness.simulation``: a seed's shift of
+each group's rates, a post difficulty shared by both models and every seed) on bootstrap copies of
+the HateXplain test split's own posts (real race memberships, group sizes and class counts), and
+runs the study's own comparison code (``fairmerge.fairness.compare_all``, primary merge vs FFT on
+race EOD) on each simulated study. Scenarios: true ΔEOD 0 (the null: the method is the reference
+in distribution), −0.1 and −0.2 (the method narrows the African group's TPR/FPR deficit).
+
+Prints coverage of the nominal 95 % intervals of Δaccuracy, ΔDPD and ΔEOD per scenario (with SE),
+the type-I error in the null scenario, and the primary's power. LAST line: one JSON object with
+``coverage_delta_eod``, ``coverage_delta_dpd``, ``coverage_delta_accuracy`` (minimum over scenarios,
+true Δ = 0 included), ``type1_error`` (maximum over the null scenario's metrics), ``power_eod_01``,
+``power_eod_02`` (primary, ``--seeds`` seeds), ``replicates``, ``coverage_se`` and ``seconds``.
+``--replicates`` (default 480: the SE of a 95 % coverage is ≤ 0.01) and ``--resamples`` are flags.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from concurrent.futures import ProcessPoolExecutor  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from fairmerge.data import load_dataset  # noqa: E402
+from fairmerge.fairness import compare_all  # noqa: E402
+from fairmerge.fairness.simulation import (  # noqa: E402
+    CoupledModels,
+    Population,
+    draw_predictions,
+    effect_for,
+    true_deltas,
+)
+
+METRICS = ("accuracy", "dpd", "eod")
+TARGETS = (0.0, 0.1, 0.2)  # true |ΔEOD| of the scenarios
+PRIMARY = {"model": "merge", "attribute": "race", "metric": "eod"}
+
+
+def population() -> Population:
+    split = load_dataset("hatexplain", os.environ.get("FAIRMERGE_DATA_DIR", "/work/shared/data"))["test"]
+    return Population.from_split(split.labels, split.membership("race"))
+
+
+def run_chunk(args: tuple[Population, float, int, int, int, int]) -> list[dict[str, float]]:
+    """Simulated studies ``first .. first + count``: each row Δ, interval and p per metric."""
+    pop, effect, n_seeds, resamples, first, count = args
+    rows = []
+    for r in range(first, first + count):
+        rng = np.random.default_rng([r, round(abs(effect) * 1e4)])
+        labels, members, method, reference = draw_predictions(
+            pop, CoupledModels(), kind="eod", effect=effect, n_seeds=n_seeds, rng=rng
+        )
+        membership = pd.DataFrame(members.astype(bool), columns=[f"g{j}" for j in range(members.shape[1])])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            table = compare_all(
+                labels,
+                {"race": membership},
+                {"merge": dict(enumerate(method))},
+                dict(enumerate(reference)),
+                primary=PRIMARY,
+                n_resamples=resamples,
+                seed=r,
+            )
+        rows.append(
+            {
+                f"{row['metric']}_{k}": float(row[k])
+                for row in table.to_dict(orient="records")
+                for k in ("delta", "ci_low", "ci_high", "p_value")
+            }
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--replicates", type=int, default=480, help="simulated studies per scenario")
+    parser.add_argument("--resamples", type=int, default=400, help="post bootstrap resamples per comparison")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per simulated study (study default)")
+    args = parser.parse_args()
+    start = time.perf_counter()
+    pop = population()
+    models = CoupledModels()
+    print(f"HateXplain test split, race: {pop.labels.size} posts; shifted group column {pop.shifted}")
+    print(f"models: {models}; {args.seeds} seeds, {args.replicates} replicates, {args.resamples} resamples")
+    scenarios = []
+    for target in TARGETS:
+        effect = effect_for(pop, models, kind="eod", target=target) if target else 0.0
+        scenarios.append((target, effect, true_deltas(pop, models, kind="eod", effect=effect)))
+    jobs, per = [], max(1, args.replicates // 8)
+    for _, effect, _ in scenarios:
+        for first in range(0, args.replicates, per):
+            jobs.append((pop, effect, args.seeds, args.resamples, first, min(per, args.replicates - first)))
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        chunks = list(pool.map(run_chunk, jobs))
+    results: dict[float, pd.DataFrame] = {}
+    for _, effect, _ in scenarios:
+        mine = [row for job, chunk in zip(jobs, chunks, strict=True) if job[1] == effect for row in chunk]
+        results[effect] = pd.DataFrame(mine)
+    coverage: dict[str, list[float]] = {m: [] for m in METRICS}
+    type1, power = 0.0, {}
+    for target, effect, truth in scenarios:
+        frame = results[effect]
+        n = len(frame)
+        print(
+            f"\ntrue ΔEOD −{target:.1f} (effect {effect:+.3f}): truth "
+            + ", ".join(f"Δ{k} {v:+.4f}" for k, v in truth.items())
+        )
+        for metric in METRICS:
+            low, high = frame[f"{metric}_ci_low"], frame[f"{metric}_ci_high"]
+            defined = ~(low.isna() | high.isna())
+            hit = float(((low <= truth[metric] + 1e-12) & (truth[metric] - 1e-12 <= high))[defined].mean())
+            reject = float((frame[f"{metric}_p_value"] < 0.05)[defined].mean())
+            width = float((high - low)[defined].median())
+            coverage[metric].append(hit)
+            print(
+                f"  Δ{metric:8s} coverage {hit:.3f} (SE {np.sqrt(hit * (1 - hit) / defined.sum()):.3f}, "
+                f"{int(defined.sum())} defined)  rejects {reject:.3f}  median width {width:.3f}"
+            )
+            if target == 0.0:
+                type1 = max(type1, reject)
+        detected = (frame["eod_p_value"] < 0.05) & (frame["eod_delta"] < 0)
+        power[target] = float(detected.mean())
+        power_se = np.sqrt(power[target] * (1 - power[target]) / n)
+        print(f"  primary (ΔEOD) detected: {power[target]:.3f} (SE {power_se:.3f})")
+    se = float(np.sqrt(0.95 * 0.05 / args.replicates))
+    elapsed = time.perf_counter() - start
+    print(f"\nSE of a 95 % coverage at {args.replicates} replicates: {se:.4f}; {elapsed:.1f} s")
+    print(
+        json.dumps(
+            {
+                "bench": "comparison_calibration",
+                "coverage_delta_eod": round(min(coverage["eod"]), 3),
+                "coverage_delta_dpd": round(min(coverage["dpd"]), 3),
+                "coverage_delta_accuracy": round(min(coverage["accuracy"]), 3),
+                "type1_error": round(type1, 3),
+                "power_eod_01": round(power[0.1], 3),
+                "power_eod_02": round(power[0.2], 3),
+                "seeds": args.seeds,
+                "replicates": args.replicates,
+                "resamples": args.resamples,
+                "coverage_se": round(se, 4),
+                "seconds": round(elapsed, 1),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
