@@ -24,7 +24,12 @@ from fairmerge.search.problem import (
 )
 from fairmerge.search.samplers import grid_search, nsga2_search, tpe_search
 from fairmerge.search.surrogates import group_targets
-from fairmerge.search.table import TestObjectives, hypervolume_table, summary_records, write_hypervolume_csv
+from fairmerge.search.table import (
+    ResampledObjectives,
+    hypervolume_table,
+    summary_records,
+    write_hypervolume_csv,
+)
 
 __all__ = [
     "METHODS",
@@ -34,10 +39,10 @@ __all__ = [
     "Learner",
     "MergedParameters",
     "Objective",
+    "ResampledObjectives",
     "ScoredPoint",
     "SearchConfig",
     "SearchResult",
-    "TestObjectives",
     "estimate_learned_memory",
     "front_frame",
     "front_hypervolume",

@@ -102,7 +102,8 @@ def batch_loss(
     """Cross-entropy + μ × Σ soft gaps on the validation rows ``rows``, at coefficients ``lam``."""
     device = next(iter(merged.base.values())).device
     inputs = {k: v.to(device) for k, v in batch(rows).items()}
-    logits = logits_of(functional_call(model, merged(lam), args=(), kwargs=inputs)).float()
+    logits = logits_of(functional_call(model, merged(lam), args=(), kwargs=inputs))
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # half-precision models: fp32 loss
     index = torch.from_numpy(rows)
     labels = targets.labels[index].to(logits.device)
     loss = torch.nn.functional.cross_entropy(logits, labels)

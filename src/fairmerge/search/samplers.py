@@ -112,9 +112,6 @@ def nsga2_search(
         optuna.study.StudyDirection.MAXIMIZE if o.maximize else optuna.study.StudyDirection.MINIMIZE
         for o in evaluations.objectives
     ]
-    study = optuna.create_study(directions=directions, sampler=sampler)
-    if start_lambda is not None:
-        study.enqueue_trial(dict(zip(names, space.uniform(start_lambda), strict=True)))
     points: list[ScoredPoint] = []
 
     def objective(trial: optuna.Trial) -> tuple[float, ...]:
@@ -130,5 +127,8 @@ def nsga2_search(
 
     with _quiet_optuna(), warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study = optuna.create_study(directions=directions, sampler=sampler)
+        if start_lambda is not None:
+            study.enqueue_trial(dict(zip(names, space.uniform(start_lambda), strict=True)))
         study.optimize(objective, n_trials=max_proposals or 5 * budget, callbacks=[stop])
     return _result("nsga2", evaluations, points, begin, evaluations.counts["val"] - before)

@@ -33,7 +33,7 @@ from fairmerge.search.hypervolume import front_hypervolume, hypervolume
 from fairmerge.search.problem import Objective, SearchResult
 
 
-class TestObjectives:
+class ResampledObjectives:
     """Objectives of 0/1 test predictions under weighted resamples of the test posts."""
 
     def __init__(
@@ -71,7 +71,7 @@ class TestObjectives:
 def hypervolume_table(
     results: Mapping[str, Sequence[SearchResult]],
     test_predictions: Mapping[str, Sequence[np.ndarray]],
-    scorer: TestObjectives,
+    scorer: ResampledObjectives,
     reference: Sequence[float],
     *,
     n_resamples: int = 1000,
@@ -123,7 +123,7 @@ def hypervolume_table(
     return table.reset_index(drop=True)
 
 
-def _front_goodness(scorer: TestObjectives, front: np.ndarray, weights: np.ndarray) -> list[np.ndarray]:
+def _front_goodness(scorer: ResampledObjectives, front: np.ndarray, weights: np.ndarray) -> list[np.ndarray]:
     """Per resample, the front's goodness matrix (points × objectives)."""
     per_point = [scorer.goodness(p, weights) for p in np.atleast_2d(front)] if len(front) else []
     if not per_point:
