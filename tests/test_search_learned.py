@@ -10,6 +10,7 @@ import torch
 from training_tiny import tiny_model
 
 from fairmerge.data.types import TextSplit
+from fairmerge.errors import ConfigError
 from fairmerge.fairness import group_metrics
 from fairmerge.search import (
     BlockMerger,
@@ -162,7 +163,7 @@ def test_learned_search_needs_a_pass_per_mu() -> None:
     model, split, features, vectors = _logistic_problem()
     space = CoefficientSpace(("race:A", "race:B"))
     evaluations = Evaluations(lambda c, s: pd.DataFrame(), space, OBJECTIVES)
-    with pytest.raises(Exception, match="leaves no pass"):
+    with pytest.raises(ConfigError, match="leaves no pass"):
         learned_search(
             evaluations,
             _learner(model, split, features, vectors, space),
@@ -171,3 +172,10 @@ def test_learned_search_needs_a_pass_per_mu() -> None:
             seed=0,
             start_lambda=0.0,
         )
+
+
+def test_base_must_not_be_the_model_s_own_tensors() -> None:
+    model, _, vectors, _, _ = _tiny_bert_problem()
+    space = CoefficientSpace(("race:A", "race:B"))
+    with pytest.raises(ConfigError, match="pass a copy of θ_base"):
+        MergedParameters(model, model.state_dict(), vectors, space, "whole")

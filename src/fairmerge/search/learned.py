@@ -46,7 +46,8 @@ class MergedParameters:
     """θ(λ) for the touched parameters of ``model``: ``base[k] + Σ_g λ[g, block(k)] · τ_g[k]``.
 
     The vectors are held as given (moved to the model's device and dtype only if they are not
-    there already); ``base`` is the θ_base mapping the study already holds (not copied).
+    there already); ``base`` is the θ_base mapping the study already holds (not copied; it must not
+    be the model's own tensors, which the scorer rewrites at every point).
     """
 
     def __init__(
@@ -68,6 +69,13 @@ class MergedParameters:
         self.space = space
         self.block_index = {k: space.blocks.index(block[k]) for k in keys}
         like = {k: params[k] for k in keys}
+        shared = [
+            k for k in keys if base[k].untyped_storage().data_ptr() == like[k].untyped_storage().data_ptr()
+        ]
+        if shared:  # the scorer rewrites the model in place: such a "base" would move with every point
+            raise ConfigError(
+                f"base tensor {shared[0]!r} is the model's own parameter; pass a copy of θ_base"
+            )
         self.base = {k: base[k].to(like[k]) for k in keys}
         self.deltas = {k: [v[k].to(like[k]) for v in vectors.values()] for k in keys}
 
