@@ -71,19 +71,16 @@ def tpe_search(
         points.append(evaluations(lambdas))
         return evaluations.frame(lambdas)  # the rule reads every headline metric
 
-    options = dict(rule_options or {})
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # attributes left out: said once by the study
-        search_group_coefficients(
-            evaluate,
-            space.names,
-            n_trials=budget,
-            seed=seed,
-            start=start_lambda,
-            low=space.low,
-            high=space.high,
-            **options,  # type: ignore[arg-type]
-        )
+    search_group_coefficients(
+        evaluate,
+        space.names,
+        n_trials=budget,
+        seed=seed,
+        start=start_lambda,
+        low=space.low,
+        high=space.high,
+        **dict(rule_options or {}),  # type: ignore[arg-type]
+    )
     return _result("tpe", evaluations, points, begin, evaluations.counts["val"] - before)
 
 
