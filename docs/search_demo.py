@@ -82,6 +82,7 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=12, help="validation model evaluations per method")
     parser.add_argument("--posts", type=int, default=500, help="validation and test posts each")
     parser.add_argument("--steps", type=int, default=40, help="fine-tune steps per subgroup vector")
+    parser.add_argument("--reference", type=float, default=0.4, help="hypervolume reference, every objective")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--out", type=Path, default=None, help="write pareto_front.csv and hypervolume.csv here"
@@ -89,7 +90,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     began = time.perf_counter()
-    config = SearchConfig(budget=args.budget, mus=[0.0, 4.0], n_resamples=200)
+    config = SearchConfig(
+        budget=args.budget, mus=[0.0, 4.0], n_resamples=200, reference_point=[args.reference] * 3
+    )
     objectives = objectives_of(config.objectives)
 
     data = load_dataset("hatexplain")
@@ -160,6 +163,7 @@ def main() -> None:
     table = hypervolume_table(
         results, predictions, scorer, config.reference_point, n_resamples=config.n_resamples, seed=args.seed
     )
+    print(f"reference point {config.reference_point} in (accuracy, 1 − race DPD, 1 − race EOD)")
     print(table.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
@@ -168,6 +172,8 @@ def main() -> None:
     summary = {
         "budget": args.budget,
         "posts": args.posts,
+        "steps": args.steps,
+        "reference_point": config.reference_point,
         "evaluations": evaluations.counts,
         "wall_s": round(time.perf_counter() - began, 1),
         "search": json.loads(table.to_json(orient="records")),
