@@ -46,8 +46,8 @@ def test_grid_and_tpe_spend_the_budget_through_the_cache() -> None:
     assert grid.n_evaluations == 5 and [p.coefficients[0] for p in grid.points] == [0, 0.25, 0.5, 0.75, 1]
     tpe = tpe_search(evaluations, 6, seed=0, start_lambda=0.5)
     assert tpe.points[0].coefficients == (0.5, 0.5)
-    assert tpe.n_evaluations == 5  # its enqueued start was already scored by the grid: free
-    assert len(spy.calls) == len(set(spy.calls)) == 10  # no model scored twice
+    assert tpe.n_evaluations == 6  # its own budget, though its start was already scored by the grid ...
+    assert evaluations.counts["val"] == len(spy.calls) == len(set(spy.calls)) == 10  # ... once
 
 
 def test_only_front_points_are_scored_on_test_once_each() -> None:

@@ -218,7 +218,7 @@ def learned_search(
     passes = budget // len(mus) - 1
     if passes < 1:
         raise ConfigError(f"budget {budget} leaves no pass for {len(mus)} μ values (need >= {2 * len(mus)})")
-    begin, before = time.perf_counter(), evaluations.counts["val"]
+    begin = time.perf_counter()
     space = evaluations.space
     parametrisation = (
         orthogonal_parametrisation(learner.merged) if orthogonal else plain_parametrisation(space)
@@ -228,7 +228,7 @@ def learned_search(
     for mu in mus:
         lam = learner.learn(parametrisation, start, mu=mu, passes=passes, seed=seed)
         points.append(evaluations(lam.reshape(-1).tolist(), info={"mu": float(mu)}))
-    used = evaluations.counts["val"] - before + passes * len(mus)
+    used = len({p.coefficients for p in points}) + passes * len(mus)
     return SearchResult(
         "orthogonal" if orthogonal else "learned",
         points,

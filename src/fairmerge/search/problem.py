@@ -196,7 +196,8 @@ class Evaluations:
     """Cached, counted scoring of points: the one way every searcher evaluates a model.
 
     Coefficients are rounded to ``decimals`` before scoring (the cache key is the point scored).
-    ``counts[split]`` is the number of distinct models scored on the split: the budget unit.
+    ``counts[split]`` is the number of distinct models scored on the split (compute actually spent;
+    each searcher reports its own budget use as the distinct points it scored).
     """
 
     def __init__(

@@ -21,14 +21,14 @@ from fairmerge.search.problem import Evaluations, ScoredPoint, SearchResult, fro
 from fairmerge.sweep.pergroup import _quiet_optuna, search_group_coefficients
 
 
-def _result(
-    method: str, evaluations: Evaluations, points: list[ScoredPoint], start: float, used: int
-) -> SearchResult:
+def _result(method: str, evaluations: Evaluations, points: list[ScoredPoint], start: float) -> SearchResult:
+    """``n_evaluations``: the distinct models the method scored, whether or not another method's
+    scoring had already filled the cache (so sharing an :class:`Evaluations` changes no budget)."""
     return SearchResult(
         method,
         points,
         front_of(points, evaluations.objectives),
-        used,
+        len({p.coefficients for p in points}),
         time.perf_counter() - start,
         evaluations.space,
         evaluations.objectives,
@@ -43,10 +43,10 @@ def _check_budget(budget: int) -> None:
 def grid_search(evaluations: Evaluations, budget: int) -> SearchResult:
     """One λ for every coefficient, ``budget`` values evenly spaced over [low, high]."""
     _check_budget(budget)
-    start, before = time.perf_counter(), evaluations.counts["val"]
+    start = time.perf_counter()
     space = evaluations.space
     points = [evaluations(space.uniform(lam)) for lam in np.linspace(space.low, space.high, budget)]
-    return _result("grid", evaluations, points, start, evaluations.counts["val"] - before)
+    return _result("grid", evaluations, points, start)
 
 
 def tpe_search(
@@ -63,7 +63,7 @@ def tpe_search(
     of the trials it ran. ``rule_options`` are that function's rule/epsilon/delta/reference_accuracy.
     """
     _check_budget(budget)
-    begin, before = time.perf_counter(), evaluations.counts["val"]
+    begin = time.perf_counter()
     space = evaluations.space
     points: list[ScoredPoint] = []
 
@@ -81,7 +81,7 @@ def tpe_search(
         high=space.high,
         **dict(rule_options or {}),  # type: ignore[arg-type]
     )
-    return _result("tpe", evaluations, points, begin, evaluations.counts["val"] - before)
+    return _result("tpe", evaluations, points, begin)
 
 
 def nsga2_search(
@@ -95,12 +95,12 @@ def nsga2_search(
 ) -> SearchResult:
     """Optuna's seeded NSGA-II over the coefficients, objectives as declared (accuracy ↑, gaps ↓).
 
-    Stops after ``budget`` distinct models were scored (proposals already in the cache are free),
-    or after ``max_proposals`` trials (default 5 × budget) when it keeps re-proposing known points.
+    Stops after it has scored ``budget`` distinct models (re-proposing one of its own points is
+    free), or after ``max_proposals`` trials (default 5 × budget) when it keeps re-proposing known points.
     A point with an undefined objective fails its trial (optuna drops it) and is kept out of the front.
     """
     _check_budget(budget)
-    begin, before = time.perf_counter(), evaluations.counts["val"]
+    begin = time.perf_counter()
     space = evaluations.space
     names = space.names
     population = population_size or max(4, budget // 4)
@@ -119,7 +119,7 @@ def nsga2_search(
         return point.values
 
     def stop(study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
-        if evaluations.counts["val"] - before >= budget:
+        if len({p.coefficients for p in points}) >= budget:
             study.stop()
 
     with _quiet_optuna(), warnings.catch_warnings():
@@ -128,4 +128,4 @@ def nsga2_search(
         if start_lambda is not None:
             study.enqueue_trial(dict(zip(names, space.uniform(start_lambda), strict=True)))
         study.optimize(objective, n_trials=max_proposals or 5 * budget, callbacks=[stop])
-    return _result("nsga2", evaluations, points, begin, evaluations.counts["val"] - before)
+    return _result("nsga2", evaluations, points, begin)
