@@ -98,9 +98,10 @@ def test_power_is_quoted_when_the_summary_has_it_and_called_absent_otherwise(
     fast_study: tuple[Path, Path], tmp_path: Path
 ) -> None:
     run = RunFolder.read(fast_study[0])
-    assert "power" not in run.summary
+    power = run.summary["power"]
     _, text = _card(run, tmp_path)
+    assert f"{power['power']:.2f} (Monte-Carlo SE {power['se']:.2f})" in text
+    assert f"with {power['n_seeds']} seed(s)" in text
+    without = dataclasses.replace(run, summary={k: v for k, v in run.summary.items() if k != "power"})
+    _, text = _card(without, tmp_path)
     assert "summary.json has no `power` field" in text
-    with_power = dataclasses.replace(run, summary=run.summary | {"power": "0.8 to detect ΔEOD 0.15"})
-    _, text = _card(with_power, tmp_path)
-    assert "Power (summary.json `power`): 0.8 to detect ΔEOD 0.15" in text

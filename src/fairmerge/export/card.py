@@ -30,9 +30,11 @@ GAPS = ("dpd", "eod", "tpr_gap", "fpr_gap")
 
 
 def number(value: Any, digits: int = 4) -> str:
-    """A number as the card prints it; None / NaN read n/a."""
+    """A number as the card prints it; None / NaN read n/a, and words (e.g. "out of reach") stay."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
+    if isinstance(value, str):
+        return value
     return f"{float(value):.{digits}f}"
 
 
@@ -96,7 +98,7 @@ def comparison_table(comparisons: Sequence[dict[str, Any]]) -> str:
             c["metric"],
             f"{number(c['delta'])} [{number(c['ci_low'])}, {number(c['ci_high'])}]",
             number(c["p_value"]),
-            "primary (not adjusted)" if c["primary"] else number(c["p_holm"]),
+            _holm_cell(c),
             number(c.get("mde")),
             str(c.get("n_seeds") or "n/a"),
             c.get("method") or c.get("reason") or "",
@@ -105,6 +107,14 @@ def comparison_table(comparisons: Sequence[dict[str, Any]]) -> str:
     ]
     header = ["attribute", "metric", "Δ vs FFT [95% CI]", "p", "Holm p", "MDE", "seeds", "interval"]
     return _table(header, body)
+
+
+def _holm_cell(comparison: dict[str, Any]) -> str:
+    if comparison["primary"]:
+        return "primary (not adjusted)"
+    if comparison.get("role") == "exploratory":
+        return "exploratory (no claim)"
+    return number(comparison["p_holm"])
 
 
 def left_out_table(gap_groups: Sequence[dict[str, Any]]) -> str:
@@ -150,7 +160,11 @@ def power_statement(summary: dict[str, Any]) -> str:
             "summary.json has no `power` field: the run recorded no power analysis beyond the "
             "minimum detectable differences." + detectable
         )
-    return f"Power (summary.json `power`): {power}." + detectable
+    return (
+        f"Simulated power of the primary comparison to detect a true Δ of {number(power.get('effect'), 2)} "
+        f"with {power.get('n_seeds')} seed(s) at α = {number(power.get('alpha'), 2)}: "
+        f"{number(power.get('power'), 2)} (Monte-Carlo SE {number(power.get('se'), 2)})." + detectable
+    )
 
 
 def eval_results(
