@@ -24,6 +24,7 @@ import pandas as pd
 from rich.console import Console
 
 from fairmerge.data import load_dataset
+from fairmerge.data.intersections import with_intersections
 from fairmerge.data.types import GroupedTextDataset
 from fairmerge.errors import ConfigError, FairmergeError
 from fairmerge.executors import get_executor
@@ -274,6 +275,7 @@ class StudyResults:
 def _load_dataset(config: StudyConfig, data_dir: str | Path | None) -> GroupedTextDataset:
     try:
         dataset = load_dataset(config.dataset.name, data_dir, **config.dataset.options)
+        dataset = with_intersections(dataset, config.intersections)  # race×gender joins the attributes
     except FairmergeError as exc:
         raise type(exc)(
             f"{exc} — config {config.name!r} needs {config.requires}" if config.requires else str(exc)
