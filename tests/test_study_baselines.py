@@ -3,10 +3,14 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from fairmerge.data import load_dataset
@@ -143,3 +147,38 @@ def test_each_family_trains_with_its_objective_or_rank(
     assert method == "lora" and (wide.lora_r, wide.lora_alpha) == (64, 128)
     assert wide.replace(lora_r=lora.lora_r, lora_alpha=lora.lora_alpha) == lora
     assert (lora.lora_r, lora.lora_alpha) == (8, 16) and lora == config.lora.replace(seed=3)
+
+
+@pytest.mark.slow
+def test_fast_baselines_study_runs_every_family_end_to_end(
+    utkface_fast_study: tuple[Path, Path], data_dir: Path, tmp_path: Path
+) -> None:
+    """``run utkface-baselines --fast`` differs from the session's ``run utkface --fast`` by the three
+    families only: on a hard-linked copy of its training cache (entries are never modified in
+    place) it trains just them, then evaluates, compares and reports them like FFT and LoRA."""
+    from typer.testing import CliRunner
+
+    from fairmerge.cli import app
+
+    _, cache = utkface_fast_study
+    shutil.copytree(cache / "training", tmp_path / "cache" / "training", copy_function=os.link)
+    out = tmp_path / "out"
+    argv = ["run", "utkface-baselines", "--fast", "--data-dir", str(data_dir), "--out", str(out)]
+    result = CliRunner().invoke(app, [*argv, "--cache-dir", str(tmp_path / "cache")])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    families = {"fft[balanced]", "fft[group_dro]", "lora[r=64]"}
+    metrics = pd.read_csv(out / "metrics.csv")
+    accuracy = metrics[(metrics.attribute == "all") & (metrics.metric == "accuracy")]
+    for split in ("val", "test"):
+        assert families <= set(accuracy[accuracy.split == split].model)
+    tested = accuracy[(accuracy.split == "test") & accuracy.model.isin(families)]
+    assert (tested.value > 0.55).all()  # each learned the task (majority class: 0.53)
+    race_gaps = metrics[(metrics.split == "test") & (metrics.attribute == "race") & (metrics.metric == "eod")]
+    assert families <= set(race_gaps[race_gaps.value.notna()].model)
+    comparisons = pd.read_csv(out / "comparisons.csv")
+    assert families <= set(comparisons.model)
+    for kind, more in (("fft", 2), ("lora", 1)):  # the families' entries, next to the copied ones
+        before = len(list((cache / "training" / kind).glob("*/meta.json")))
+        assert len(list((tmp_path / "cache" / "training" / kind).glob("*/meta.json"))) == before + more
+    summary = json.loads((out / "summary.json").read_text())
+    assert families <= set(summary["training_curves"])
