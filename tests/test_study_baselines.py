@@ -137,8 +137,9 @@ def test_each_family_trains_with_its_objective_or_rank(
     monkeypatch.setattr(training_stage, "train_fft", fake("fft"))
     monkeypatch.setattr(training_stage, "train_lora", fake("lora"))
     config = load_config("utkface", overrides=(*WITH_FAMILIES, "baselines.dro_step_size=0.5"))
-    for name in training_stage.reference_names(config):
-        training_stage._train_reference(name, config, utkface, 3, tmp_path, TrainingCache(tmp_path), False)
+    monkeypatch.setattr(training_stage, "_base", lambda *_: tmp_path)  # θ_base: not needed here
+    for name in training_stage.reference_names(config):  # as an executor task runs each one
+        training_stage._finetune_job(config, utkface, TrainingCache(tmp_path), 3, name)
     (_, fft, plain), (_, lora, _), (_, _, balanced), (_, _, dro), (method, wide, _) = calls
     assert plain is None and fft.seed == 3
     assert balanced == GroupObjective("balanced", "race", 0.5)
