@@ -11,6 +11,7 @@ from fairmerge.data import GroupedTextDataset, TextSplit, load_dataset
 from fairmerge.data.intersections import (
     add_intersections,
     intersection_qualification,
+    qualification_table,
     with_intersections,
 )
 from fairmerge.errors import ConfigError
@@ -115,6 +116,14 @@ def test_utkface_others_female_lacks_positives(utkface: GroupedTextDataset) -> N
     table = intersection_qualification(utkface["test"], RACE_GENDER, min_positives=19).set_index("group")
     assert table.loc["Others×female", "reason"] == "18 positives < min_positives 19"
     assert table["dpd"].all()
+
+
+def test_qualification_table_covers_every_split(utkface: GroupedTextDataset) -> None:
+    table = qualification_table(utkface, [RACE_GENDER], min_positives=19)
+    assert table.columns[0] == "split" and table["split"].unique().tolist() == ["train", "val", "test"]
+    test = table[table["split"] == "test"].drop(columns="split").reset_index(drop=True)
+    assert test.equals(intersection_qualification(utkface["test"], RACE_GENDER, min_positives=19))
+    assert len(table) == 3 * 10 and qualification_table(utkface, []).empty
 
 
 @pytest.mark.parametrize(

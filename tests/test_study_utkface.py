@@ -22,7 +22,16 @@ def test_the_image_study_runs_offline_end_to_end(utkface_fast_study: tuple[Path,
     test_gaps = metrics[
         (metrics.split == "test") & (metrics.model == "fft") & metrics.metric.isin(["dpd", "eod"])
     ]
-    assert test_gaps.value.notna().all() and len(test_gaps) == 4
+    assert test_gaps.value.notna().all() and len(test_gaps) == 6
+    # utkface declares race × gender: an attribute like the others, its groups' sizes next to them
+    assert set(test_gaps.attribute) == {"race", "gender", "race×gender"}
+    intersectional = set(groups[groups.attribute == "race×gender"].group)
+    assert {"Asian×female", "White×male", "Others×female"} <= intersectional
+    qualification = pd.read_csv(out / "intersections.csv")
+    assert set(qualification.split) == {"train", "val", "test"} and len(qualification) == 3 * 10
+    assert (qualification.attribute == "race×gender").all()
+    left_out = ~qualification[["dpd", "tpr_gap", "fpr_gap"]].all(axis=1)
+    assert (qualification.reason.notna() == left_out).all()  # each left-out combination says why
     fft_accuracy = metrics[
         (metrics.model == "fft")
         & (metrics.split == "test")

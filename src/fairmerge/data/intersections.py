@@ -136,6 +136,32 @@ def intersection_qualification(
     return table.rename_axis("group").reset_index()[QUALIFICATION_COLUMNS]
 
 
+def qualification_table(
+    dataset: GroupedTextDataset,
+    intersections: Sequence[Sequence[str]],
+    *,
+    splits: Sequence[str] = ("train", "val", "test"),
+    min_group_size: int = MIN_GROUP_SIZE,
+    min_positives: int = MIN_POSITIVES,
+    min_negatives: int = MIN_NEGATIVES,
+) -> pd.DataFrame:
+    """:func:`intersection_qualification` of every intersection on each of ``splits``, with a
+    leading ``split`` column (a study's ``intersections.csv``)."""
+    tables = [
+        intersection_qualification(
+            dataset[split],
+            attributes,
+            min_group_size=min_group_size,
+            min_positives=min_positives,
+            min_negatives=min_negatives,
+        ).assign(split=split)
+        for attributes in intersections
+        for split in splits
+    ]
+    columns = ["split", *QUALIFICATION_COLUMNS]
+    return pd.concat(tables, ignore_index=True)[columns] if tables else pd.DataFrame(columns=columns)
+
+
 def _check_intersection(attributes: Sequence[str], known: Sequence[str]) -> None:
     if isinstance(attributes, str) or len(attributes) < 2 or len(set(attributes)) != len(attributes):
         raise ConfigError(f"an intersection needs two or more distinct attributes, got {attributes!r}")

@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from fairmerge.data.intersections import SEPARATOR, intersection_name
 from fairmerge.errors import ConfigError
 from fairmerge.fairness.metrics import MIN_GROUP_SIZE, MIN_NEGATIVES, MIN_POSITIVES
 from fairmerge.sweep.selection import Rule
@@ -142,6 +143,11 @@ class SubgroupSection(Section):
         default_factory=lambda: [Recipe(strategy="targeted+background"), Recipe(strategy="balanced")]
     )
     min_train_size: int = Field(50, ge=1)
+    attributes: list[str] | None = Field(
+        None,
+        description="the attributes whose groups get a subgroup vector (an intersection such as "
+        "race×gender included); None: the study's attributes without the intersections",
+    )
     train: TrainSection = Field(default_factory=TrainConfig)
     probe: TrainSection = Field(
         default_factory=lambda: PROBE_CONFIG,
@@ -158,6 +164,36 @@ def _check_strategy(value: str) -> str:
     if value not in STRATEGIES:
         raise ValueError(f"unknown strategy {value!r}; expected one of {list(STRATEGIES)}")
     return value
+
+
+class BaselineSection(Section):
+    """Reference families trained next to FFT and LoRA, evaluated and compared with FFT like them.
+
+    ``families``: FFT with group-balanced loss weights (``fft[balanced]``) or with online Group DRO
+    (``fft[group_dro]``) over the groups of ``attribute``; ``lora_ranks``: LoRA at other ranks
+    (``lora[r=64]``), with the same α/r scale as ``lora``. Each is a TrainConfig of its own only
+    through the objective or the rank, so the cache keys of FFT and LoRA do not change.
+    """
+
+    families: list[Literal["balanced", "group_dro"]] = Field(default_factory=list)
+    attribute: str | None = Field(
+        None, description="the groups the objectives weigh; None: the first attribute"
+    )
+    dro_step_size: float = Field(
+        1.0,
+        gt=0.0,
+        allow_inf_nan=False,
+        description="Group DRO's η: the paper's 0.01 barely moves the group weights q in one epoch of "
+        "the studies' budgets (≈ 50 steps); η = 1 moves them (measured on UTKFace)",
+    )
+    lora_ranks: list[Annotated[int, Field(strict=True, ge=1)]] = Field(default_factory=list)
+
+    @field_validator("families", "lora_ranks")
+    @classmethod
+    def _each_once(cls, values: list[Any]) -> list[Any]:
+        if len(set(values)) != len(values):
+            raise ValueError(f"{values} names a family more than once")
+        return values
 
 
 Lambda = Annotated[float, Field(ge=0.0, le=2.0, allow_inf_nan=False)]
@@ -263,6 +299,11 @@ class StudyConfig(Section):
     name: str = "hatexplain-minilm"
     model: str = "default"
     attributes: list[str] = Field(default_factory=lambda: ["race", "gender"], min_length=1)
+    intersections: list[list[str]] = Field(
+        default_factory=list,
+        description="intersectional attributes, e.g. [[race, gender]]: each is added to attributes as "
+        "race×gender (groups such as Asian×female) and evaluated like any attribute",
+    )
     seeds: list[Annotated[int, Field(strict=True, ge=0, lt=2**32)]] = Field(
         default_factory=lambda: [0],
         min_length=1,
@@ -283,6 +324,7 @@ class StudyConfig(Section):
         default_factory=_default_secondary, description="the declared secondary family (Holm over these only)"
     )
     power: PowerSection = Field(default_factory=PowerSection)
+    baselines: BaselineSection = Field(default_factory=BaselineSection)
     exploratory_seeds: Literal["first", "all"] = Field(
         "first",
         description="seeds that run the exploratory parts, the recipe comparison (subgroups.compare), the "
@@ -295,6 +337,58 @@ class StudyConfig(Section):
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able values (for provenance and cache keys)."""
         return self.model_dump(mode="json")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _intersections_are_attributes(cls, data: Any) -> Any:
+        """Each intersection joins ``attributes`` (once: a dumped config already lists it)."""
+        if not isinstance(data, dict) or not data.get("intersections"):
+            return data
+        attributes = data.get(
+            "attributes", cls.model_fields["attributes"].get_default(call_default_factory=True)
+        )
+        if not isinstance(attributes, list) or not all(
+            isinstance(i, list | tuple) for i in data["intersections"]
+        ):
+            return data  # the field validators name the wrong type
+        names = [intersection_name([str(a) for a in i]) for i in data["intersections"]]
+        return {**data, "attributes": [*attributes, *(n for n in names if n not in attributes)]}
+
+    @model_validator(mode="after")
+    def _intersections_and_baselines_known(self) -> StudyConfig:
+        declared = self.declared_attributes()
+        for attributes in self.intersections:
+            if len(attributes) < 2 or len(set(attributes)) != len(attributes):
+                raise ValueError(f"intersections: {attributes} needs two or more distinct attributes")
+            unknown = [a for a in attributes if a not in declared]
+            if unknown:
+                raise ValueError(f"intersections: {unknown} not in attributes {declared}")
+        unknown = [a for a in self.subgroups.attributes or [] if a not in self.attributes]
+        if unknown:
+            raise ValueError(f"subgroups.attributes: {unknown} not in attributes {self.attributes}")
+        if self.baselines.attribute is not None and self.baselines.attribute not in self.attributes:
+            raise ValueError(
+                f"baselines.attribute {self.baselines.attribute!r} not in attributes {self.attributes}"
+            )
+        return self
+
+    def declared_attributes(self) -> list[str]:
+        """The attributes without the intersections."""
+        return [a for a in self.attributes if SEPARATOR not in a]
+
+    def vector_attributes(self) -> list[str]:
+        """The attributes whose groups get a subgroup vector."""
+        return list(self.subgroups.attributes or self.declared_attributes())
+
+    def baseline_attribute(self) -> str:
+        """The attribute whose groups ``fft[balanced]`` and ``fft[group_dro]`` weigh."""
+        return self.baselines.attribute or self.attributes[0]
+
+    def baseline_models(self) -> list[str]:
+        """The extra reference families' labels: ``fft[balanced]``, ``fft[group_dro]``, ``lora[r=64]``."""
+        return [f"fft[{f}]" for f in self.baselines.families] + [
+            f"lora[r={r}]" for r in self.baselines.lora_ranks
+        ]
 
     @field_validator("seeds")
     @classmethod
@@ -341,7 +435,7 @@ class StudyConfig(Section):
 
     def compared_models(self) -> list[str]:
         """The model labels the study compares with FFT on test."""
-        families = ["lora", "merge", "merge_pergroup", "inject:worst"]
+        families = ["lora", *self.baseline_models(), "merge", "merge_pergroup", "inject:worst"]
         families += [f"merge[{r.name}]" for r in self.compared_recipes()]
         if self.evaluation.threshold_optimizer_attribute in self.attributes:
             families.append("threshold_optimizer")

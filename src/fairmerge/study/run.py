@@ -24,6 +24,7 @@ import pandas as pd
 from rich.console import Console
 
 from fairmerge.data import load_dataset
+from fairmerge.data.intersections import qualification_table, with_intersections
 from fairmerge.data.types import GroupedTextDataset
 from fairmerge.errors import ConfigError, FairmergeError
 from fairmerge.executors import get_executor
@@ -256,6 +257,16 @@ class StudyResults:
             ("comparisons", self.comparisons),
         ):
             write_table(folder / f"{name}.csv", table)
+        if self.config.intersections:  # which combinations enter each gap, and why the others do not
+            evaluation = self.config.evaluation
+            table = qualification_table(
+                self.dataset,
+                self.config.intersections,
+                min_group_size=evaluation.min_group_size,
+                min_positives=evaluation.min_positives,
+                min_negatives=evaluation.min_negatives,
+            )
+            write_table(folder / "intersections.csv", table)
         if self.multiseed is not None:
             write_table(folder / "multiseed.csv", self.multiseed)
             for outcome in self.outcomes:
@@ -274,6 +285,7 @@ class StudyResults:
 def _load_dataset(config: StudyConfig, data_dir: str | Path | None) -> GroupedTextDataset:
     try:
         dataset = load_dataset(config.dataset.name, data_dir, **config.dataset.options)
+        dataset = with_intersections(dataset, config.intersections)  # race×gender joins the attributes
     except FairmergeError as exc:
         raise type(exc)(
             f"{exc} — config {config.name!r} needs {config.requires}" if config.requires else str(exc)

@@ -55,7 +55,7 @@ def baselines_on_test(
     """Test predictions of the λ-free baselines under every decision."""
     predictions = {}
     for name in names:
-        point = Candidate(ModelLabel(name), None, None, start=name)
+        point = Candidate(ModelLabel.parse(name), None, None, start=name)
         for decision in evaluator.decisions:
             predictions[str(point.label.with_decision(decision))] = evaluator.test_once(
                 point, decision, load(name)

@@ -1,4 +1,6 @@
-"""The study's fine-tunes for one seed: θ_base, FFT, LoRA and one fine-tune per subgroup and recipe.
+"""The study's fine-tunes for one seed: θ_base, FFT, LoRA, the extra reference families
+(``baselines:``: ``fft[balanced]``, ``fft[group_dro]``, ``lora[r=64]``) and one fine-tune per
+subgroup and recipe.
 
 All of them go through the content-addressed training cache, so a re-run trains nothing twice.
 A recipe's head decides its θ_base (a seeded random head, or a linear-probed head shared by every
@@ -17,10 +19,12 @@ import torch
 
 from fairmerge.data.types import GroupedTextDataset
 from fairmerge.executors import Executor, Resources
+from fairmerge.labels import ModelLabel
 from fairmerge.study.config import ResolvedRecipe, StudyConfig
 from fairmerge.study.timing import StageTimer
 from fairmerge.training import TrainingCache, make_base_checkpoint, train_fft, train_lora, train_subgroups
 from fairmerge.training.cache import META_FILE
+from fairmerge.training.group_objectives import GroupObjective
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,12 @@ class TrainedModels:
     recipes: dict[str, RecipeModels]
     vector_groups: dict[tuple[str, str], str]
     """(attribute, group) → vector name, for the groups that have a vector."""
+    baselines: dict[str, Path]
+    """The extra reference families by label (``fft[group_dro]``: its checkpoint)."""
+
+    def references(self) -> dict[str, Path]:
+        """θ_base, FFT, LoRA and the extra reference families by label: the λ-free models."""
+        return {"base": self.base, "fft": self.fft, "lora": self.lora, **self.baselines}
 
     @property
     def main(self) -> RecipeModels:
@@ -57,7 +67,7 @@ class TrainedModels:
 
     def checkpoints(self) -> dict[str, Path]:
         """Every fine-tune by a readable name (for the training curves)."""
-        named = {"fft": self.fft, "lora": self.lora}
+        named = {"fft": self.fft, "lora": self.lora, **self.baselines}
         for name, models in self.recipes.items():
             for vector, path in models.finetunes.items():
                 named[f"{vector} [{name or models.recipe.strategy}]"] = path
@@ -74,11 +84,12 @@ def vector_names(pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]
 
 
 def eligible_groups(config: StudyConfig, dataset: GroupedTextDataset) -> list[tuple[str, str]]:
-    """The (attribute, group) pairs with at least ``subgroups.min_train_size`` train posts."""
+    """The (attribute, group) pairs of the vector attributes with >= ``subgroups.min_train_size``
+    train posts."""
     train = dataset["train"]
     return [
         (attribute, group)
-        for attribute in config.attributes
+        for attribute in config.vector_attributes()
         for group in train.group_names(attribute)
         if int(train.in_group(attribute, group).sum()) >= config.subgroups.min_train_size
     ]
@@ -101,7 +112,7 @@ def _base(
 
 
 def _train_reference(
-    kind: str,
+    name: str,
     config: StudyConfig,
     dataset: GroupedTextDataset,
     seed: int,
@@ -109,9 +120,28 @@ def _train_reference(
     cache: TrainingCache,
     progress: bool,
 ) -> Path:
-    """FFT or LoRA of ``seed`` from ``base``."""
-    train, section = (train_fft, config.fft) if kind == "fft" else (train_lora, config.lora)
-    return train(dataset, base_dir=base, config=section.replace(seed=seed), cache=cache, progress=progress)
+    """FFT, LoRA or an extra reference family (``fft[balanced]``, ``lora[r=64]``) of ``seed``."""
+    label = ModelLabel.parse(name)
+    common: dict[str, Any] = {"base_dir": base, "cache": cache, "progress": progress}
+    if label.family == "fft":
+        objective = None
+        if label.strategy is not None:
+            objective = GroupObjective(
+                label.strategy,  # type: ignore[arg-type]  # the config's Literal: balanced, group_dro
+                config.baseline_attribute(),
+                config.baselines.dro_step_size,
+            )
+        return train_fft(dataset, config=config.fft.replace(seed=seed), objective=objective, **common)
+    lora = config.lora.replace(seed=seed)
+    if label.strategy is not None:  # r=64: only the rank changes, α/r stays lora's scale
+        rank = int(label.strategy.removeprefix("r="))
+        lora = lora.replace(lora_r=rank, lora_alpha=max(1, round(lora.lora_alpha * rank / lora.lora_r)))
+    return train_lora(dataset, config=lora, **common)
+
+
+def reference_names(config: StudyConfig) -> list[str]:
+    """The reference fine-tunes of ``config`` (FFT, LoRA, then the extra families)."""
+    return ["fft", "lora", *config.baseline_models()]
 
 
 def _train_recipe(
@@ -127,7 +157,7 @@ def _train_recipe(
     """The subgroup fine-tunes of one recipe (or of the given groups only) from ``base``."""
     return train_subgroups(
         dataset,
-        config.attributes,
+        config.vector_attributes(),
         base_dir=base,
         config=config.subgroups.train.replace(seed=seed, trainable=recipe.trainable),
         strategy=recipe.strategy,
@@ -155,10 +185,11 @@ def train_models(
         for head in dict.fromkeys(r.base_head for r in recipes.values()):
             bases[head] = _base(config, dataset, seed, head, cache)
     main_base = bases[config.main_recipe().base_head]
-    with timer("train: fft"):
-        fft = _train_reference("fft", config, dataset, seed, main_base, cache, progress)
-    with timer("train: lora"):
-        lora = _train_reference("lora", config, dataset, seed, main_base, cache, progress)
+    references = {}
+    for name in reference_names(config):
+        with timer(f"train: {name}"):
+            references[name] = _train_reference(name, config, dataset, seed, main_base, cache, progress)
+    fft, lora = references.pop("fft"), references.pop("lora")
     trained: dict[tuple[str, str], dict[tuple[str, str], Path]] = {}
     for recipe in recipes.values():
         if recipe.key in trained:
@@ -175,7 +206,7 @@ def train_models(
         for name, recipe in recipes.items()
     }
     main = trained[config.main_recipe().key]
-    return TrainedModels(main_base, fft, lora, models, {pair: names[pair] for pair in main})
+    return TrainedModels(main_base, fft, lora, models, {pair: names[pair] for pair in main}, references)
 
 
 def _recipes(config: StudyConfig) -> dict[str, ResolvedRecipe]:
@@ -196,7 +227,7 @@ def _finetune_job(
         return str(_base(config, dataset, seed, recipe, cache))
     chosen = _recipes(config)[recipe]
     base = _base(config, dataset, seed, chosen.base_head, cache)
-    if kind in ("fft", "lora"):
+    if kind in reference_names(config):
         return str(_train_reference(kind, config, dataset, seed, base, cache, progress=False))
     trained = _train_recipe(chosen, config, dataset, seed, base, cache, False, [group] if group else None)
     return str(next(iter(trained.values())))
@@ -228,7 +259,7 @@ def train_on_executor(
             bases.setdefault(
                 (head, seed if head == "random" else None), {**common, "kind": "base", "recipe": head}
             )
-        jobs += [{**common, "kind": kind} for kind in ("fft", "lora")]
+        jobs += [{**common, "kind": kind} for kind in reference_names(seed_config)]
         keys = {r.key: name for name, r in recipes.items()}  # a convention shares its recipe's fine-tunes
         jobs += [
             {**common, "kind": "subgroup", "recipe": name, "group": g}

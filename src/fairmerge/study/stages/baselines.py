@@ -1,10 +1,12 @@
-"""Stage: θ_base, FFT and LoRA on validation; FFT's rows set the selection policy's reference."""
+"""Stage: θ_base, FFT, LoRA and the extra reference families on validation; FFT's rows set the
+selection policy's reference."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
 from fairmerge.labels import ModelLabel
+from fairmerge.study.config import StudyConfig
 from fairmerge.study.points import Candidate
 from fairmerge.study.policy import SelectionPolicy
 from fairmerge.study.stages.base import SeedContext, SeedState, Stage, need
@@ -12,11 +14,16 @@ from fairmerge.study.stages.base import SeedContext, SeedState, Stage, need
 BASELINES = ("base", "fft", "lora")
 
 
+def baseline_models(config: StudyConfig) -> tuple[str, ...]:
+    """The λ-free models evaluated on val and test: ``BASELINES`` and ``baselines:``' families."""
+    return (*BASELINES, *config.baseline_models())
+
+
 def run(context: SeedContext, state: SeedState) -> SeedState:
     lab = need(state.lab, "the workspace")
-    for name in BASELINES:
+    for name in baseline_models(context.config):
         lab.evaluator.validate(
-            Candidate(ModelLabel(name), None, None, start=name), lab.workspace.loader(name, always=True)
+            Candidate(ModelLabel.parse(name), None, None, start=name), lab.workspace.loader(name, always=True)
         )
     config = context.config
     policy = SelectionPolicy.from_fft(
@@ -28,4 +35,6 @@ def run(context: SeedContext, state: SeedState) -> SeedState:
     return replace(state, policy=policy)
 
 
-STAGE = Stage("evaluate: baselines (val)", "evaluate: baselines on validation", run)
+STAGE = Stage(
+    "evaluate: baselines (val)", "evaluate: base, fft, lora and the baselines: families on validation", run
+)

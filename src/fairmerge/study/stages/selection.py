@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from fairmerge.study.stages.base import SeedContext, SeedState, Stage, need
-from fairmerge.study.stages.baselines import BASELINES
+from fairmerge.study.stages.baselines import baseline_models
 from fairmerge.study.sweeps import FamilySweep
 from fairmerge.study.testing import baselines_on_test, families_on_test, pergroup_on_test
 
@@ -27,7 +27,7 @@ def run(context: SeedContext, state: SeedState) -> SeedState:
     pergroup = need(state.pergroup, "the per-group search")
     workspace = lab.workspace
     predictions = baselines_on_test(
-        lab.evaluator, lambda name: workspace.loader(name, always=True), BASELINES
+        lab.evaluator, lambda name: workspace.loader(name, always=True), baseline_models(context.config)
     )
     selected, family_predictions = families_on_test(lab.evaluator, policy, selected_families(state))
     predictions.update(family_predictions)

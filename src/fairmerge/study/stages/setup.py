@@ -39,7 +39,7 @@ def _split_evaluator(context: SeedContext, name: str, base_dir: Path) -> SplitEv
 def _workspace(trained: TrainedModels) -> Workspace:
     model = load_classifier(str(trained.base))
     keys = renamed_keys(model)
-    states = {name: for_model(load_state(getattr(trained, name)), keys) for name in ("base", "fft", "lora")}
+    states = {name: for_model(load_state(path), keys) for name, path in trained.references().items()}
     for models in trained.recipes.values():
         name = state_name(models, trained.main)
         if name not in states:

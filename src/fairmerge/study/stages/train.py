@@ -16,9 +16,14 @@ def run(context: SeedContext, state: SeedState) -> SeedState:
     trained = train_models(config, context.dataset, context.seed, context.training_cache, timer)
     if not trained.main.finetunes:
         raise DataError(
-            f"no subgroup of {config.attributes} has >= {config.subgroups.min_train_size} training posts"
+            f"no subgroup of {config.vector_attributes()} has >= "
+            f"{config.subgroups.min_train_size} training posts"
         )
     return replace(state, trained=trained)
 
 
-STAGE = Stage("train", "train: base, fft, lora, one fine-tune per subgroup and strategy (cached)", run)
+STAGE = Stage(
+    "train",
+    "train: base, fft, lora, the baselines: families, one fine-tune per subgroup and strategy (cached)",
+    run,
+)
