@@ -58,8 +58,8 @@ def gap_intervals(
         "min_positives": min_positives,
         "min_negatives": min_negatives,
     }
-    frames = {
-        method: group_metrics(
+    basic, percentile = (
+        group_metrics(
             labels,
             predictions,
             memberships,
@@ -70,29 +70,56 @@ def gap_intervals(
             **options,
         )
         for method in ("basic", "percentile")
-    }
+    )
     within = noise_floor(
         labels, predictions, memberships, n_permutations=n_permutations, seed=seed, **options
     )
-    # All labels 0: the within-label shuffle becomes a shuffle of predictions against groups.
-    label_free = noise_floor(
-        np.zeros_like(np.asarray(labels)),
-        predictions,
-        memberships,
-        n_permutations=n_permutations,
-        seed=seed,
-        **options,
+    label_free = label_free_tests(
+        labels, predictions, memberships, n_permutations=n_permutations, seed=seed, **options
     )
+    return inverted(basic, percentile, within, label_free, confidence)
+
+
+def label_free_tests(
+    labels: np.ndarray,
+    predictions: np.ndarray,
+    memberships: Mapping[str, pd.DataFrame],
+    **options: int,
+) -> pd.DataFrame:
+    """:func:`noise_floor` under the label-free null (predictions shuffled against groups): DPD's test.
+
+    With every label set to 0 the within-label shuffle is one shuffle of all predictions. Only its
+    ``dpd_*`` rows mean anything (DPD's groups qualify by size alone, so the zeroed labels do not
+    change them); its EOD rows are undefined.
+    """
+    return noise_floor(np.zeros_like(np.asarray(labels)), predictions, memberships, **options)
+
+
+def inverted(
+    basic: pd.DataFrame,
+    percentile: pd.DataFrame,
+    within: pd.DataFrame,
+    label_free: pd.DataFrame,
+    confidence: float = 0.95,
+) -> pd.DataFrame:
+    """The inverted ``dpd`` / ``eod`` rows from their pieces (one draw and one permutation set each).
+
+    ``basic`` and ``percentile`` are :func:`group_metrics` frames of the same predictions (same seed,
+    so the same bootstrap draw), ``within`` and ``label_free`` their :func:`noise_floor` rows under the
+    within-label null (EOD's test) and the label-free null (DPD's test).
+    """
     rows = []
-    for attribute in memberships:
+    for attribute in dict.fromkeys(basic["attribute"]):
+        if attribute == OVERALL:
+            continue
         for gap in GAPS:
-            basic, percentile = (_row(frames[m], attribute, gap) for m in ("basic", "percentile"))
+            low_row, high_row = (_row(frame, attribute, gap) for frame in (basic, percentile))
             tests = label_free if gap == "dpd" else within
             p = float(_row(tests, attribute, f"{gap}_perm_p")["value"])
-            low, high = invert(basic["ci_low"], basic["ci_high"], percentile["ci_high"], p, confidence)
-            if np.isnan(basic["value"]):
+            low, high = invert(low_row["ci_low"], low_row["ci_high"], high_row["ci_high"], p, confidence)
+            if np.isnan(low_row["value"]):
                 low = high = float("nan")
-            rows.append((attribute, OVERALL, gap, float(basic["value"]), low, high, p))
+            rows.append((attribute, OVERALL, gap, float(low_row["value"]), low, high, p))
     return pd.DataFrame(
         rows, columns=["attribute", "group", "metric", "value", "ci_low", "ci_high", "perm_p"]
     )
