@@ -17,14 +17,14 @@ from typer.testing import CliRunner
 import fairmerge as fm
 from fairmerge.cli import app
 from fairmerge.errors import ConfigError
-from fairmerge.labels import ModelLabel
-from fairmerge.study.config import load_config, parse_override
 from fairmerge.fairness.metrics import Thresholds
 from fairmerge.inference import EncodedInputs
+from fairmerge.labels import ModelLabel
+from fairmerge.study.config import load_config, parse_override
 from fairmerge.study.evaluator import SplitEvaluator, evaluation_view
+from fairmerge.study.outputs import to_json_safe
 from fairmerge.study.points import MetricLedger, PointEvaluator
 from fairmerge.study.score_cache import ScoreCache
-from fairmerge.study.outputs import to_json_safe
 from fairmerge.training import TrainingCache, make_base_checkpoint
 
 
