@@ -265,6 +265,6 @@ def test_the_configured_thresholds_decide_which_groups_enter_every_gap(data_dir:
     assert strict.loc["labels_dpd", "value"] == default.loc["labels_dpd", "value"] > 0
     # test rows carry the test-inverted gap intervals: 0 below unless the zero-gap test rejects
     for rows in (default, strict):
-        low, high, value = (rows.loc["eod", c] for c in ("ci_low", "ci_high", "value"))
+        low, high, value = (float(rows.loc["eod", c]) for c in ("ci_low", "ci_high", "value"))
         assert low <= value <= high
-        assert (low == 0) == (rows.loc["eod_perm_p", "value"] >= 0.05)
+        assert (low == 0) == (float(rows.loc["eod_perm_p", "value"]) >= 0.05)
