@@ -23,6 +23,7 @@ from fairmerge.labels import ModelLabel
 from fairmerge.study.config import load_config, parse_override
 from fairmerge.study.evaluator import SplitEvaluator, evaluation_view
 from fairmerge.study.outputs import to_json_safe
+from fairmerge.study.plan import power_plan
 from fairmerge.study.points import MetricLedger, PointEvaluator
 from fairmerge.study.score_cache import ScoreCache
 from fairmerge.training import TrainingCache, make_base_checkpoint
@@ -268,3 +269,12 @@ def test_the_configured_thresholds_decide_which_groups_enter_every_gap(data_dir:
         low, high, value = (float(rows.loc["eod", c]) for c in ("ci_low", "ci_high", "value"))
         assert low <= value <= high
         assert (low == 0) == (float(rows.loc["eod_perm_p", "value"]) >= 0.05)
+
+
+def test_the_dry_run_states_the_primary_comparisons_power(data_dir: Path) -> None:
+    dataset = fm.load_dataset("hatexplain", data_dir)
+    config = load_config(None, overrides=["power.simulations=40"])
+    few, many = (power_plan(config, dataset, seeds) for seeds in ([0, 1], list(range(10))))
+    found = [float(re.search(r": (\d\.\d\d) \(SE", text).group(1)) for text in (few, many)]  # type: ignore[union-attr]
+    assert "merge/race/eod" in few and "2 seeds" in few and "10 seeds" in many
+    assert found[0] < found[1]  # more seeds, more power
