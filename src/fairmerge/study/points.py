@@ -17,7 +17,7 @@ from transformers import PreTrainedModel
 
 from fairmerge.fairness import group_metrics, noise_floor
 from fairmerge.fairness.calibration import choose_threshold, predict_at
-from fairmerge.fairness.gap_intervals import inverted, label_free_tests
+from fairmerge.fairness.gap_intervals import inverted, label_free_tests, pairwise_lower_ends
 from fairmerge.labels import Decision, ModelLabel
 from fairmerge.study.evaluator import SplitEvaluator
 from fairmerge.warning_log import warning_context
@@ -217,13 +217,15 @@ def _with_inverted_gaps(
     """``frame`` (basic intervals) with its DPD and EOD intervals replaced by the test-inverted ones.
 
     Reuses the frame's bootstrap draw and the within-label noise floor; adds one percentile
-    bootstrap (same seed, so the same draw) and the label-free test of DPD.
+    bootstrap and the pairwise lower ends (same seed, so the same draw) and the label-free test of DPD.
     """
     thresholds = {k: v for k, v in options.items() if k != "n_permutations"}
     percentile = group_metrics(
         labels, predictions, memberships, n_resamples=resamples, interval="percentile", **thresholds
     )
-    gaps = inverted(frame, percentile, floors, label_free_tests(labels, predictions, memberships, **options))
+    lows = pairwise_lower_ends(labels, predictions, memberships, n_resamples=resamples, **thresholds)
+    tests = label_free_tests(labels, predictions, memberships, **options)
+    gaps = inverted(frame, percentile, floors, tests, lows)
     key = ["attribute", "group", "metric"]
     inverted_ends = gaps.set_index(key)[["ci_low", "ci_high"]]
     rows = pd.MultiIndex.from_frame(frame[key])
