@@ -1,7 +1,8 @@
 """No number changes: the ``--fast`` study's metrics equal a stored reference, row for row.
 
-``tests/data/fast_reference.csv.gz`` is ``metrics.csv`` of a cold ``fairmerge run --fast`` made
-before the study became a pipeline of stages (pipeline branch, first commit). Rates are ratios
+``tests/data/fast_reference.csv.gz`` is ``metrics.csv`` of a ``fairmerge run --fast``, regenerated
+(stats2 branch) for the within-label noise-floor null and the test-inverted gap intervals; every
+point value equals the first reference's (made before the study became a pipeline of stages). Rates are ratios
 of counts, intervals and noise floors come from seeded resampling, so every value, interval and
 noise floor (model, λ, split, attribute, group, metric) must match to 1e-12.
 """
