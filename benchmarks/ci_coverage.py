@@ -49,7 +49,7 @@ import pandas as pd  # noqa: E402
 from fairmerge.data import load_dataset  # noqa: E402
 from fairmerge.fairness import group_metrics  # noqa: E402
 from fairmerge.fairness.bootstrap import INTERVALS, bootstrap_interval, bootstrap_sums  # noqa: E402
-from fairmerge.fairness.gap_intervals import invert  # noqa: E402
+from fairmerge.fairness.gap_intervals import invert, pairwise_lower_ends  # noqa: E402
 from fairmerge.fairness.metrics import (  # noqa: E402
     DEFAULT_INTERVAL,
     MIN_GROUP_SIZE,
@@ -180,13 +180,16 @@ def intervals(
     return out
 
 
+def race_membership(members: np.ndarray) -> dict[str, pd.DataFrame]:
+    """The simulated 0/1 group matrix as the ``memberships`` mapping of the fairness functions."""
+    return {"race": pd.DataFrame(members.astype(bool), columns=[str(j) for j in range(members.shape[1])])}
+
+
 def perm_p(
     labels: np.ndarray, predictions: np.ndarray, members: np.ndarray, thresholds: Thresholds, seed: int
 ) -> dict[str, float]:
     """Permutation p-values: ``dpd``/``eod`` of the noise floor (within-label), ``dpd_zero`` label-free."""
-    membership = {
-        "race": pd.DataFrame(members.astype(bool), columns=[str(j) for j in range(members.shape[1])])
-    }
+    membership = race_membership(members)
     options = {
         "n_permutations": PERMUTATIONS,
         "seed": seed,
@@ -221,11 +224,16 @@ def run_scenario(args: tuple[Population, str, float, Thresholds, int]) -> dict[s
         for gap_name in rejected:
             rejected[gap_name] += int(tests[gap_name] < 1 - CONFIDENCE)
         result[INVERTED] = dict(result["basic"])
+        lows = pairwise_lower_ends(
+            labels, predictions, race_membership(members), n_resamples=RESAMPLES, seed=r, **vars(thresholds)
+        )
         for gap_name, test in (("dpd", "dpd_zero"), ("eod", "eod")):
-            estimate, low, high = result["basic"][gap_name]
+            estimate, _, high = result["basic"][gap_name]
             result[INVERTED][gap_name] = (
                 estimate,
-                *invert(low, high, result["percentile"][gap_name][2], tests[test], CONFIDENCE),
+                *invert(
+                    lows["race", gap_name], high, result["percentile"][gap_name][2], tests[test], CONFIDENCE
+                ),
             )
         for metric in METRICS:
             estimate = result["percentile"][metric][0]

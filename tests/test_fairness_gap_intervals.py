@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from fairmerge.fairness import group_metrics
-from fairmerge.fairness.gap_intervals import gap_intervals, invert
+from fairmerge.fairness.gap_intervals import gap_intervals, invert, pairwise_lower_ends
 
 
 def _data(rng: np.random.Generator, gap: float, n: int = 600) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -43,3 +43,17 @@ def test_a_large_gap_keeps_its_bootstrap_lower_end() -> None:
     eod = rows[rows["metric"] == "eod"].iloc[0]
     assert eod["perm_p"] < 0.01 and 0 < eod["ci_low"] < eod["value"] < eod["ci_high"]
     assert invert(0.1, 0.3, 0.4, 0.5, 0.95) == (0.0, 0.4) and invert(0.1, 0.3, 0.2, 0.01, 0.95) == (0.1, 0.3)
+
+
+def test_the_lower_end_is_the_largest_simultaneous_pairwise_bound() -> None:
+    labels, predictions, membership = _data(np.random.default_rng(2), 0.3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rows = gap_intervals(labels, predictions, membership, n_resamples=300, n_permutations=300, seed=4)
+        lows = pairwise_lower_ends(labels, predictions, membership, n_resamples=300, seed=4)
+        wider = pairwise_lower_ends(
+            labels, predictions, membership, n_resamples=300, seed=4, confidence=0.999
+        )
+    eod = rows[rows["metric"] == "eod"].iloc[0]
+    assert eod["ci_low"] == lows["a", "eod"] > 0  # the test rejects: the pairwise bound is the lower end
+    assert wider["a", "eod"] < lows["a", "eod"] < eod["value"]  # a bound: below the estimate, lower at 99.9 %

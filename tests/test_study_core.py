@@ -5,18 +5,27 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import cast
 
+import numpy as np
+import pandas as pd
 import pytest
 from training_tiny import save_tiny_bert
+from transformers import PreTrainedModel
 from typer.testing import CliRunner
 
 import fairmerge as fm
 from fairmerge.cli import app
 from fairmerge.errors import ConfigError
+from fairmerge.fairness.metrics import Thresholds
+from fairmerge.inference import EncodedInputs
 from fairmerge.labels import ModelLabel
 from fairmerge.study.config import load_config, parse_override
-from fairmerge.study.evaluator import evaluation_view
+from fairmerge.study.evaluator import SplitEvaluator, evaluation_view
 from fairmerge.study.outputs import to_json_safe
+from fairmerge.study.plan import power_plan
+from fairmerge.study.points import MetricLedger, PointEvaluator
+from fairmerge.study.score_cache import ScoreCache
 from fairmerge.training import TrainingCache, make_base_checkpoint
 
 
@@ -219,3 +228,53 @@ def test_the_evaluation_view_keeps_every_targeted_post(data_dir: Path) -> None:
     assert view["test"] is dataset["test"] and view["train"] is dataset["train"]
     again = evaluation_view(dataset, 650, None, ["race", "gender"])
     assert list(again["val"].texts) == list(view["val"].texts)  # seeded: the same posts every run
+
+
+def _test_rows(data_dir: Path, overrides: list[str]) -> pd.DataFrame:
+    """Test metrics, as the study records them, of a fixed classifier under a config's thresholds."""
+    config = load_config(None, overrides=overrides)
+    split = fm.load_dataset("hatexplain", data_dir)["test"]
+    evaluation = config.evaluation
+    test = SplitEvaluator(
+        "test",
+        split,
+        cast(EncodedInputs, None),  # fixed predictions below: nothing is encoded or scored
+        ["race"],
+        Thresholds(evaluation.min_group_size, evaluation.min_positives, evaluation.min_negatives),
+        batch_size=1,
+        cache=ScoreCache(Path("unused"), enabled=False),
+    )
+    ledger = MetricLedger()
+    points = PointEvaluator(test, test, cast(PreTrainedModel, None), 0, ledger, False, "accuracy", 50, 50)
+    predictions = np.asarray(split.labels).copy()
+    predictions[::3] = 1 - predictions[::3]  # a classifier right on two posts in three
+    points.test_predictions(ModelLabel("fft"), predictions)
+    rows = ledger.table()
+    return rows[(rows.attribute == "race") & (rows.group == "all")].set_index("metric")
+
+
+def test_the_configured_thresholds_decide_which_groups_enter_every_gap(data_dir: Path) -> None:
+    default = _test_rows(data_dir, [])
+    strict = _test_rows(data_dir, ["evaluation.min_positives=40", "evaluation.min_negatives=40"])
+    # fewer groups enter the TPR and FPR gaps (so EOD) under the study-level setting; DPD's are kept
+    assert strict.loc["n_groups_tpr", "value"] < default.loc["n_groups_tpr", "value"]
+    assert strict.loc["n_groups_fpr", "value"] < default.loc["n_groups_fpr", "value"]
+    assert strict.loc["n_groups", "value"] == default.loc["n_groups", "value"]
+    assert strict.loc["eod", "value"] != default.loc["eod", "value"]
+    # the noise floor of EOD uses the same groups, so it changes too; the labels' own DPD does not
+    assert strict.loc["eod_noise_floor", "value"] != default.loc["eod_noise_floor", "value"]
+    assert strict.loc["labels_dpd", "value"] == default.loc["labels_dpd", "value"] > 0
+    # test rows carry the test-inverted gap intervals: 0 below unless the zero-gap test rejects
+    for rows in (default, strict):
+        low, high, value = (float(rows.loc["eod", c]) for c in ("ci_low", "ci_high", "value"))
+        assert low <= value <= high
+        assert (low == 0) == (float(rows.loc["eod_perm_p", "value"]) >= 0.05)
+
+
+def test_the_dry_run_states_the_primary_comparisons_power(data_dir: Path) -> None:
+    dataset = fm.load_dataset("hatexplain", data_dir)
+    config = load_config(None, overrides=["power.simulations=40"])
+    few, many = (power_plan(config, dataset, seeds) for seeds in ([0, 1], list(range(10))))
+    found = [float(re.search(r": (\d\.\d\d) \(SE", text).group(1)) for text in (few, many)]  # type: ignore[union-attr]
+    assert "merge/race/eod" in few and "2 seeds" in few and "10 seeds" in many
+    assert found[0] < found[1]  # more seeds, more power

@@ -8,9 +8,10 @@ missing from some seeds is compared over the seeds that have it, and says how ma
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
+import numpy as np
 import pandas as pd
 
 from fairmerge.fairness import qualifying_groups
@@ -101,16 +102,34 @@ def primary_power(outcome: SeedOutcome, config: StudyConfig, *, n_seeds: int) ->
     At this test split's group sizes and class counts, with ``n_seeds`` seeds, for the test the
     study actually runs (:func:`fairmerge.fairness.power.simulated_power`).
     """
-    primary = config.primary
-    membership = None if primary.attribute == "all" else outcome.test_memberships[primary.attribute]
-    return simulated_power(
+    return primary_power_on(
         outcome.test_labels,
+        outcome.test_memberships,
+        config,
+        n_seeds=n_seeds,
+        seed=config.derived_seeds(outcome.seed).comparisons,
+    )
+
+
+def primary_power_on(
+    labels: np.ndarray,
+    memberships: Mapping[str, pd.DataFrame],
+    config: StudyConfig,
+    *,
+    n_seeds: int,
+    seed: int,
+) -> dict[str, float]:
+    """:func:`primary_power` from a test split's labels and memberships (the dry run has no outcome)."""
+    primary = config.primary
+    membership = None if primary.attribute == "all" else memberships[primary.attribute]
+    return simulated_power(
+        labels,
         membership,
         metric=primary.metric,
         n_seeds=n_seeds,
         effect=config.power.effect,
         simulations=config.power.simulations,
-        seed=config.derived_seeds(outcome.seed).comparisons,
+        seed=seed,
         min_group_size=config.evaluation.min_group_size,
         min_positives=config.evaluation.min_positives,
         min_negatives=config.evaluation.min_negatives,

@@ -18,8 +18,11 @@ import torch
 
 from fairmerge.data.types import GroupedTextDataset, TextSplit
 from fairmerge.evaluation import evaluate_scores, score_split
+from fairmerge.fairness.base_rates import labels_dpd
+from fairmerge.fairness.metrics import MIN_NEGATIVES, MIN_POSITIVES, OVERALL, Thresholds
 from fairmerge.inference import EncodedInputs, InputProcessor, encode_inputs
 from fairmerge.precision import Precision
+from fairmerge.study.config import SHARED_SEED
 from fairmerge.study.score_cache import ScoreCache
 
 
@@ -59,7 +62,7 @@ def evaluation_view(
         return dataset
     splits = dict(dataset.splits)
     for name, limit in (("val", max_val), ("test", max_test)):
-        splits[name] = evaluation_subset(dataset[name], limit, attributes, seed=0)
+        splits[name] = evaluation_subset(dataset[name], limit, attributes, seed=SHARED_SEED)
     return dataclasses.replace(dataset, splits=splits)
 
 
@@ -71,7 +74,8 @@ class SplitEvaluator:
     split: TextSplit
     encoded: EncodedInputs
     attributes: list[str]
-    min_group_size: int
+    thresholds: Thresholds
+    """How many posts, positives and negatives a group needs to enter each gap (the config's)."""
     batch_size: int
     cache: ScoreCache
     precision: Precision = "fp32"
@@ -89,11 +93,39 @@ class SplitEvaluator:
         batch_size: int,
         cache: ScoreCache,
         precision: Precision = "fp32",
+        min_positives: int = MIN_POSITIVES,
+        min_negatives: int = MIN_NEGATIVES,
     ) -> SplitEvaluator:
         """``tokenizer`` is the model's input processor (``fairmerge.models.load_processor``);
-        ``precision`` is the forward passes' (``fairmerge.precision``)."""
+        ``precision`` is the forward passes' (``fairmerge.precision``); ``min_group_size``,
+        ``min_positives`` and ``min_negatives`` decide which groups enter each gap."""
         encoded = encode_inputs(tokenizer, split, max_length=max_length)
-        return cls(name, split, encoded, attributes, min_group_size, batch_size, cache, precision)
+        thresholds = Thresholds(min_group_size, min_positives, min_negatives)
+        return cls(name, split, encoded, attributes, thresholds, batch_size, cache, precision)
+
+    @property
+    def min_group_size(self) -> int:
+        return self.thresholds.min_group_size
+
+    @property
+    def threshold_options(self) -> dict[str, int]:
+        """The group thresholds as keyword arguments of the ``fairmerge.fairness`` functions."""
+        return dataclasses.asdict(self.thresholds)
+
+    def labels_dpd_rows(self) -> pd.DataFrame:
+        """One ``labels_dpd`` row per attribute: the DPD of the true labels, over the same groups
+        as every model's DPD on this split (what a perfect classifier's DPD would be)."""
+        gaps = labels_dpd(
+            self.split.labels, self.split.memberships(self.attributes), **self.threshold_options
+        )
+        nan = float("nan")
+        rows = [
+            (self.name, attribute, OVERALL, "labels_dpd", value, nan, nan)
+            for attribute, value in gaps.items()
+        ]
+        return pd.DataFrame(
+            rows, columns=["split", "attribute", "group", "metric", "value", "ci_low", "ci_high"]
+        )
 
     def scores(
         self, model: torch.nn.Module, key: str, prepare: Callable[[], object] = lambda: None
@@ -124,7 +156,7 @@ class SplitEvaluator:
             scores,
             threshold=threshold,
             attributes=self.attributes,
-            min_group_size=self.min_group_size,
+            **self.threshold_options,
             n_resamples=n_resamples,
             seed=seed,
         )

@@ -43,7 +43,14 @@ def headline_row(
             row[wide_column(attribute, metric)] = value
             row[wide_column(attribute, metric, "_ci_low")] = low
             row[wide_column(attribute, metric, "_ci_high")] = high
-        for metric in ("dpd_noise_floor", "eod_noise_floor", "dpd_perm_p", "eod_perm_p", "n_groups"):
+        for metric in (
+            "dpd_noise_floor",
+            "eod_noise_floor",
+            "dpd_perm_p",
+            "eod_perm_p",
+            "n_groups",
+            "labels_dpd",
+        ):
             row[wide_column(attribute, metric)] = _cell(frame, attribute, "all", metric)[0]
         worst.append(row[wide_column(attribute, "worst_group_accuracy")])
     finite = [w for w in worst if not math.isnan(w)]

@@ -11,12 +11,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from transformers import AutoConfig
 
 from fairmerge.data.types import GroupedTextDataset
 from fairmerge.errors import ModelError
 from fairmerge.models import resolve_model_name
+from fairmerge.study.comparisons import primary_power_on
 from fairmerge.study.config import StudyConfig
 from fairmerge.study.stages import STAGES
 from fairmerge.study.timing import StageTimer
@@ -40,6 +42,8 @@ class StudyPlan:
     lambda_points: dict[str, int]
     memory: str
     """The peak-memory estimate of the sweeps, from the model's config (or why there is none)."""
+    power: str
+    """The simulated power of the primary comparison at ``config.power.effect``, in words."""
 
     @property
     def to_train(self) -> int:
@@ -96,7 +100,32 @@ def plan_study(
         "inject": len(sweep.injection_lambdas) * (n_groups if sweep.inject_all_groups else 1),
     }
     points |= {f"merge[{r.name}]": len(sweep.compare_lambdas) for r in config.compared_recipes()}
-    return StudyPlan(tuple(stage.plan for stage in STAGES), finetunes, points, memory_plan(config, n_groups))
+    stages = tuple(stage.plan for stage in STAGES)
+    return StudyPlan(
+        stages, finetunes, points, memory_plan(config, n_groups), power_plan(config, dataset, seeds)
+    )
+
+
+def power_plan(config: StudyConfig, dataset: GroupedTextDataset, seeds: Sequence[int]) -> str:
+    """The primary comparison's simulated power, before anything is trained.
+
+    Simulated at the test split's group sizes and class counts (the evaluation view's), with the
+    config's seeds and thresholds, for the test the study runs (:func:`primary_power_on`): the
+    same number ``summary.json``'s ``power`` reports after the run.
+    """
+    test, primary, effect = dataset["test"], config.primary, config.power.effect
+    found = primary_power_on(
+        test.labels,
+        test.memberships([primary.attribute] if primary.attribute != "all" else None),
+        config,
+        n_seeds=len(seeds),
+        seed=config.derived_seeds(seeds[0]).comparisons,
+    )
+    what = f"primary comparison {primary.label}: power to detect a true Δ of {-effect:+.2f}"
+    where = f"with {len(seeds)} seeds at the test split's sizes ({config.power.simulations} simulations)"
+    if np.isnan(found["power"]):
+        return f"{what}: undefined (fewer than two groups qualify for the gap on test)"
+    return f"{what} {where}: {found['power']:.2f} (SE {found['se']:.2f})"
 
 
 def memory_plan(config: StudyConfig, n_vectors: int) -> str:
@@ -106,7 +135,7 @@ def memory_plan(config: StudyConfig, n_vectors: int) -> str:
     vectors for the per-group search) the study keeps the FFT and LoRA states to reset the model.
     """
     try:
-        model_config = AutoConfig.from_pretrained(resolve_model_name(config.model))
+        model_config = AutoConfig.from_pretrained(resolve_model_name(config.model), trust_remote_code=False)
     except (OSError, ValueError) as exc:
         return f"memory estimate unavailable: the model's config cannot be read ({str(exc).splitlines()[0]})"
     cuda = torch.cuda.is_available()

@@ -15,10 +15,12 @@ import numpy as np
 import pandas as pd
 from transformers import PreTrainedModel
 
-from fairmerge.fairness import noise_floor
+from fairmerge.fairness import group_metrics, noise_floor
 from fairmerge.fairness.calibration import choose_threshold, predict_at
+from fairmerge.fairness.gap_intervals import inverted, label_free_tests, pairwise_lower_ends
 from fairmerge.labels import Decision, ModelLabel
 from fairmerge.study.evaluator import SplitEvaluator
+from fairmerge.warning_log import warning_context
 
 Prepare = Callable[[], object]
 """Writes a point's weights into the evaluated model (runs only when its scores are not cached)."""
@@ -116,20 +118,30 @@ class PointEvaluator:
         return min(self.test_resamples, 200)
 
     def _metrics(
-        self, split: SplitEvaluator, scores: np.ndarray, threshold: float, resamples: int, permutations: int
+        self,
+        split: SplitEvaluator,
+        scores: np.ndarray,
+        threshold: float,
+        resamples: int,
+        permutations: int,
+        model: ModelLabel,
     ) -> pd.DataFrame:
-        """Group metrics with intervals, then every gap's permutation noise floor and p-value."""
-        frame = split.metrics(scores, threshold=threshold, n_resamples=resamples, seed=self.seed)
-        floors = noise_floor(
-            split.split.labels,
-            predict_at(scores, threshold),
-            split.split.memberships(split.attributes),
-            n_permutations=permutations,
-            seed=self.seed,
-            min_group_size=split.min_group_size,
-        )
+        """Group metrics with intervals, every gap's permutation noise floor and p-value, and the
+        labels' own DPD. On test, where intervals are reported, the DPD and EOD intervals are the
+        test-inverted ones (:mod:`fairmerge.fairness.gap_intervals`); on val, where they only feed
+        selection diagnostics, the cheaper basic bootstrap's."""
+        with warning_context(split=split.name, model=model):
+            frame = split.metrics(scores, threshold=threshold, n_resamples=resamples, seed=self.seed)
+            labels, predictions = split.split.labels, predict_at(scores, threshold)
+            memberships = split.split.memberships(split.attributes)
+            options = {"n_permutations": permutations, "seed": self.seed, **split.threshold_options}
+            floors = noise_floor(labels, predictions, memberships, **options)
+            if split.name == "test" and resamples > 0:
+                frame = _with_inverted_gaps(
+                    frame, floors, labels, predictions, memberships, resamples, options
+                )
         floors.insert(0, "split", split.name)
-        return pd.concat([frame, floors], ignore_index=True)
+        return pd.concat([frame, floors, split.labels_dpd_rows()], ignore_index=True)
 
     def _key(self, point: Candidate) -> str:
         return f"shared|{point.key}" if point.key in self.shared else f"seed{self.seed}|{point.key}"
@@ -148,14 +160,14 @@ class PointEvaluator:
         scores = self.val_point_scores(point, prepare)
         self.val_scores[point.key] = scores
         resamples, permutations = self.val_resamples, min(self.test_permutations, 200)
-        argmax = self._metrics(self.val, scores, 0.5, resamples, permutations)
+        argmax = self._metrics(self.val, scores, 0.5, resamples, permutations, point.label)
         recorded = self.ledger.add(point.label, point.lam, argmax)
         self.ledger.note_constant(point.label, point.lam, predict_at(scores, 0.5))
         if self.calibrate:
             threshold = self.threshold(point)
             label = point.label.with_decision("calibrated")
             self.ledger.note_constant(label, point.lam, predict_at(scores, threshold))
-            calibrated = self._metrics(self.val, scores, threshold, resamples, permutations)
+            calibrated = self._metrics(self.val, scores, threshold, resamples, permutations, label)
             self.ledger.add(label, point.lam, calibrated)
         return recorded
 
@@ -173,8 +185,11 @@ class PointEvaluator:
         scores = self.test.scores(self.model, self._key(point), prepare)
         self.test_scores[point.key] = scores
         threshold = 0.5 if decision == "argmax" else self.threshold(point)
-        frame = self._metrics(self.test, scores, threshold, self.test_resamples, self.test_permutations)
-        self.ledger.add(label or point.label.with_decision(decision), point.lam, frame)
+        label = label or point.label.with_decision(decision)
+        frame = self._metrics(
+            self.test, scores, threshold, self.test_resamples, self.test_permutations, label
+        )
+        self.ledger.add(label, point.lam, frame)
         return predict_at(scores, threshold)
 
     def test_metrics_unrecorded(self, point: Candidate, prepare: Prepare) -> pd.DataFrame:
@@ -185,6 +200,39 @@ class PointEvaluator:
     def test_predictions(self, label: ModelLabel, predictions: np.ndarray) -> None:
         """Record the test metrics of fixed 0/1 predictions (a post-processing baseline)."""
         frame = self._metrics(
-            self.test, predictions.astype(np.float64), 0.5, self.test_resamples, self.test_permutations
+            self.test, predictions.astype(np.float64), 0.5, self.test_resamples, self.test_permutations, label
         )
         self.ledger.add(label, None, frame)
+
+
+def _with_inverted_gaps(
+    frame: pd.DataFrame,
+    floors: pd.DataFrame,
+    labels: np.ndarray,
+    predictions: np.ndarray,
+    memberships: dict[str, pd.DataFrame],
+    resamples: int,
+    options: dict[str, int],
+) -> pd.DataFrame:
+    """``frame`` (basic intervals) with its DPD and EOD intervals replaced by the test-inverted ones.
+
+    Reuses the frame's bootstrap draw and the within-label noise floor; adds one percentile
+    bootstrap and the pairwise lower ends (same seed, so the same draw) and the label-free test of DPD.
+    """
+    thresholds = {k: v for k, v in options.items() if k != "n_permutations"}
+    percentile = group_metrics(
+        labels, predictions, memberships, n_resamples=resamples, interval="percentile", **thresholds
+    )
+    lows = pairwise_lower_ends(labels, predictions, memberships, n_resamples=resamples, **thresholds)
+    tests = label_free_tests(labels, predictions, memberships, **options)
+    gaps = inverted(frame, percentile, floors, tests, lows)
+    key = ["attribute", "group", "metric"]
+    inverted_ends = gaps.set_index(key)[["ci_low", "ci_high"]]
+    rows = pd.MultiIndex.from_frame(frame[key])
+    found = rows.isin(inverted_ends.index)
+    frame = frame.copy()
+    for end in ("ci_low", "ci_high"):
+        values = frame[end].to_numpy(copy=True)
+        values[found] = inverted_ends[end].reindex(rows[found]).to_numpy()
+        frame[end] = values
+    return frame

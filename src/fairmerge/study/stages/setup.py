@@ -30,6 +30,8 @@ def _split_evaluator(context: SeedContext, name: str, base_dir: Path) -> SplitEv
         attributes=config.attributes,
         max_length=evaluation.max_length,
         min_group_size=evaluation.min_group_size,
+        min_positives=evaluation.min_positives,
+        min_negatives=evaluation.min_negatives,
         batch_size=evaluation.batch_size,
         cache=context.score_cache,
         precision=evaluation.precision,
