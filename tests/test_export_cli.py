@@ -76,7 +76,10 @@ def test_run_help_names_export(monkeypatch: pytest.MonkeyPatch, capsys: pytest.C
 
 @pytest.mark.slow
 def test_run_with_export_writes_the_headline_model(
-    fast_study: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    fast_study: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The CLI runs the study, then exports the headline: ``run_study`` is replaced by a copy of the
     session's finished --fast run (its cache stays where the run recorded it)."""
@@ -88,6 +91,7 @@ def test_run_with_export_writes_the_headline_model(
     monkeypatch.setattr("fairmerge.study.run.run_study", finished_run)
     out, model = tmp_path / "out", tmp_path / "model"
     assert _main(["run", "--fast", "--out", str(out), "--export", str(model)], monkeypatch) == 0
+    assert f"exported the headline model to {model}" in capsys.readouterr().out
     run = RunFolder.read(out)
     record = json.loads((model / "fairmerge.json").read_text())
     assert record["label"] == run.headline_label() and record["seed"] == run.seeds[0]

@@ -96,7 +96,8 @@ def run(
     if export is not None:
         from fairmerge.export import export_headline
 
-        export_headline(out, export, data_dir=data_dir, overwrite=overwrite)
+        written = export_headline(out, export, data_dir=data_dir, overwrite=overwrite)
+        typer.echo(f"exported the headline model to {written}")
 
 
 def check_export(export: Path, out: Path, *, dry_run: bool, no_cache: bool, overwrite: bool) -> None:
