@@ -20,12 +20,11 @@ from fairmerge.inference import encode_inputs
 from fairmerge.models import load_classifier, load_processor, model_modality, to_model_keys
 from fairmerge.study.evaluator import SplitEvaluator
 from fairmerge.study.score_cache import ScoreCache
-from fairmerge.sweep.inplace import InPlaceMerger
 from fairmerge.training.base import make_base_checkpoint
 from fairmerge.training.cache import TrainingCache
 from fairmerge.training.config import TrainConfig
 from fairmerge.training.finetune import train_fft
-from fairmerge.vectors import CheckpointReader, TaskVector, merge_checkpoints
+from fairmerge.vectors import CheckpointReader, InPlaceMerger, TaskVector, merge_checkpoints
 
 
 @pytest.fixture(autouse=True)

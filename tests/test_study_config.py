@@ -193,3 +193,18 @@ def test_docs_list_every_config_key() -> None:
     for model in [*sections.values(), TrainConfig]:
         missing = [key for key in model.model_fields if not re.search(rf"[`.]{key}`", text)]
         assert not missing, f"{model.__name__}: {missing} not in docs/configuration.md"
+
+
+def test_a_registered_selection_rule_validates_in_the_config() -> None:
+    from fairmerge.sweep.selection import SelectionRule, get_rule, register_rule, unregister_rule
+
+    builtin = get_rule("accuracy")
+    with pytest.raises(ConfigError, match=r"unknown selection rule 'my_rule'.*'constrained'"):
+        load_config(None, overrides=["selection.rule=my_rule"])
+    register_rule(SelectionRule("my_rule", builtin.select, builtin.score))
+    try:
+        assert load_config(None, overrides=["selection.rule=my_rule"]).selection.rule == "my_rule"
+    finally:
+        unregister_rule("my_rule")
+    with pytest.raises(ConfigError, match="my_rule"):
+        load_config(None, overrides=["selection.rule=my_rule"])

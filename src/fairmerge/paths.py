@@ -11,7 +11,6 @@ from fairmerge.errors import DataDirectoryError, ModelError
 DATA_DIR_ENV = "FAIRMERGE_DATA_DIR"
 CACHE_DIR_ENV = "FAIRMERGE_CACHE_DIR"
 TRAINING_SUBDIR = "training"
-SCORES_SUBDIR = "scores"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
 
 
@@ -48,12 +47,6 @@ def training_cache_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     ``ROOT/training``. ``run``, ``train`` and ``cache`` all take the root as ``--cache-dir``."""
     root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     return root / TRAINING_SUBDIR
-
-
-def score_cache_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    """Score cache of the cache root ``cache_dir``: ``ROOT/scores``."""
-    root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    return root / SCORES_SUBDIR
 
 
 def hub_offline() -> bool:

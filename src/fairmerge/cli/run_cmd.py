@@ -52,10 +52,17 @@ def run(
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Validate config and data, print the plan (cached vs to train), exit."
     ),
+    export: Path | None = typer.Option(
+        None,
+        "--export",
+        help="Also export the headline model (a Hugging Face checkpoint with its model card) to this folder.",
+    ),
 ) -> None:
     """Run the fairness study of task arithmetic and write metrics.csv, summary.json and report.html.
 
     Example: fairmerge run --data-dir ../shared/data --out runs/default --set sweep.lambdas='[0,0.5,1]'
+
+    Example: fairmerge run --fast --out runs/fast --export models/fast-headline
     """
     from fairmerge.models import check_model
     from fairmerge.outputs_guard import check_output_dir
@@ -64,6 +71,8 @@ def run(
 
     if not dry_run:
         check_output_dir(out, overwrite=overwrite)  # before any work
+    if export is not None:
+        check_export(export, out, dry_run=dry_run, no_cache=no_cache, overwrite=overwrite)
     bad_seeds = [s for s in seeds or [] if not 0 <= s < 2**32]
     if bad_seeds:
         raise ConfigError(f"--seeds must be integers in [0, 2**32), got {bad_seeds}")
@@ -84,6 +93,25 @@ def run(
         executor=executor,
         ray_address=ray_address,
     )
+    if export is not None:
+        from fairmerge.export import export_headline
+
+        written = export_headline(out, export, data_dir=data_dir, overwrite=overwrite)
+        typer.echo(f"exported the headline model to {written}")
+
+
+def check_export(export: Path, out: Path, *, dry_run: bool, no_cache: bool, overwrite: bool) -> None:
+    """Refuse ``--export`` before any compute when the run cannot export or the folder is bad."""
+    from fairmerge.outputs_guard import check_output_dir
+
+    if dry_run:
+        raise ConfigError("--export cannot be combined with --dry-run: a dry run trains nothing to export")
+    if no_cache:
+        raise ConfigError("--export needs the training cache; it cannot be combined with --no-cache")
+    inner, outer = export.expanduser().resolve(), out.expanduser().resolve()
+    if inner == outer or inner.is_relative_to(outer) or outer.is_relative_to(inner):
+        raise ConfigError(f"--export {export} must lie outside --out {out} (and not contain it)")
+    check_output_dir(export, overwrite=overwrite, flag="--export", what="fairmerge export")
 
 
 def register(app: typer.Typer) -> None:

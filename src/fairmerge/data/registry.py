@@ -1,7 +1,9 @@
 """Dataset registry: ``load_dataset(name, data_dir, **options)`` dispatches to a loader by name.
 
 Loaders are imported lazily (module path + function name), so importing ``fairmerge.data`` stays
-cheap and an optional dependency of one loader never breaks the others.
+cheap and an optional dependency of one loader never breaks the others. A dataset whose train split
+carries weak group labels may also register how to score them against gold
+(:func:`weak_target_quality`).
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ import inspect
 import math
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fairmerge.data.types import GroupedTextDataset
 from fairmerge.errors import ConfigError, DataDirectoryError, DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _LOADERS: dict[str, tuple[str, str]] = {
     "hatexplain": ("fairmerge.data.hatexplain", "load_hatexplain"),
@@ -24,6 +29,11 @@ _LOADERS: dict[str, tuple[str, str]] = {
     "csv": ("fairmerge.data.table", "load_table_dataset"),
     "utkface": ("fairmerge.data.utkface", "load_utkface"),
 }
+_WEAK_TARGET_QUALITY: dict[str, tuple[str, str]] = {
+    "hatexplain": ("fairmerge.fairness.targets", "hatexplain_target_quality"),
+}
+"""Dataset → its weak-target quality measure (``data_dir`` → one row per attribute and group with
+precision / recall against gold and ``low_precision``); datasets with gold train targets have none."""
 
 
 def available_datasets() -> list[str]:
@@ -31,14 +41,33 @@ def available_datasets() -> list[str]:
     return sorted(_LOADERS)
 
 
-def get_loader(name: str) -> Callable[..., GroupedTextDataset]:
-    """The loader function registered under ``name``."""
-    key = name.strip().lower().replace("-", "_")
+def _normalized(name: str) -> str:
+    return name.strip().lower().replace("-", "_")
+
+
+def _key(name: str) -> str:
+    key = _normalized(name)
     if key not in _LOADERS:
         raise DataError(f"unknown dataset {name!r}; available: {', '.join(available_datasets())}")
-    module, function = _LOADERS[key]
+    return key
+
+
+def get_loader(name: str) -> Callable[..., GroupedTextDataset]:
+    """The loader function registered under ``name``."""
+    module, function = _LOADERS[_key(name)]
     loader: Callable[..., GroupedTextDataset] = getattr(importlib.import_module(module), function)
     return loader
+
+
+def weak_target_quality(name: str, data_dir: str | os.PathLike[str] | None = None) -> pd.DataFrame | None:
+    """How well dataset ``name``'s weak train targets match gold (one row per attribute and group),
+    or None when no measure is registered under ``name`` (its train targets are gold)."""
+    entry = _WEAK_TARGET_QUALITY.get(_normalized(name))
+    if entry is None:
+        return None
+    module, function = entry
+    measure: Callable[..., pd.DataFrame] = getattr(importlib.import_module(module), function)
+    return measure(data_dir)
 
 
 def loader_options(name: str) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from pydantic import (
 from fairmerge.data.intersections import SEPARATOR, intersection_name
 from fairmerge.errors import ConfigError
 from fairmerge.fairness.metrics import MIN_GROUP_SIZE, MIN_NEGATIVES, MIN_POSITIVES
-from fairmerge.sweep.selection import Rule
+from fairmerge.sweep.selection import rule_names
 from fairmerge.training import PROBE_CONFIG, TrainConfig
 from fairmerge.training.config import describe_validation_error
 from fairmerge.training.subgroups import STRATEGIES
@@ -236,12 +236,20 @@ class SweepSection(Section):
 
 
 class SelectionSection(Section):
-    rule: Rule = "constrained"
+    rule: str = Field("constrained", description="a registered selection rule (fairmerge.sweep.selection)")
     epsilon: float = Field(0.1, ge=0.0, le=1.0)
     delta: float = Field(0.02, ge=0.0, le=1.0)
     sensitivity: bool = Field(
         True, description="test each family's pick under every rule (sensitivity table)"
     )
+
+    @field_validator("rule")
+    @classmethod
+    def _registered_rule(cls, rule: str) -> str:
+        """Checked when the config is validated, so a rule registered by then is accepted."""
+        if rule not in rule_names():
+            raise ValueError(f"unknown selection rule {rule!r}; expected one of {list(rule_names())}")
+        return rule
 
 
 class EvaluationSection(Section):

@@ -226,6 +226,7 @@ class StudyResults:
                 "split": "val",
             },
             "lambda_convention": study.sweep.convention,
+            "merge_method": study.sweep.method,
         }
 
     def _tables(self) -> dict[str, Any]:

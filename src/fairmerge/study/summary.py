@@ -89,6 +89,10 @@ class StudySummary(_Record):
     lambda_convention: str = Field(
         description="λ of the main merge: 'sum' θ_base + λ·Σ τ_g, or 'mean' θ_base + (λ/G)·Σ τ_g"
     )
+    merge_method: str = Field(
+        "task_arithmetic",
+        description="sweep.method: how the merges combine the vectors (task_arithmetic, ties, dare)",
+    )
     selected: dict[str, SelectedEntry] = Field(description="model label → what validation selected")
     worst_group: WorstGroup = Field(description="the group FFT serves worst on val (first seed)")
     worst_groups_by_seed: dict[str, str] = Field(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -62,13 +63,16 @@ def merge_sweep(
     *,
     refine_rounds: int,
     load_start: Callable[[], None],
+    merge_options: Mapping[str, Any],
     base_key: str = "base",
 ) -> FamilySweep:
     """θ_base + λ·Σ τ_g over the λ grid (plus refinement around the selected point) on val.
 
-    The merger keeps only Σ τ_g (``uniform``), so memory does not grow with the number of vectors.
+    ``merge_options`` are the merge engine's ``method`` / ``density`` / ``seed``
+    (``SweepSection.merge_options``). The merger keeps only Σ τ_g (``uniform``), so memory does not
+    grow with the number of vectors.
     """
-    merger = InPlaceMerger(model, base, list(vectors), uniform=True)
+    merger = InPlaceMerger(model, base, list(vectors), uniform=True, **merge_options)
     points: list[Candidate] = []
 
     def evaluate(_model: torch.nn.Module) -> pd.DataFrame:
@@ -99,13 +103,15 @@ def pergroup_search(
     uniform_lambda: float,
     n_trials: int,
     high: float,
+    merge_options: Mapping[str, Any],
 ) -> tuple[Candidate, InPlaceMerger, pd.DataFrame]:
     """One λ_g per subgroup vector, searched on val with a seeded, budgeted TPE; returns the best.
 
-    Lazy vectors are streamed from their checkpoints at every trial rather than held in memory.
+    ``merge_options`` as in :func:`merge_sweep`. Lazy vectors are streamed from their checkpoints
+    at every trial rather than held in memory.
     """
     names = list(vectors)
-    merger = InPlaceMerger(model, base, list(vectors.values()))
+    merger = InPlaceMerger(model, base, list(vectors.values()), **merge_options)
     label = ModelLabel("merge_pergroup")
 
     def objective(lambdas: Sequence[float]) -> pd.DataFrame:

@@ -25,7 +25,7 @@ class StageTimer:
             elapsed = time.perf_counter() - start
             self.seconds[stage] = self.seconds.get(stage, 0.0) + elapsed
             if self.console is not None:
-                self.console.log(f"{stage}: {elapsed:.1f} s", markup=False)  # fft[balanced] is no tag
+                self.console.print(f"{stage}: {elapsed:.1f} s", markup=False)  # fft[balanced] is no tag
 
     def rounded(self) -> dict[str, float]:
         return {stage: round(value, 1) for stage, value in self.seconds.items()}

@@ -13,7 +13,6 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -22,8 +21,8 @@ from fairmerge.errors import ConfigError, DataError
 from fairmerge.fairness import OVERALL, headline
 from fairmerge.fairness.registry import attributes_with, wide_column
 
-Rule = Literal["accuracy", "constrained", "fairest", "worst_group"]
-"""The built-in rule names (the config's type); a registered rule is any name :func:`get_rule` knows."""
+Rule = str
+"""A selection rule's name: a built-in one or any added with :func:`register_rule` (:func:`rule_names`)."""
 GAP_METRICS = ("dpd", "eod")
 _TIDY_COLUMNS = ("attribute", "group", "metric", "value")
 

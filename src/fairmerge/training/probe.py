@@ -8,6 +8,10 @@ it runs once over the training and validation posts. The features are the input 
 output layer (the linear layer that produces the logits), read by a forward pre-hook; a decoder's
 ``score`` layer sees every position, and the model's own pooling, the last real token, is applied.
 The regularisation strength is chosen by validation loss from ``PROBE_CS``.
+
+An output layer without a bias (decoder ``score`` layers: Qwen2, Llama, Mistral …) cannot hold an
+intercept, so there the probe is fit without one (``fit_intercept=False``): the logistic regression
+the layer can represent exactly, rather than a fitted intercept silently dropped.
 """
 
 from __future__ import annotations
@@ -92,11 +96,14 @@ def fit_linear_probe(
                             batch_size=config.eval_batch_size)  # fmt: skip
     x_val = head_features(model, encode_inputs(tokenizer, val, max_length=config.max_length),
                           batch_size=config.eval_batch_size)  # fmt: skip
-    classes = np.arange(output_layer(model).out_features)
+    layer = output_layer(model)
+    classes = np.arange(layer.out_features)
     history: list[dict[str, float]] = []
     fitted: list[LogisticRegression] = []
     for c in PROBE_CS:
-        probe = LogisticRegression(C=c, max_iter=5000, random_state=config.seed)
+        probe = LogisticRegression(
+            C=c, fit_intercept=layer.bias is not None, max_iter=5000, random_state=config.seed
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)  # weak C: lbfgs stops at max_iter
             probe.fit(x_train, train.labels)
@@ -110,7 +117,7 @@ def fit_linear_probe(
             }
         )
     best = int(np.argmin([h["val_loss"] for h in history]))
-    _set_output_layer(output_layer(model), fitted[best], classes)
+    _set_output_layer(layer, fitted[best], classes)
     seconds = time.perf_counter() - start
     return FitResult(
         best_index=best,
@@ -126,9 +133,8 @@ def fit_linear_probe(
 
 @torch.no_grad()
 def _set_output_layer(layer: torch.nn.Linear, probe: LogisticRegression, classes: np.ndarray) -> None:
-    """Logits with the probe's probabilities: binary z1 − z0 = w·x + b is split as ±(w·x + b)/2."""
-    if layer.bias is None:
-        raise ModelError("linear probe: the output layer has no bias")
+    """Logits with the probe's probabilities: binary z1 − z0 = w·x + b is split as ±(w·x + b)/2.
+    A layer without a bias gets a probe fit without an intercept (b = 0)."""
     if list(probe.classes_) != list(classes):
         raise DataError(f"linear probe: the training labels {list(probe.classes_)} are not {list(classes)}")
     coef = torch.as_tensor(probe.coef_, dtype=layer.weight.dtype)
@@ -136,4 +142,7 @@ def _set_output_layer(layer: torch.nn.Linear, probe: LogisticRegression, classes
     if len(classes) == 2:
         coef, intercept = torch.cat([-coef, coef]) / 2, torch.cat([-intercept, intercept]) / 2
     layer.weight.copy_(coef)
-    layer.bias.copy_(intercept)
+    if layer.bias is not None:
+        layer.bias.copy_(intercept)
+    elif probe.fit_intercept:
+        raise ModelError("linear probe: the output layer has no bias for the probe's intercept")

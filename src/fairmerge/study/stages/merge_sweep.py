@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
 from fairmerge.labels import ModelLabel
 from fairmerge.study.policy import SelectionPolicy
@@ -24,8 +25,10 @@ def family_sweep(
     label: ModelLabel,
     lambdas: Sequence[float],
     refine: int,
+    merge_options: Mapping[str, Any],
 ) -> FamilySweep:
-    """One recipe's uniform merge swept on validation from the θ_base it starts from."""
+    """One recipe's uniform merge swept on validation from the θ_base it starts from, merged by
+    ``merge_options`` (:func:`merge_options`)."""
     models = trained.recipes[recipe]
     start = state_name(models, trained.main)
     workspace = lab.workspace
@@ -41,8 +44,15 @@ def family_sweep(
         lambdas,
         refine_rounds=refine,
         load_start=workspace.loader(start),
+        merge_options=merge_options,
         base_key=start,
     )
+
+
+def merge_options(context: SeedContext) -> dict[str, Any]:
+    """The merge engine's options for this seed: ``sweep.method``, ``sweep.density``, the merge seed."""
+    config = context.config
+    return config.sweep.merge_options(config.derived_seeds(context.seed))
 
 
 def run(context: SeedContext, state: SeedState) -> SeedState:
@@ -55,6 +65,7 @@ def run(context: SeedContext, state: SeedState) -> SeedState:
         ModelLabel("merge"),
         sweep.lambdas,
         sweep.refine_rounds,
+        merge_options(context),
     )
     return replace(state, merged=merged)
 

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from fairmerge.labels import ModelLabel
 from fairmerge.study.stages.base import SeedContext, SeedState, Stage, need
-from fairmerge.study.stages.merge_sweep import MAIN
+from fairmerge.study.stages.merge_sweep import MAIN, merge_options
 from fairmerge.study.stages.results import PergroupResult
 from fairmerge.study.sweeps import pergroup_search
 
@@ -24,6 +24,7 @@ def run(context: SeedContext, state: SeedState) -> SeedState:
         uniform_lambda=policy.select_family(ModelLabel("merge"), lab.ledger).lam,
         n_trials=sweep.pergroup_trials,
         high=max(sweep.lambdas),
+        merge_options=merge_options(context),
     )
     return replace(state, pergroup=PergroupResult(point, merger, trials))
 
