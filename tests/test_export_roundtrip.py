@@ -3,6 +3,7 @@ fairmerge, without fairmerge; a missing cache entry stops the export before anyt
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -209,3 +210,16 @@ def test_mergekit_rebuilds_the_exported_weights(exported: dict[str, Path], tmp_p
     theirs[shift["tensor"]][1] += shift["added_to_label_1"]
     assert set(ours) == set(theirs)
     assert max(float((ours[k] - theirs[k]).abs().max()) for k in ours) <= 1e-5
+
+
+def test_a_run_merged_with_ties_is_refused_not_rebuilt_as_task_arithmetic(
+    fast_study: tuple[Path, Path],
+) -> None:
+    from fairmerge.errors import DataError
+    from fairmerge.export.ingredients import find_ingredients
+
+    run = RunFolder.read(fast_study[0])
+    sweep = run.config.sweep.model_copy(update={"method": "ties"})
+    ties_run = dataclasses.replace(run, config=run.config.model_copy(update={"sweep": sweep}))
+    with pytest.raises(DataError, match=r"sweep\.method=ties"):
+        find_ingredients(ties_run, ties_run.selected("merge", run.seeds[0]), None, fast_study[1])  # type: ignore[arg-type]

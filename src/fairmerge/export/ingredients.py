@@ -79,6 +79,13 @@ def find_ingredients(
     run: RunFolder, point: SelectedPoint, dataset: GroupedTextDataset, cache_root: Path
 ) -> Ingredients:
     """The cache entries and coefficients of ``point``; a DataError naming any missing entry."""
+    method = run.config.sweep.method
+    if method != "task_arithmetic" and point.label.family != INJECT:
+        # TIES / DARE trim and re-sign the vectors with a seed: the export rebuilds only task arithmetic
+        raise DataError(
+            f"{point.label}: this run merged with sweep.method={method}; export rebuilds task-arithmetic "
+            "points only (export an inject point, or rerun with sweep.method=task_arithmetic)"
+        )
     cache = _LookupOnlyCache(cache_root / "training")
     config = dict(run.config.seed_configs(run.seeds))[point.seed]
     try:
