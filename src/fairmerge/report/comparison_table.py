@@ -56,8 +56,8 @@ def comparison_matrix(
         row | {"model": f"{model} = {unedited[model]}"} for model, row in cells.items() if model in unedited
     ]
     return ComparisonMatrix(
-        pd.DataFrame(edits, columns=titles).fillna(""),
-        pd.DataFrame(points, columns=titles).fillna(""),
+        pd.DataFrame(edits, columns=titles, dtype=object).fillna(""),
+        pd.DataFrame(points, columns=titles, dtype=object).fillna(""),
         reasons,
     )
 
@@ -80,7 +80,7 @@ def _columns(comparisons: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], 
             else f"{attribute} {_METRIC_TITLES.get(metric, metric)}"
         )
         if (attribute, metric) in labels:
-            title += f" (labels' DPD {fmt_number(labels[attribute, metric], 2)})"
+            title += f" (labels {fmt_number(labels[attribute, metric], 2)})"
         titles[attribute, metric] = title
     return titles
 

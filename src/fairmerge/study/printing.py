@@ -7,6 +7,7 @@ its natural width, so no number is cut to ``0.6…`` at 80 columns. Cells are ne
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -75,13 +76,14 @@ def print_headline(summary: Mapping[str, Any], out_dir: Path, console: Console) 
 
     The long verdict stays in ``summary.json`` (``verdict``) and the report; this fits one screen.
     """
-    console.print(summary.get("headline_text") or "", markup=False, highlight=False)
+    console.print(summary.get("headline_text") or "", markup=False, highlight=False, soft_wrap=True)
     matrix = comparison_matrix(summary.get("comparisons") or [], summary.get("selected") or {})
     print_comparisons(console, matrix)
     console.print(
         f"wrote {out_dir}/metrics.csv, summary.json (full verdict), report.html, plots/comparisons.png",
         markup=False,
         highlight=False,
+        soft_wrap=True,
     )
     timings = summary.get("timings_s") or {}
     console.print("time per stage (s): " + ", ".join(f"{k} {v}" for k, v in timings.items()), markup=False)
@@ -105,10 +107,15 @@ def print_comparisons(console: Console, matrix: ComparisonMatrix) -> None:
         if index == len(matrix.edits) and len(matrix.unedited):
             table.add_section()
         table.add_row(*(escape(str(cell)) for cell in row), end_section=False)
-    console.print(table, width=None if console.is_terminal else LOG_WIDTH)
+    if console.is_terminal:
+        console.print(table)
+    else:  # a log's console is 80 columns wide unless told otherwise: render at LOG_WIDTH, print as text
+        buffer = io.StringIO()
+        Console(file=buffer, width=LOG_WIDTH, color_system=None).print(table)
+        console.print(buffer.getvalue().rstrip("\n"), markup=False, highlight=False, soft_wrap=True)
     if len(matrix.unedited):
         console.print("below the line: unedited points (validation chose λ = 0, first seed)", markup=False)
-    console.print(LEGEND, markup=False, highlight=False)
+    console.print(LEGEND, markup=False, highlight=False, soft_wrap=True)
     for number, reason in enumerate(matrix.reasons, start=1):
         console.print(f"({number}) undefined: {reason}", markup=False, highlight=False)
 

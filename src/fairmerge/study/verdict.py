@@ -24,7 +24,7 @@ Outcome = Literal[
 _NAMES = {"accuracy": "accuracy", "dpd": "DPD", "eod": "EOD"}
 
 
-def _fmt(value: float) -> str:
+def _fmt(value: Any) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
 
 
