@@ -156,3 +156,21 @@ def test_terminal_prints_headline_table_paths_and_times_within_120_columns() -> 
     assert "(1) undefined: fewer than two qualifying groups" in text
     table = [line for line in text.splitlines() if line.startswith(("|", "+"))]
     assert table and max(len(line) for line in table) <= 120
+
+
+def test_fast_run_ends_with_one_screen_headline_table_paths_and_times(fast_study: tuple[Path, Path]) -> None:
+    """What a run prints once it is done fits 60 lines at 120 columns; summary.json keeps the rest."""
+    import json
+    import math
+
+    out, _ = fast_study
+    summary = json.loads((out / "summary.json").read_text())
+    headline = summary["headline_text"]
+    assert headline and len(_sentences(headline)) <= 3 and len(summary["verdict"]) > len(headline)
+    lines = (out.parent / "stderr.txt").read_text().replace("\r", "\n").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(headline[:40]))
+    tail = lines[start:]
+    assert sum(max(1, math.ceil(len(line) / 120)) for line in tail) <= 60, "\n".join(tail)
+    assert any(line.startswith("wrote ") for line in tail)
+    assert any(line.startswith("time per stage (s): ") for line in tail)
+    assert (out / "plots" / "comparisons.png").read_bytes().startswith(b"\x89PNG")
