@@ -62,7 +62,7 @@ def _summary(primary: dict, *, power: Any = None, extra: list[dict] | None = Non
     }
 
 
-POWER = {"power": 0.42, "se": 0.02, "effect": 0.1, "n_seeds": 3, "alpha": 0.05}
+POWER = {"power": 0.42, "se": 0.02, "effect": -0.1, "n_seeds": 3, "alpha": 0.05}
 
 
 def _sentences(text: str) -> list[str]:
@@ -153,7 +153,7 @@ def test_terminal_prints_headline_table_paths_and_times_within_120_columns() -> 
     assert "merge[targeted+background]@calibrated" in text  # labels verbatim, never read as markup
     assert "-0.060" in text and "…" not in text  # no number cut
     assert "wrote out/metrics.csv" in text and "time per stage (s): train 10.0, total 12.5" in text
-    assert "(1) undefined: fewer than two qualifying groups" in text
+    assert "(1) fewer than two qualifying groups" in text
     table = [line for line in text.splitlines() if line.startswith(("|", "+"))]
     assert table and max(len(line) for line in table) <= 120
 

@@ -201,7 +201,7 @@ def _verdict_block(summary: Mapping[str, Any], images: Mapping[str, str]) -> str
                 "<h4>Unedited points: validation chose λ = 0 (first seed), so the model is θ_base or FFT "
                 "itself</h4>" + _table(matrix.unedited)
             )
-        reasons = "".join(f"<li>({n}) undefined: {_esc(r)}</li>" for n, r in enumerate(matrix.reasons, 1))
+        reasons = "".join(f"<li>({n}) {_esc(r)}</li>" for n, r in enumerate(matrix.reasons, 1))
         body += f'<p class="legend">{_esc(LEGEND)}</p>' + (f"<ul>{reasons}</ul>" if reasons else "")
     if "comparisons" in images:
         caption = (

@@ -592,8 +592,9 @@ def plot_comparisons(
 ) -> Path | None:
     """Forest plot: each model's Δ vs FFT with its interval, one panel per metric column, against 0.
 
-    The accuracy panel shades the δ band of the selection rule (a loss within δ counts as kept); the
-    primary comparison is drawn in red; undefined comparisons are left out and counted in a note.
+    Unedited points (λ = 0) are named as what they are. The accuracy panel shades the δ band of the
+    selection rule (a loss within δ counts as kept); the primary comparison is drawn in red;
+    undefined comparisons are left out and counted in a note.
     """
     drawn = [r for r in comparisons if not any(is_missing(r.get(k)) for k in ("delta", "ci_low", "ci_high"))]
     if not drawn:
@@ -604,6 +605,11 @@ def plot_comparisons(
     )
     models = list(dict.fromkeys(str(r["model"]) for r in comparisons))
     delta = float((summary.get("selection") or {}).get("delta", 0.0))
+    selected = summary.get("selected") or {}
+    unedited = {
+        m: e.get("unedited") for m, e in selected.items() if isinstance(e, Mapping) and e.get("unedited")
+    }
+    names = [f"{m} = {unedited[m]} (λ = 0)" if m in unedited else m for m in models]
     with _style():
         fig, axes = _new_figure(
             1, len(panels), width=2.6 * len(panels) + 1.5, height=0.32 * len(models) + 1.6
@@ -628,7 +634,7 @@ def plot_comparisons(
                     capsize=2,
                     label="primary" if primary else None,
                 )
-            ax.set_yticks(range(len(models)), models if ax is axes[0][0] else [""] * len(models))
+            ax.set_yticks(range(len(models)), names if ax is axes[0][0] else [""] * len(models))
             ax.set_ylim(len(models) - 0.5, -0.5)
             name = {"accuracy": "Δ accuracy", "dpd": "Δ DPD", "eod": "Δ EOD"}.get(metric, metric)
             ax.set_title(name if attribute == "all" else f"{attribute} {name}")

@@ -86,7 +86,8 @@ def print_headline(summary: Mapping[str, Any], out_dir: Path, console: Console) 
         soft_wrap=True,
     )
     timings = summary.get("timings_s") or {}
-    console.print("time per stage (s): " + ", ".join(f"{k} {v}" for k, v in timings.items()), markup=False)
+    stages = ", ".join(f"{k} {v}" for k, v in timings.items())
+    console.print(f"time per stage (s): {stages}", markup=False, highlight=False, soft_wrap=True)
 
 
 def print_comparisons(console: Console, matrix: ComparisonMatrix) -> None:
@@ -117,7 +118,7 @@ def print_comparisons(console: Console, matrix: ComparisonMatrix) -> None:
         console.print("below the line: unedited points (validation chose λ = 0, first seed)", markup=False)
     console.print(LEGEND, markup=False, highlight=False, soft_wrap=True)
     for number, reason in enumerate(matrix.reasons, start=1):
-        console.print(f"({number}) undefined: {reason}", markup=False, highlight=False)
+        console.print(f"({number}) {reason}", markup=False, highlight=False, soft_wrap=True)
 
 
 def print_plan(plan: StudyPlan, console: Console) -> None:

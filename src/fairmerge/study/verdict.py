@@ -273,7 +273,7 @@ def _power_sentence(power: Any, primary: Mapping[str, Any] | None) -> str:
     seeds = power.get("n_seeds")
     with_seeds = f" with {seeds} seed{'s' if seeds != 1 else ''}" if seeds else ""
     return (
-        f"The design{with_seeds} detects a true |Δ| of {float(power['effect']):.2f} there with power "
+        f"The design{with_seeds} detects a true |Δ| of {abs(float(power['effect'])):.2f} there with power "
         f"{float(power['power']):.0%} (simulated)."
     )
 
