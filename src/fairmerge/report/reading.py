@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fairmerge.fairness.metrics import MIN_GROUP_SIZE, MIN_NEGATIVES, MIN_POSITIVES
+from fairmerge.report.tables import is_missing
 
 ALPHA = 0.05  # the family-wise level every comparison is tested at (fairmerge.study.verdict.classify)
 
@@ -34,7 +35,9 @@ def how_to_read(config: Mapping[str, Any], comparisons: Sequence[Mapping[str, An
     delta = (config.get("selection") or {}).get("delta")
     primary = config.get("primary")
     secondary = list(config.get("secondary") or [])
-    methods = sorted({str(r["method"]) for r in comparisons if r.get("method")})
+    methods = sorted(
+        {str(r["method"]) for r in comparisons if r.get("method") and not is_missing(r.get("ci_low"))}
+    )
     items = [
         "<b>DPD</b> (demographic parity difference) is the largest gap in the rate of positive predictions "
         "between the groups of one attribute. Groups differ in base rate, so even a perfect classifier has "
