@@ -36,6 +36,7 @@ ALL_SECTIONS = (
     "provenance",
 )
 ALL_PLOTS = {
+    "comparisons.png",
     "lambda_curves.png",
     "group_accuracy.png",
     "pareto.png",
@@ -427,8 +428,8 @@ def test_optional_inputs_omit_their_sections(tmp_path: Path) -> None:
     for section in ("summary", "headline", "curves", "per-group", "pareto", "timings", "provenance"):
         assert f'<section id="{section}">' in document, section
     names = {p.name for p in (tmp_path / "plots").glob("*.png")}
-    assert names == {"lambda_curves.png", "group_accuracy.png", "pareto.png"}
-    assert document.count('src="data:image/png;base64,') == 3
+    assert names == {"lambda_curves.png", "group_accuracy.png", "pareto.png", "comparisons.png"}
+    assert document.count('src="data:image/png;base64,') == 4
 
 
 def test_bad_input_leaves_no_output(tmp_path: Path) -> None:
@@ -453,3 +454,28 @@ def test_bad_input_leaves_no_output(tmp_path: Path) -> None:
             provenance={},
         )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_how_to_read_states_the_configured_method_correction_and_thresholds(tmp_path: Path) -> None:
+    from fairmerge.report.html import render_html
+    from fairmerge.study.config import load_config
+
+    overrides = ["evaluation.min_group_size=17", "evaluation.min_positives=6", "evaluation.min_negatives=9"]
+    overrides += ["evaluation.n_resamples=321", "secondary=[{model: lora, attribute: race, metric: dpd}]"]
+    overrides += ["primary={model: merge_pergroup, attribute: gender, metric: eod}", "selection.delta=0.03"]
+    config = load_config(None, overrides=overrides).to_dict()
+    summary = _summary() | {"provenance": {"config": config}}
+    for row in summary["comparisons"]:
+        row["method"] = "t-test over 2 paired seeds, Satterthwaite df"
+    document = render_html(
+        metrics=_metrics(), summary=summary, bound=None, strategies=None, provenance={}, images={}
+    )
+    box = _visible(document).split('<section id="how-to-read">')[1].split("</section>")[0]
+    assert "at least 17 test posts" in box and "at least 6 positives" in box and "at least 9 negatives" in box
+    assert "321 resamples" in box and "t-test over 2 paired seeds, Satterthwaite df" in box
+    assert "(merge_pergroup gender EOD) is tested alone" in box
+    assert "over the 1 declared secondary comparisons only (lora race DPD)" in box
+    assert "−δ = −0.03" in box
+    assert "percentile interval" not in box  # the old fixed text named a method the code does not use
+    summary_section = document.split('<section id="summary">')[1].split("</section>")[0]
+    assert "Every model vs FFT on test" in summary_section and "<details>" in summary_section

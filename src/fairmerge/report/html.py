@@ -21,7 +21,9 @@ import yaml
 from fairmerge.atomic import atomic_directory, atomic_write_text
 from fairmerge.errors import DataError
 from fairmerge.report import plots
+from fairmerge.report.comparison_table import LEGEND, comparison_matrix
 from fairmerge.report.frames import attributes_of, group_sizes, validate_metrics
+from fairmerge.report.reading import how_to_read
 from fairmerge.report.tables import (
     NA,
     comparison_display,
@@ -38,7 +40,7 @@ from fairmerge.report.tables import (
     select_columns,
     strategy_display,
 )
-from fairmerge.study.verdict import classify
+from fairmerge.study.verdict import classify, headline_text
 
 REPORT_NAME = "report.html"
 PLOTS_DIR = "plots"
@@ -63,25 +65,6 @@ pre { background: #f6f8fa; padding: 0.8em; overflow-x: auto; font-size: 0.8em; }
 dl.facts { display: grid; grid-template-columns: max-content auto; gap: 0.2em 1em; }
 dl.facts dt { font-weight: 600; } dl.facts dd { margin: 0; }
 """
-
-HOW_TO_READ = (
-    "<ul>"
-    "<li><b>DPD</b> (demographic parity difference) is the largest gap in the rate of positive "
-    "(hateful) predictions between groups of one attribute. Posts that target a group are mostly "
-    "hateful, and the base rates differ a lot between groups, so DPD is dominated by those different "
-    "base rates: even a perfect classifier has a large DPD.</li>"
-    "<li><b>EOD</b> (equalized odds difference) is the larger of the TPR gap and the FPR gap between "
-    "groups. It compares errors at equal true labels, which makes it the more telling gap here.</li>"
-    "<li>Gaps are taken over groups with at least the minimum group size; smaller groups are listed "
-    "but excluded. An undefined rate (no positives or no negatives in a group) is shown as n/a, "
-    "never as 0.</li>"
-    "<li>Intervals in brackets are 95% bootstrap percentile intervals (resampling posts).</li>"
-    "<li>λ, per-group λ and decision thresholds are chosen on the <b>validation</b> split; the test "
-    "split is evaluated once, for the baselines and the selected points only. Curves over λ are "
-    "validation curves. A model label ending in <code>@calibrated</code> uses a decision threshold "
-    "re-chosen on validation instead of the argmax.</li>"
-    "</ul>"
-)
 
 BOUND_ASSUMPTIONS = (
     "The bound follows the merge path θ(λ) = θ_base + λ·τ with τ = Σ τ_g. It assumes that each "
@@ -132,6 +115,9 @@ def write_report(
             "injection": plots.plot_injection_effects(metrics, summary, plot_dir / "injection_effects.png"),
             "similarity": plots.plot_similarity(similarity, plot_dir / "similarity.png"),
             "bound": plots.plot_bound(bound, plot_dir / "bound.png"),
+            "comparisons": plots.plot_comparisons(
+                summary.get("comparisons") or [], summary, plot_dir / "comparisons.png"
+            ),
             "training": plots.plot_training_curves(
                 summary.get("training_curves") or {}, plot_dir / "training_curves.png"
             ),
@@ -202,7 +188,36 @@ def _paragraphs(text: str, css_class: str) -> str:
     return f'<div class="{css_class}">{body}</div>'
 
 
-def _summary_section(summary: Mapping[str, Any]) -> str:
+def _verdict_block(summary: Mapping[str, Any], images: Mapping[str, str]) -> str:
+    """The headline, the comparison table, the forest plot, then the long verdict folded away."""
+    headline = summary.get("headline_text") or headline_text(summary)
+    body = "<h3>Verdict</h3>" + _paragraphs(headline, "verdict")
+    comparisons = summary.get("comparisons") or []
+    if comparisons:
+        matrix = comparison_matrix(comparisons, summary.get("selected") or {})
+        body += "<h4>Every model vs FFT on test</h4>" + _table(matrix.edits)
+        if not matrix.unedited.empty:
+            body += (
+                "<h4>Unedited points: validation chose λ = 0 (first seed), so the model is θ_base or FFT "
+                "itself</h4>" + _table(matrix.unedited)
+            )
+        reasons = "".join(f"<li>({n}) {_esc(r)}</li>" for n, r in enumerate(matrix.reasons, 1))
+        body += f'<p class="legend">{_esc(LEGEND)}</p>' + (f"<ul>{reasons}</ul>" if reasons else "")
+    if "comparisons" in images:
+        caption = (
+            "Each model's Δ vs FFT with its interval, per metric, against 0. Shaded: the accuracy band ±δ "
+            "of the selection rule. Red: the declared primary comparison. Hollow: exploratory (no claim). "
+            "Undefined comparisons are not drawn (counted under the plot)."
+        )
+        body += _figure(images, "comparisons", "forest plot of the comparisons with FFT", _esc(caption))
+    verdict = summary.get("verdict")
+    if verdict:
+        body += "<details><summary>Every comparison in words</summary>" + _paragraphs(verdict, "verdict")
+        body += "</details>"
+    return body
+
+
+def _summary_section(summary: Mapping[str, Any], images: Mapping[str, str]) -> str:
     selection = summary.get("selection") or {}
     worst = summary.get("worst_group") or {}
     facts = [
@@ -220,9 +235,7 @@ def _summary_section(summary: Mapping[str, Any]) -> str:
             else None,
         ),
     ]
-    body = _facts(facts)
-    verdict = summary.get("verdict")
-    body += "<h3>Verdict</h3>" + (_paragraphs(verdict, "verdict") if verdict else f"<p>{NA}</p>")
+    body = _facts(facts) + _verdict_block(summary, images)
     selected = summary.get("selected") or {}
     if selected:
         rows = [
@@ -281,10 +294,11 @@ def _headline_section(summary: Mapping[str, Any], metrics: pd.DataFrame, attribu
             for a, m in detectable.items()
         )
         body += (
-            '<h3 id="gap-tests">Differences to FFT on test (seeds and posts resampled)</h3>'
+            '<h3 id="gap-tests">Differences to FFT on test (t interval over seeds)</h3>'
             "<p>Metric of the method minus FFT's on the same posts, averaged over seeds; the interval "
-            "resamples seeds, then posts. p (Holm): adjusted over every comparison but the declared "
-            "primary one. A difference counts only when its corrected p-value is below 0.05. Smallest "
+            "is a t interval over seeds (How to read this). p (Holm): the primary's own p; Holm-adjusted "
+            "among the declared secondaries; none for exploratory rows. A declared difference counts only "
+            "when its (corrected) p-value is below 0.05. Smallest "
             f"differences this test split can detect (80% power, α = 0.05): {_esc(floors)}.</p>"
             + _table(comparison_display(comparisons, outcomes))
         )
@@ -502,6 +516,12 @@ FIGURE_SECTIONS: tuple[tuple[str, str, str, str], ...] = (
 )
 
 
+def _how_to_read_section(summary: Mapping[str, Any], provenance: Mapping[str, Any]) -> str:
+    config = provenance.get("config") or (summary.get("provenance") or {}).get("config") or {}
+    box = how_to_read(config, summary.get("comparisons") or [])
+    return _section("how-to-read", "How to read this", f'<div class="note">{box}</div>')
+
+
 def render_html(
     *,
     metrics: pd.DataFrame,
@@ -514,12 +534,8 @@ def render_html(
     """The report as one HTML string; sections whose input is absent are left out."""
     attributes = [str(a) for a in summary.get("attributes") or attributes_of(metrics)]
     sections: list[tuple[str, str, str]] = [  # (id, navigation label, html)
-        ("summary", "Summary", _summary_section(summary)),
-        (
-            "how-to-read",
-            "How to read this",
-            _section("how-to-read", "How to read this", f'<div class="note">{HOW_TO_READ}</div>'),
-        ),
+        ("summary", "Summary", _summary_section(summary, images)),
+        ("how-to-read", "How to read this", _how_to_read_section(summary, provenance)),
         ("headline", "Headline", _headline_section(summary, metrics, attributes)),
     ]
     if strategies is not None and not strategies.empty:

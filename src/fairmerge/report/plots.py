@@ -37,6 +37,7 @@ from fairmerge.report.frames import (
     selected_lambda,
     with_decision,
 )
+from fairmerge.report.tables import is_missing
 
 DPI = 110
 # Reference (λ-free) models drawn as horizontal lines on the λ curves, with one line style each.
@@ -583,4 +584,64 @@ def plot_training_curves(histories: Mapping[str, Sequence[Mapping[str, Any]]], p
             ax.set_title(title)
         _figure_legend(fig, axes, loc="outside right center")
         fig.suptitle("Training curves (ring: lowest validation loss, the evaluation kept)")
+        return _save(fig, path)
+
+
+def plot_comparisons(
+    comparisons: Sequence[Mapping[str, Any]], summary: Mapping[str, Any], path: Path
+) -> Path | None:
+    """Forest plot: each model's Δ vs FFT with its interval, one panel per metric column, against 0.
+
+    Unedited points (λ = 0) are named as what they are. The accuracy panel shades the δ band of the
+    selection rule (a loss within δ counts as kept); the primary comparison is drawn in red;
+    undefined comparisons are left out and counted in a note.
+    """
+    drawn = [r for r in comparisons if not any(is_missing(r.get(k)) for k in ("delta", "ci_low", "ci_high"))]
+    if not drawn:
+        return None
+    panels = sorted(
+        dict.fromkeys((str(r["attribute"]), str(r["metric"])) for r in drawn),
+        key=lambda k: (k[1] != "accuracy", k[0], k[1]),
+    )
+    models = list(dict.fromkeys(str(r["model"]) for r in comparisons))
+    delta = float((summary.get("selection") or {}).get("delta", 0.0))
+    selected = summary.get("selected") or {}
+    unedited = {
+        m: e.get("unedited") for m, e in selected.items() if isinstance(e, Mapping) and e.get("unedited")
+    }
+    names = [f"{m} = {unedited[m]} (λ = 0)" if m in unedited else m for m in models]
+    with _style():
+        fig, axes = _new_figure(
+            1, len(panels), width=2.6 * len(panels) + 1.5, height=0.32 * len(models) + 1.6
+        )
+        for ax, (attribute, metric) in zip(axes[0], panels, strict=True):
+            if metric == "accuracy" and delta > 0:
+                ax.axvspan(-delta, delta, color="tab:green", alpha=0.12, label=f"±δ = {delta:g} (accuracy)")
+            ax.axvline(0.0, color="black", linewidth=0.8)
+            for row in drawn:
+                if (str(row["attribute"]), str(row["metric"])) != (attribute, metric):
+                    continue
+                primary = row.get("role") == "primary" or bool(row.get("primary"))
+                y = models.index(str(row["model"]))
+                low, mid, high = float(row["ci_low"]), float(row["delta"]), float(row["ci_high"])
+                ax.errorbar(
+                    mid,
+                    y,
+                    xerr=[[mid - low], [high - mid]],
+                    fmt="o",
+                    mfc="white" if row.get("role") == "exploratory" else None,
+                    color="tab:red" if primary else "tab:blue",
+                    capsize=2,
+                    label="primary" if primary else None,
+                )
+            ax.set_yticks(range(len(models)), names if ax is axes[0][0] else [""] * len(models))
+            ax.set_ylim(len(models) - 0.5, -0.5)
+            name = {"accuracy": "Δ accuracy", "dpd": "Δ DPD", "eod": "Δ EOD"}.get(metric, metric)
+            ax.set_title(name if attribute == "all" else f"{attribute} {name}")
+        undefined = len(comparisons) - len(drawn)
+        note = "95% intervals vs FFT; hollow: exploratory (no claim)"
+        if undefined:
+            note += f"; {undefined} undefined comparison{'s' if undefined != 1 else ''} not drawn"
+        fig.supxlabel(note, fontsize=8)
+        _figure_legend(fig, axes, loc="outside upper right", fontsize=7)
         return _save(fig, path)

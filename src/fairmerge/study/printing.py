@@ -7,17 +7,19 @@ its natural width, so no number is cut to ``0.6…`` at 80 columns. Cells are ne
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import io
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from fairmerge.data.types import GroupedTextDataset
-from fairmerge.fairness.registry import wide_column
+from fairmerge.report.comparison_table import LEGEND, ComparisonMatrix, comparison_matrix
 from fairmerge.study.config import StudyConfig
 from fairmerge.study.plan import StudyPlan
 
@@ -66,27 +68,57 @@ def print_dataset(dataset: GroupedTextDataset, config: StudyConfig, console: Con
         console.print(note, style="dim", markup=False)
 
 
-def print_headline(
-    headline: list[dict[str, Any]],
-    config: StudyConfig,
-    timings: dict[str, float],
-    verdict: str,
-    out_dir: Path,
-    console: Console,
-) -> None:
-    columns = ["model", "lambda", "accuracy", "worst_group_accuracy"]
-    columns += [wide_column(a, m) for a in config.attributes for m in ("dpd", "eod")]
-    convention = "λ·Σ τ" if config.sweep.convention == "sum" else "(λ/G)·Σ τ"
-    headers = {"lambda": f"λ ({convention})", "accuracy": "acc", "worst_group_accuracy": "worst grp"}
-    print_table(
-        console,
-        "test (reported once; every choice made on validation)",
-        [headers.get(c, c.replace("_", " ").replace("dpd", "DPD").replace("eod", "EOD")) for c in columns],
-        [[_number(row[c]) for c in columns] for row in headline],
+LOG_WIDTH = 120  # the comparison table's width in a log (a terminal uses its own)
+
+
+def print_headline(summary: Mapping[str, Any], out_dir: Path, console: Console) -> None:
+    """After a run: the headline, the comparison table, the paths written and the time per stage.
+
+    The long verdict stays in ``summary.json`` (``verdict``) and the report; this fits one screen.
+    """
+    console.print(summary.get("headline_text") or "", markup=False, highlight=False, soft_wrap=True)
+    matrix = comparison_matrix(summary.get("comparisons") or [], summary.get("selected") or {})
+    print_comparisons(console, matrix)
+    console.print(
+        f"wrote {out_dir}/metrics.csv, summary.json (full verdict), report.html, plots/comparisons.png",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
     )
-    console.print("time per stage (s): " + ", ".join(f"{k} {v}" for k, v in timings.items()), markup=False)
-    console.print(f"verdict: {verdict}", markup=False)
-    console.print(f"wrote {out_dir}/metrics.csv, summary.json, report.html", markup=False)
+    timings = summary.get("timings_s") or {}
+    stages = ", ".join(f"{k} {v}" for k, v in timings.items())
+    console.print(f"time per stage (s): {stages}", markup=False, highlight=False, soft_wrap=True)
+
+
+def print_comparisons(console: Console, matrix: ComparisonMatrix) -> None:
+    """The comparison table at most 120 columns wide, on a terminal or in a log; no number is cut.
+
+    Unedited points (λ = 0) are a separate section; undefined cells' reasons are numbered below.
+    """
+    frame = pd.concat([matrix.edits, matrix.unedited], ignore_index=True)
+    table = Table(
+        title="test: Δ vs FFT, estimate and 95% interval",
+        box=box.SQUARE if console.is_terminal else box.ASCII,
+        show_lines=False,
+        pad_edge=False,
+    )
+    for column in frame.columns:
+        table.add_column(escape(str(column)), overflow="fold")
+    for index, row in enumerate(frame.itertuples(index=False)):
+        if index == len(matrix.edits) and len(matrix.unedited):
+            table.add_section()
+        table.add_row(*(escape(str(cell)) for cell in row), end_section=False)
+    if console.is_terminal:
+        console.print(table)
+    else:  # a log's console is 80 columns wide unless told otherwise: render at LOG_WIDTH, print as text
+        buffer = io.StringIO()
+        Console(file=buffer, width=LOG_WIDTH, color_system=None).print(table)
+        console.print(buffer.getvalue().rstrip("\n"), markup=False, highlight=False, soft_wrap=True)
+    if len(matrix.unedited):
+        console.print("below the line: unedited points (validation chose λ = 0, first seed)", markup=False)
+    console.print(LEGEND, markup=False, highlight=False, soft_wrap=True)
+    for number, reason in enumerate(matrix.reasons, start=1):
+        console.print(f"({number}) {reason}", markup=False, highlight=False, soft_wrap=True)
 
 
 def print_plan(plan: StudyPlan, console: Console) -> None:

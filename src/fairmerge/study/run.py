@@ -56,7 +56,7 @@ from fairmerge.study.stages import SeedContext
 from fairmerge.study.summary import StudySummary
 from fairmerge.study.testing import selected_table
 from fairmerge.study.training_stage import train_on_executor
-from fairmerge.study.verdict import comparison_verdict
+from fairmerge.study.verdict import comparison_verdict, headline_text
 from fairmerge.sweep.bound import bound_checks
 from fairmerge.training import TrainingCache
 
@@ -152,7 +152,7 @@ def run_study(
     summary = results.summary(time.perf_counter() - started)
     with output_directory(Path(out_dir), overwrite=overwrite) as tmp:
         results.write(tmp, summary)
-    print_headline(summary.headline, study, summary.timings_s, summary.verdict, Path(out_dir), console)
+    print_headline(summary.to_json_dict(), Path(out_dir), console)
     return summary.to_json_dict()
 
 
@@ -191,7 +191,7 @@ class StudyResults:
             n_seeds=len(outcomes),
         )
         timings = primary.timings.rounded() | {"total": round(elapsed_s, 1)}
-        return StudySummary.model_validate(
+        summary = StudySummary.model_validate(
             {
                 **self._settings(),
                 "selected": selected_table(primary.selected),
@@ -210,6 +210,8 @@ class StudyResults:
                 "provenance": _provenance(study, dataset, primary),
             }
         )
+        summary.headline_text = headline_text(summary.to_json_dict())
+        return summary
 
     def _settings(self) -> dict[str, Any]:
         study = self.config

@@ -138,6 +138,11 @@ class StudySummary(_Record):
         description="wall seconds per stage of fairmerge.study.stages.STAGES (first seed) and in total"
     )
     verdict: str = Field(description="written from the comparisons' intervals, never from point estimates")
+    headline_text: str | None = Field(
+        None,
+        description="at most three sentences: the primary's answer with its interval, its simulated power, "
+        "and which edit (if any) keeps accuracy within δ of FFT and is detectably fairer",
+    )
     multi_seed: list[dict[str, Any]] | None = Field(
         None, description="mean / std / count over seeds per model and metric (several seeds only)"
     )

@@ -24,7 +24,7 @@ Outcome = Literal[
 _NAMES = {"accuracy": "accuracy", "dpd": "DPD", "eod": "EOD"}
 
 
-def _fmt(value: float) -> str:
+def _fmt(value: Any) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
 
 
@@ -33,7 +33,7 @@ def classify(row: Mapping[Any, Any], *, alpha: float = 0.05) -> Outcome:
 
     Without a ``role`` the row is the primary when ``primary`` is true, else a secondary.
     """
-    role = row.get("role") or ("primary" if bool(row.get("primary")) else "secondary")
+    role = role_of(row)
     if _missing(row.get("ci_low")) or _missing(row.get("ci_high")):
         return "undefined"
     if role == "exploratory":
@@ -45,6 +45,11 @@ def classify(row: Mapping[Any, Any], *, alpha: float = 0.05) -> Outcome:
     if p < alpha and excludes_zero:
         return "lower" if high < 0 else "higher"
     return "not significant after Holm" if excludes_zero else "no detectable difference"
+
+
+def role_of(row: Mapping[Any, Any]) -> str:
+    """``primary``, ``secondary`` or ``exploratory``; without a ``role``, from the ``primary`` flag."""
+    return str(row.get("role") or ("primary" if bool(row.get("primary")) else "secondary"))
 
 
 def _missing(value: Any) -> bool:
@@ -208,3 +213,93 @@ def _sentence(
             else f", a loss larger than δ = {margin:.2f} is not ruled out"
         )
     return text
+
+
+Mark = Literal["lower", "higher", "no detectable difference", "undefined"]
+
+
+def interval_mark(row: Mapping[Any, Any]) -> Mark:
+    """Where a comparison's interval lies: below 0, above 0, across 0, or undefined.
+
+    The table marks every row this way; whether the mark is a claim depends on the row's role
+    (only a primary, or a secondary Holm rejects, is one: :func:`classify`).
+    """
+    if _missing(row.get("ci_low")) or _missing(row.get("ci_high")):
+        return "undefined"
+    if float(row["ci_high"]) < 0:
+        return "lower"
+    return "higher" if float(row["ci_low"]) > 0 else "no detectable difference"
+
+
+def _name(row: Mapping[Any, Any]) -> str:
+    metric = _NAMES.get(str(row["metric"]), str(row["metric"]))
+    return metric if row["metric"] == "accuracy" else f"{row['attribute']} {metric}"
+
+
+def _estimate(row: Mapping[Any, Any]) -> str:
+    """``Δ = -0.050, 95% CI [-0.080, -0.020]``."""
+    return f"Δ = {float(row['delta']):+.3f}, 95% CI [{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}]"
+
+
+def headline_text(summary: Mapping[str, Any], *, reference: str = "FFT", alpha: float = 0.05) -> str:
+    """At most three sentences: the primary's answer, the design's power for it, and whether any edit
+    is both within δ of the reference's accuracy and detectably fairer (``summary.json`` content)."""
+    rows = list(summary.get("comparisons") or [])
+    delta = float((summary.get("selection") or {}).get("delta", 0.0))
+    primary = next((r for r in rows if role_of(r) == "primary"), None)
+    sentences = (
+        _primary_sentence(primary, reference, alpha),
+        _power_sentence(summary.get("power"), primary),
+        _fairer_sentence(rows, summary.get("selected") or {}, delta, reference, alpha),
+    )
+    return " ".join(sentences)
+
+
+def _primary_sentence(row: Mapping[str, Any] | None, reference: str, alpha: float) -> str:
+    if row is None:
+        return "No primary comparison was declared."
+    what = f"Primary comparison, {row['model']} vs {reference} on {_name(row)}:"
+    outcome = classify(row, alpha=alpha)
+    if outcome == "undefined":
+        return f"{what} undefined ({row.get('reason') or 'too few qualifying groups or posts'}); no test."
+    if outcome not in ("lower", "higher"):  # a primary is tested alone: never "not significant after Holm"
+        outcome = "no detectable difference"
+    return f"{what} {outcome} ({_estimate(row)}, p = {_fmt(row.get('p_holm'))})."
+
+
+def _power_sentence(power: Any, primary: Mapping[str, Any] | None) -> str:
+    if primary is None or not isinstance(power, Mapping) or _missing(power.get("power")):
+        return "The design's power for it was not simulated."
+    seeds = power.get("n_seeds")
+    with_seeds = f" with {seeds} seed{'s' if seeds != 1 else ''}" if seeds else ""
+    return (
+        f"The design{with_seeds} detects a true |Δ| of {abs(float(power['effect'])):.2f} there with power "
+        f"{float(power['power']):.0%} (simulated)."
+    )
+
+
+def _fairer_sentence(
+    rows: Sequence[Mapping[str, Any]],
+    selected: Mapping[str, Any],
+    margin: float,
+    reference: str,
+    alpha: float,
+) -> str:
+    """Edits (not unedited λ = 0 points) whose declared gap test rejects downwards, accuracy within δ."""
+    unedited = {m for m, entry in selected.items() if isinstance(entry, Mapping) and entry.get("unedited")}
+    by_model: dict[str, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        by_model.setdefault(str(row["model"]), []).append(row)
+    fairer = []
+    for model, model_rows in by_model.items():
+        if model in unedited or not _keeps_accuracy(pd.DataFrame(model_rows), margin):
+            continue
+        fairer += [
+            f"{model} on {_name(r)} ({_estimate(r)})"
+            for r in model_rows
+            if r["metric"] != "accuracy" and classify(r, alpha=alpha) == "lower"
+        ]
+    if fairer:
+        named = "; ".join(fairer)
+        return f"Within δ = {margin:.2f} of {reference}'s accuracy and detectably fairer: {named}."
+    return f"No edit is both within δ = {margin:.2f} of {reference}'s accuracy and detectably fairer."
