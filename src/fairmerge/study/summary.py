@@ -134,6 +134,12 @@ class StudySummary(_Record):
         description="wall seconds per stage of fairmerge.study.stages.STAGES (first seed) and in total"
     )
     verdict: str = Field(description="written from the comparisons' intervals, never from point estimates")
+    search: list[dict[str, Any]] | None = Field(
+        None,
+        description="the coefficient searchers ranked by test hypervolume of (accuracy, 1 − gap, ...) "
+        "against search.reference_point, with a bootstrap interval over posts and seeds (hypervolume.csv); "
+        "null without a search: section",
+    )
     multi_seed: list[dict[str, Any]] | None = Field(
         None, description="mean / std / count over seeds per model and metric (several seeds only)"
     )
