@@ -30,6 +30,18 @@ def test_default_study_has_no_search_and_search_config_has_every_method() -> Non
     assert search_stage.STAGE in STAGES
 
 
+@pytest.mark.parametrize(("searched", "plain"), [("search", "default"), ("utkface-search", "utkface")])
+@pytest.mark.parametrize("fast", [False, True])
+def test_search_configs_are_their_study_plus_the_search_section(
+    searched: str, plain: str, fast: bool
+) -> None:
+    """The copies stay in sync: everything but the name and the search section is the plain study's."""
+    with_search, without = load_config(searched, fast=fast).to_dict(), load_config(plain, fast=fast).to_dict()
+    assert with_search.pop("search") is not None and without.pop("search") is None
+    assert with_search.pop("name") == without.pop("name") + "-search"
+    assert with_search == without
+
+
 def test_search_objectives_must_name_a_study_attribute() -> None:
     with pytest.raises(ConfigError, match=r"search\.objectives name attribute .age."):
         load_config(overrides=["search.objectives=[accuracy, age_dpd]", "search.reference_point=[0.5, 0.5]"])
