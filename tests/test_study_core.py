@@ -156,23 +156,6 @@ def test_dry_run_plans_the_recipe_comparison_for_the_first_seed_only(tmp_path: P
     assert every.exit_code == 0 and "fine-tunes: 26 to train, 0 cached" in every.output
 
 
-def test_a_log_gets_the_whole_table_and_labels_verbatim() -> None:
-    import io
-
-    from rich.console import Console
-
-    from fairmerge.study.printing import print_headline
-
-    buffer = io.StringIO()
-    row = {"model": "merge[targeted+background]@calibrated", "lambda": 0.6, "accuracy": 0.612345}
-    row |= {"worst_group_accuracy": float("nan"), "race_dpd": 0.25, "race_eod": 0.5}
-    row |= {"gender_dpd": None, "gender_eod": 0.123456}
-    print_headline([row], load_config(None), {"total": 1.0}, "v", Path("out"), Console(file=buffer, width=80))
-    text = buffer.getvalue()
-    assert "merge[targeted+background]@calibrated" in text
-    assert "0.612" in text and "0.123" in text and "…" not in text
-
-
 def test_the_primary_comparison_must_be_one_the_study_makes() -> None:
     assert load_config(None).primary.model == "merge"
     with pytest.raises(ConfigError, match=r"primary\.model 'merge\[nope\]'"):

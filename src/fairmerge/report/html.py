@@ -20,7 +20,7 @@ import yaml
 
 from fairmerge.atomic import atomic_directory, atomic_write_text
 from fairmerge.errors import DataError
-from fairmerge.report import plots
+from fairmerge.report import plots, search_figures
 from fairmerge.report.comparison_table import LEGEND, comparison_matrix
 from fairmerge.report.frames import attributes_of, group_sizes, validate_metrics
 from fairmerge.report.reading import how_to_read
@@ -121,6 +121,7 @@ def write_report(
             "training": plots.plot_training_curves(
                 summary.get("training_curves") or {}, plot_dir / "training_curves.png"
             ),
+            **search_figures.plot_search(out_dir / "pareto_front.csv", plot_dir),
         }
         images = {k: base64.b64encode(p.read_bytes()).decode("ascii") for k, p in figures.items() if p}
         document = render_html(
@@ -540,7 +541,7 @@ def render_html(
     ]
     if strategies is not None and not strategies.empty:
         sections.append(("strategies", "Strategies", _strategies_section(strategies, summary, attributes)))
-    for key, label, title, caption in FIGURE_SECTIONS:
+    for key, label, title, caption in (*FIGURE_SECTIONS, *search_figures.SECTIONS):
         if key in images:
             sections.append((key, label, _section(key, title, _figure(images, key, title, _esc(caption)))))
     if bound is not None and "bound" in images:

@@ -30,6 +30,7 @@ from pydantic import (
 from fairmerge.data.intersections import SEPARATOR, intersection_name
 from fairmerge.errors import ConfigError
 from fairmerge.fairness.metrics import MIN_GROUP_SIZE, MIN_NEGATIVES, MIN_POSITIVES
+from fairmerge.search.config import SearchConfig
 from fairmerge.sweep.selection import rule_names
 from fairmerge.training import PROBE_CONFIG, TrainConfig
 from fairmerge.training.config import describe_validation_error
@@ -341,6 +342,11 @@ class StudyConfig(Section):
         "merge, inject:worst and ThresholdOptimizer run on every seed",
     )
     requires: str | None = None
+    search: SearchConfig | None = Field(
+        None,
+        description="the coefficient searches of issue #20 (docs/search.md); none by default "
+        "(`fairmerge run search` runs them)",
+    )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able values (for provenance and cache keys)."""
@@ -464,6 +470,15 @@ class StudyConfig(Section):
         repeated = sorted({label for label in labels if labels.count(label) > 1})
         if repeated:
             raise ValueError(f"secondary: {repeated} declared twice (the primary is not repeated there)")
+        return self
+
+    @model_validator(mode="after")
+    def _search_attributes_exist(self) -> StudyConfig:
+        unknown = [a for a in (self.search.attributes if self.search else []) if a not in self.attributes]
+        if unknown:
+            raise ValueError(
+                f"search.objectives name attribute {unknown[0]!r}; expected one of {self.attributes}"
+            )
         return self
 
     def _check_comparison(self, where: str, comparison: DeclaredComparison) -> None:

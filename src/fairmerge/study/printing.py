@@ -136,3 +136,4 @@ def print_plan(plan: StudyPlan, console: Console) -> None:
         f"validation points of the first seed (merge: at most, with refinement): {points}", markup=False
     )
     console.print(plan.memory, markup=False)
+    console.print(plan.power, markup=False)

@@ -32,6 +32,8 @@ from fairmerge.outputs_guard import check_output_dir, output_directory
 from fairmerge.paths import default_cache_dir
 from fairmerge.precision import precision_provenance
 from fairmerge.report import write_report
+from fairmerge.search import summary_records
+from fairmerge.search.outcome import front_rows, search_table, write_search_outputs
 from fairmerge.study.comparisons import (
     compare_with_fft,
     detectable_differences,
@@ -39,7 +41,7 @@ from fairmerge.study.comparisons import (
     primary_power,
     unedited_selections,
 )
-from fairmerge.study.config import StudyConfig, load_config
+from fairmerge.study.config import SHARED_SEED, StudyConfig, load_config
 from fairmerge.study.evaluator import evaluation_view
 from fairmerge.study.multiseed import aggregate_seeds
 from fairmerge.study.outputs import (
@@ -173,6 +175,23 @@ class StudyResults:
         return compare_with_fft(self.outcomes, self.config)
 
     @cached_property
+    def search(self) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+        """(``pareto_front.csv``, ``hypervolume.csv``) over every seed; None without a search section."""
+        runs = [o.search for o in self.outcomes if o.search is not None]
+        if self.config.search is None or not runs:
+            return None
+        primary = self.primary
+        table = search_table(
+            runs,
+            self.config.search,
+            primary.test_labels,
+            primary.test_memberships,
+            min_group_size=self.config.evaluation.min_group_size,
+            seed=SHARED_SEED,
+        )
+        return front_rows(runs), table
+
+    @cached_property
     def multiseed(self) -> pd.DataFrame | None:
         return _seed_spread(self.outcomes, self.config) if len(self.outcomes) > 1 else None
 
@@ -206,6 +225,7 @@ class StudyResults:
                 **self._tables(),
                 "timings_s": timings,
                 "verdict": verdict,
+                "search": None if self.search is None else summary_records(self.search[1]),
                 "multi_seed": None if self.multiseed is None else self.multiseed.to_dict(orient="records"),
                 "provenance": _provenance(study, dataset, primary),
             }
@@ -270,6 +290,8 @@ class StudyResults:
                 min_negatives=evaluation.min_negatives,
             )
             write_table(folder / "intersections.csv", table)
+        if self.search is not None:
+            write_search_outputs(folder, *self.search)
         if self.multiseed is not None:
             write_table(folder / "multiseed.csv", self.multiseed)
             for outcome in self.outcomes:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fairmerge.search.outcome import SeedSearch
 from fairmerge.study.stages import STAGES, SeedContext, SeedState, Stage
 from fairmerge.study.stages.base import need
 from fairmerge.study.testing import SelectedModel
@@ -45,6 +46,8 @@ class SeedOutcome:
     """Each fine-tune's validation curve (for plots/training_curves.png)."""
     vectors: dict[str, tuple[str, str]] = field(default_factory=dict)
     """Subgroup vector name → (attribute, group)."""
+    search: SeedSearch | None = None
+    """The coefficient searches (a config with a ``search:`` section only)."""
     target_quality: list[dict[str, Any]] | None = None
     """Weak training targets against gold, per subgroup vector (None where targets are gold)."""
 
@@ -83,4 +86,5 @@ def _outcome(context: SeedContext, state: SeedState, timer: StageTimer) -> SeedO
         histories=trained.histories(),
         vectors={name: pair for pair, name in trained.vector_groups.items()},
         target_quality=state.target_quality,
+        search=state.search,
     )

@@ -143,6 +143,12 @@ class StudySummary(_Record):
         description="at most three sentences: the primary's answer with its interval, its simulated power, "
         "and which edit (if any) keeps accuracy within δ of FFT and is detectably fairer",
     )
+    search: list[dict[str, Any]] | None = Field(
+        None,
+        description="the coefficient searchers ranked by test hypervolume of (accuracy, 1 − gap, ...) "
+        "against search.reference_point, with a bootstrap interval over posts and seeds (hypervolume.csv); "
+        "null without a search: section",
+    )
     multi_seed: list[dict[str, Any]] | None = Field(
         None, description="mean / std / count over seeds per model and metric (several seeds only)"
     )

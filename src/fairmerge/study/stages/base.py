@@ -16,6 +16,7 @@ import pandas as pd
 from rich.console import Console
 
 from fairmerge.data.types import GroupedTextDataset
+from fairmerge.search.outcome import SeedSearch
 from fairmerge.study.config import StudyConfig
 from fairmerge.study.policy import SelectionPolicy
 from fairmerge.study.score_cache import ScoreCache
@@ -60,6 +61,7 @@ class SeedState:
     sensitivity: pd.DataFrame = field(default_factory=pd.DataFrame)
     tables: SideTables | None = None
     target_quality: list[dict[str, Any]] | None = None
+    search: SeedSearch | None = None
 
 
 def need(value: T | None, what: str) -> T:
