@@ -39,8 +39,13 @@ def test_evaluate_dataset_reproduces_the_study_test_metrics(
     fft = study[(study["model"] == "fft") & (study["split"] == "test")]
     joined = mine.merge(fft, on=_KEYS, suffixes=("", "_study"))
     assert len(joined) == len(mine) > 20, (len(joined), len(mine))
-    for column in ("value", "ci_low", "ci_high"):
-        np.testing.assert_allclose(joined[column], joined[f"{column}_study"], atol=1e-9, equal_nan=True)
+    np.testing.assert_allclose(joined["value"], joined["value_study"], atol=1e-9, equal_nan=True)
+    # the study's test DPD/EOD intervals are test-inverted (they need its noise floor); evaluate's are
+    # the basic bootstrap's, so intervals agree exactly on every other row
+    rates = joined[~joined["metric"].isin(["dpd", "eod"])]
+    assert len(rates) > 20
+    for column in ("ci_low", "ci_high"):
+        np.testing.assert_allclose(rates[column], rates[f"{column}_study"], atol=1e-9, equal_nan=True)
     assert json.loads((out / "summary.json").read_text())["dataset"] == "hatexplain"
 
 
