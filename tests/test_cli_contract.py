@@ -246,6 +246,9 @@ CASES = [
     ),
     # inspect, vector, merge: folders
     Case("inspect-folder", "inspect {w}/base", ("base", "is a folder")),
+    # export: a folder that is not a finished run
+    Case("export-missing-run", "export {w}/nope -o {o}/exported", ("nope", "summary.json")),
+    Case("export-not-a-run", "export {w}/base -o {o}/exported", ("base", "not a fairmerge run folder")),
 ]
 
 
