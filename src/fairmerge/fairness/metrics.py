@@ -416,6 +416,8 @@ def attribute_metrics(
     for attribute, span in layout.spans.items():
         values: dict[str, np.ndarray] = {}
         for gap in registry.gaps():
+            if not _base_rates(gap.name) <= rates.keys():  # the caller computed only some rates
+                continue  # (e.g. the power simulation's four): it gets the gaps those support
             out[attribute, gap.name] = _gap(gap.name, rates, qualifies, span, values)
     return out
 
@@ -450,6 +452,14 @@ def _gap(
             value = _lowest(picked)
     done[name] = value
     return value
+
+
+def _base_rates(name: str) -> set[str]:
+    """The rates a gap is computed from (through the gaps a ``max`` gap takes)."""
+    gap = next(g for g in registry.gaps() if g.name == name)
+    if gap.aggregation == "max":
+        return set().union(*(_base_rates(source) for source in gap.source))
+    return {gap.source[0]}
 
 
 def _lowest(values: np.ndarray) -> np.ndarray:
