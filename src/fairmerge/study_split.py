@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fairmerge.data import SPLITS, TextSplit, load_dataset
-from fairmerge.errors import ConfigError, DataError
+from fairmerge.data import SPLITS, TextSplit
+from fairmerge.errors import ConfigError
 from fairmerge.precision import Precision
 
 if TYPE_CHECKING:
@@ -68,14 +68,12 @@ def study_split(
 ) -> StudySplit:
     """Split ``split`` of ``dataset`` as the study config (see :func:`study_config_for`) reads it."""
     from fairmerge.study.evaluator import evaluation_view
+    from fairmerge.study.run import load_study_dataset
 
     if split not in SPLITS:
         raise ConfigError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
     study = study_config_for(dataset, config, fast=fast)
-    loaded = load_dataset(study.dataset.name, data_dir, **study.dataset.options)
-    unknown = [a for a in study.attributes if a not in loaded.attributes]
-    if unknown:
-        raise DataError(f"attributes {unknown} of config {study.name!r} are not in dataset {dataset!r}")
+    loaded = load_study_dataset(study, data_dir)
     evaluation = study.evaluation
     view = evaluation_view(loaded, evaluation.max_val_samples, evaluation.max_test_samples, study.attributes)
     return StudySplit(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from fairmerge.data import load_dataset
 from fairmerge.data.images import ImageInputFormat
 from fairmerge.data.types import GroupedTextDataset
 from fairmerge.errors import DataError
@@ -32,7 +31,9 @@ WHAT = "fairmerge export"
 def run_dataset(run: RunFolder, data_dir: str | Path | None) -> GroupedTextDataset:
     """The run's dataset (the same files, checked by hash), cut to the run's evaluation view."""
     config = run.config
-    dataset = load_dataset(config.dataset.name, data_dir, **config.dataset.options)
+    from fairmerge.study.run import load_study_dataset
+
+    dataset = load_study_dataset(config, data_dir)
     recorded = (run.summary.get("provenance") or {}).get("data_files_sha256")
     if recorded and recorded != dataset.provenance:
         changed = sorted(

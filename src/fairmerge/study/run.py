@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import time
 from collections.abc import Sequence
@@ -129,7 +130,7 @@ def run_study(
     study = load_config(config, fast=fast, overrides=overrides, seeds=seeds)
     seeds = study.seeds
     runner = get_executor(executor, ray_address)  # before any data: a missing Ray is one line
-    dataset = _load_dataset(study, data_dir)
+    dataset = load_study_dataset(study, data_dir)
     print_dataset(dataset, study, console)
     limits = study.evaluation.max_val_samples, study.evaluation.max_test_samples
     dataset = evaluation_view(dataset, *limits, study.attributes)  # small budgets: subsets of val/test
@@ -307,7 +308,8 @@ class StudyResults:
         )
 
 
-def _load_dataset(config: StudyConfig, data_dir: str | Path | None) -> GroupedTextDataset:
+def load_study_dataset(config: StudyConfig, data_dir: str | os.PathLike[str] | None) -> GroupedTextDataset:
+    """The config's dataset as the study reads it: its loader's options, plus its intersections."""
     try:
         dataset = load_dataset(config.dataset.name, data_dir, **config.dataset.options)
         dataset = with_intersections(dataset, config.intersections)  # race×gender joins the attributes
