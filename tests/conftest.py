@@ -22,6 +22,23 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
+# Session studies and the xdist groups of the tests that read them (see pytest_collection_modifyitems).
+_STUDY_GROUPS = {"fast_study": "fast-study", "utkface_fast_study": "utkface-study"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``-n 2 --dist loadgroup``, the README's test line), keep each module on one
+    worker, so its module fixtures are built once, and every reader of a session study on one worker,
+    so each study runs once per session rather than once per worker."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        studies = [group for fixture, group in _STUDY_GROUPS.items() if fixture in fixtures]
+        group = studies[0] if studies else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """The real data directory; a missing one fails the test that asked for it."""

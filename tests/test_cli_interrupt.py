@@ -122,9 +122,12 @@ def test_interrupted_study_resumes_to_the_uninterrupted_result(
 ) -> None:
     reference, reference_cache = fast_study
     out, cache = tmp_path / "out", tmp_path / "cache"
-    # an earlier partial run: every fine-tune but FFT finished (the session run's, copied), no scores
-    shutil.copytree(reference_cache / "training", cache / "training")
+    # an earlier partial run: every fine-tune but FFT finished and every score computed (the session
+    # run's, hard-linked: cache entries are replaced, never modified in place); FFT is retrained, to
+    # the same cache key, so the resumed run reuses the scores and only FFT's training is repeated
+    shutil.copytree(reference_cache, cache, copy_function=os.link)
     shutil.rmtree(cache / "training" / "fft")
+    scores = _files(cache / "scores")
     argv = [
         *FAIRMERGE,
         "run",
@@ -165,7 +168,7 @@ def test_interrupted_study_resumes_to_the_uninterrupted_result(
     assert _partial_entries(cache) == []
     assert {p: p.read_bytes() for p in (cache / "training").glob("*/*/meta.json")} == kept
     assert _files(cache / "training" / "fft") == []  # the interrupted fine-tune left nothing
-    assert _files(cache / "scores") == []  # it stopped there: nothing after it ran
+    assert _files(cache / "scores") == scores  # it stopped there: nothing after it ran
 
     rerun = subprocess.run(argv, capture_output=True, text=True, env=_env(), timeout=1800)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
