@@ -78,7 +78,15 @@ def _rates(labels: np.ndarray, predictions: np.ndarray, split: SplitEvaluator) -
     memberships = split.split.memberships(split.attributes)
     with warnings.catch_warnings():  # undefined rates are compared as such; the baselines warn of them
         warnings.simplefilter("ignore", UndefinedMetricWarning)
-        frame = group_metrics(labels, predictions, memberships, n_resamples=0, **split.threshold_options)
+        frame = group_metrics(
+            labels,
+            predictions,
+            memberships,
+            n_resamples=0,
+            min_group_size=split.thresholds.min_group_size,
+            min_positives=split.thresholds.min_positives,
+            min_negatives=split.thresholds.min_negatives,
+        )
     frame = frame[frame.metric.isin(rate_names())]
     return frame.set_index(["attribute", "group", "metric"])["value"]
 
