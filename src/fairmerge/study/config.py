@@ -271,7 +271,18 @@ class EvaluationSection(Section):
     max_test_samples: int | None = Field(None, ge=1)
     n_permutations: int = Field(1000, ge=1, description="permutations of the gaps' noise floors (test)")
     precision: Literal["fp32", "bf16", "auto"] = Field(
-        "fp32", description="scoring forward passes (fairmerge.precision); the resolved value is recorded"
+        "fp32",
+        description="scoring forward passes (fairmerge.precision); auto uses the device's fast precision "
+        "only where it passes the check on θ_base (study/stages/precision.py); the choice is recorded",
+    )
+    precision_min_agreement: float = Field(
+        0.999, ge=0.0, le=1.0, description="auto: share of val decisions of θ_base that must agree with fp32"
+    )
+    precision_max_rate_shift: float = Field(
+        0.01,
+        gt=0.0,
+        le=1.0,
+        description="auto: every group rate of θ_base on val must move by less than this",
     )
 
 

@@ -11,6 +11,7 @@ from fairmerge.study.stages import (
     merge_sweep,
     pergroup,
     postprocessing,
+    precision,
     recipes,
     search,
     selection,
@@ -25,6 +26,7 @@ from fairmerge.study.stages.base import SeedContext, SeedState, Stage
 STAGES: tuple[Stage, ...] = (
     train.STAGE,
     setup.STAGE,
+    precision.STAGE,
     baselines.STAGE,
     merge_sweep.STAGE,
     pergroup.STAGE,
