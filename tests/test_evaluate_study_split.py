@@ -17,17 +17,17 @@ from study_rows import assert_same_rows
 from fairmerge.cli import main
 
 
-def _fft_checkpoint(cache: Path) -> Path:
-    entries = [p for p in (cache / "training" / "fft").iterdir() if (p / "meta.json").is_file()]
-    assert len(entries) == 1, entries  # one seed in --fast: one full fine-tune
-    return entries[0]
+def _fft_checkpoint(out: Path) -> Path:
+    """The run's FFT entry, as its summary records it (the shared cache may hold another seed's too)."""
+    summary = json.loads((out / "summary.json").read_text())
+    return Path(summary["provenance"]["checkpoints"]["fft"])
 
 
 def test_evaluate_dataset_reproduces_the_study_test_metrics(
     fast_study: tuple[Path, Path], data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    out, cache = fast_study
-    checkpoint = _fft_checkpoint(cache)
+    out, _ = fast_study
+    checkpoint = _fft_checkpoint(out)
     argv = ["evaluate", str(checkpoint), "--dataset", "hatexplain", "--split", "test", "--fast"]
     argv += ["--data-dir", str(data_dir), "--out", str(tmp_path / "ev")]
     monkeypatch.setattr(sys, "argv", ["fairmerge", *argv])
