@@ -1,5 +1,6 @@
-"""``fairmerge evaluate --dataset`` re-scores a checkpoint on the study's own split and reproduces the
-study's test metrics (issue #21 item 5); the study's run prints each warning once (issue #22 item 19)."""
+"""``fairmerge evaluate --dataset`` re-scores a checkpoint on the study's own split and reproduces every
+test row of the study, intervals included (issue #21 item 5, issue #18 item 6: one evaluate path); the
+study's run prints each warning once (issue #22 item 19)."""
 
 from __future__ import annotations
 
@@ -9,26 +10,24 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
+from study_rows import assert_same_rows
 
 from fairmerge.cli import main
 
-_KEYS = ["attribute", "group", "metric"]
 
-
-def _fft_checkpoint(cache: Path) -> Path:
-    entries = [p for p in (cache / "training" / "fft").iterdir() if (p / "meta.json").is_file()]
-    assert len(entries) == 1, entries  # one seed in --fast: one full fine-tune
-    return entries[0]
+def _fft_checkpoint(out: Path) -> Path:
+    """The run's FFT entry, as its summary records it (the shared cache may hold another seed's too)."""
+    summary = json.loads((out / "summary.json").read_text())
+    return Path(summary["provenance"]["checkpoints"]["fft"])
 
 
 def test_evaluate_dataset_reproduces_the_study_test_metrics(
     fast_study: tuple[Path, Path], data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    out, cache = fast_study
-    checkpoint = _fft_checkpoint(cache)
+    out, _ = fast_study
+    checkpoint = _fft_checkpoint(out)
     argv = ["evaluate", str(checkpoint), "--dataset", "hatexplain", "--split", "test", "--fast"]
     argv += ["--data-dir", str(data_dir), "--out", str(tmp_path / "ev")]
     monkeypatch.setattr(sys, "argv", ["fairmerge", *argv])
@@ -36,16 +35,7 @@ def test_evaluate_dataset_reproduces_the_study_test_metrics(
     mine = pd.read_csv(tmp_path / "ev" / "metrics.csv")
     assert set(mine["split"]) == {"test"} and set(mine["attribute"]) == {"all", "race", "gender"}
     study = pd.read_csv(out / "metrics.csv")
-    fft = study[(study["model"] == "fft") & (study["split"] == "test")]
-    joined = mine.merge(fft, on=_KEYS, suffixes=("", "_study"))
-    assert len(joined) == len(mine) > 20, (len(joined), len(mine))
-    np.testing.assert_allclose(joined["value"], joined["value_study"], atol=1e-9, equal_nan=True)
-    # the study's test DPD/EOD intervals are test-inverted (they need its noise floor); evaluate's are
-    # the basic bootstrap's, so intervals agree exactly on every other row
-    rates = joined[~joined["metric"].isin(["dpd", "eod"])]
-    assert len(rates) > 20
-    for column in ("ci_low", "ci_high"):
-        np.testing.assert_allclose(rates[column], rates[f"{column}_study"], atol=1e-9, equal_nan=True)
+    assert_same_rows(mine, study[(study["model"] == "fft") & (study["split"] == "test")], tolerance=1e-9)
     assert json.loads((out / "summary.json").read_text())["dataset"] == "hatexplain"
 
 

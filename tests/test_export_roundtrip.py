@@ -13,8 +13,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from safetensors.torch import load_file
+from study_rows import assert_same_rows
 
 from fairmerge.cli import main
 from fairmerge.export import export_model
@@ -129,6 +131,29 @@ def test_an_exported_image_model_decides_like_fairmerge_without_fairmerge(
     exported = {label: export_model(out, tmp_path / label.replace("@", "-"), label=label) for label in labels}
     assert (exported["merge"] / "modeling_fairmerge.py").is_file()  # transformers does not know the backbone
     check_decisions(run, cache, exported, tmp_path, "image-classification")
+
+
+def test_evaluate_on_an_exported_model_reproduces_every_test_row_of_the_run(
+    fast_study: tuple[Path, Path],
+    exported: dict[str, Path],
+    data_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue #21 item 5: `fairmerge evaluate DIR --dataset hatexplain --split test`, with no other flag
+    (the folder records the run's --fast config and seed), gives the run's test rows of that model,
+    values and intervals, to 1e-6; the calibrated model through its folded bias at plain argmax."""
+    run = RunFolder.read(fast_study[0])
+    for label, folder in exported.items():
+        target = tmp_path / folder.name
+        args = ["evaluate", str(folder), "--dataset", "hatexplain", "--split", "test"]
+        assert _main([*args, "--data-dir", str(data_dir), "--out", str(target)], monkeypatch) == 0, label
+        largest = assert_same_rows(pd.read_csv(target / "metrics.csv"), run.test_rows(label, run.seeds[0]))
+        print(f"{label}: largest difference {largest:.2e}")
+    assert _main([*args, "--fast", "--out", str(tmp_path / "x")], monkeypatch) == 2
+    assert "records its run's config" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
 
 
 def test_export_writes_a_plain_checkpoint_with_readable_labels_and_its_record(

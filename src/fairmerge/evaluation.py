@@ -7,6 +7,7 @@ works on the cached scores, so re-thresholding or re-bootstrapping never runs th
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,9 +26,11 @@ from fairmerge.fairness.metrics import (
     CONTRACT_COLUMNS,
     MIN_NEGATIVES,
     MIN_POSITIVES,
+    Thresholds,
     check_options,
     group_metrics,
 )
+from fairmerge.fairness.reported import GapIntervals, reported_metrics
 from fairmerge.inference import EncodedInputs, encode_inputs, positive_scores, predict_logits
 from fairmerge.models import DEFAULT_MODEL, load_classifier, load_processor, pick_device, resolve_model_name
 from fairmerge.precision import Precision
@@ -79,6 +82,36 @@ def evaluate_scores(
         min_negatives=min_negatives,
         n_resamples=n_resamples,
         seed=seed,
+    )
+
+
+def split_metrics(
+    split: TextSplit,
+    scores: np.ndarray,
+    *,
+    threshold: float = 0.5,
+    attributes: Sequence[str] | None = None,
+    thresholds: Thresholds = Thresholds(),
+    n_resamples: int = 1000,
+    n_permutations: int = 1000,
+    seed: int = 0,
+    gap_intervals: GapIntervals = "inverted",
+) -> pd.DataFrame:
+    """The reported rows (:func:`fairmerge.fairness.reported.reported_metrics`) of ``score > threshold``:
+    group metrics, noise floors, the labels' DPD and, with ``"inverted"``, test-inverted gap intervals.
+
+    The one computation behind the study's metric rows and ``fairmerge evaluate`` / ``fm.evaluate``.
+    """
+    scores = _check_scores(split, scores)
+    return reported_metrics(
+        split.labels,
+        predict_at(scores, threshold),
+        split.memberships(list(attributes) if attributes is not None else None),
+        thresholds=thresholds,
+        n_resamples=n_resamples,
+        n_permutations=n_permutations,
+        seed=seed,
+        gap_intervals=gap_intervals,
     )
 
 
@@ -164,7 +197,10 @@ def evaluate_model(
     batch_size: int = 128,
     threshold: float = 0.5,
     min_group_size: int = 30,
+    min_positives: int = MIN_POSITIVES,
+    min_negatives: int = MIN_NEGATIVES,
     n_resamples: int = 1000,
+    n_permutations: int = 1000,
     seed: int = 0,
     device: str | None = None,
     progress: bool = False,
@@ -176,12 +212,17 @@ def evaluate_model(
     ``fm.evaluate`` all run it. The input processor (tokenizer or image format) comes from
     ``tokenizer_path`` if given, else from the model's own folder; a processor that does not fit the
     split's modality is a DataError. ``attributes`` limits the metrics to those attributes.
+    The rows are :func:`split_metrics`' with test-inverted gap intervals, as the study reports test:
+    with the study's settings (``fairmerge evaluate --dataset``) they reproduce its test rows.
     """
     if len(split) == 0:
         raise DataError("the split to evaluate has no examples")
     if max_length < 2 or batch_size < 1:
         raise ConfigError(f"max_length must be >= 2 and batch_size >= 1, got {max_length} and {batch_size}")
-    check_options(min_group_size=min_group_size, n_resamples=n_resamples)
+    thresholds = Thresholds(min_group_size, min_positives, min_negatives)
+    check_options(**dataclasses.asdict(thresholds), n_resamples=n_resamples)
+    if n_permutations < 1:
+        raise ConfigError(f"n_permutations must be >= 1, got {n_permutations}")
     classifier: torch.nn.Module
     if isinstance(model, PreTrainedModel):
         source = tokenizer_path if tokenizer_path is not None else model.name_or_path
@@ -195,13 +236,14 @@ def evaluate_model(
         classifier = load_classifier(path, device=device)
     encoded = encode_inputs(processor, split, max_length=max_length)  # a modality mismatch fails here
     scores = score_split(classifier, encoded, batch_size=batch_size, progress=progress, precision=precision)
-    metrics = evaluate_scores(
+    metrics = split_metrics(
         split,
         scores,
         threshold=threshold,
         attributes=attributes,
-        min_group_size=min_group_size,
+        thresholds=thresholds,
         n_resamples=n_resamples,
+        n_permutations=n_permutations,
         seed=seed,
     )
     return Evaluation(metrics, scores, predictions_frame(split, scores, threshold))
@@ -220,7 +262,10 @@ def evaluate_checkpoint(
     batch_size: int = 128,
     threshold: float = 0.5,
     min_group_size: int = 30,
+    min_positives: int = MIN_POSITIVES,
+    min_negatives: int = MIN_NEGATIVES,
     n_resamples: int = 1000,
+    n_permutations: int = 1000,
     seed: int = 0,
     device: str | None = None,
     progress: bool = True,
@@ -246,7 +291,10 @@ def evaluate_checkpoint(
         batch_size=batch_size,
         threshold=threshold,
         min_group_size=min_group_size,
+        min_positives=min_positives,
+        min_negatives=min_negatives,
         n_resamples=n_resamples,
+        n_permutations=n_permutations,
         seed=seed,
         device=device,
         progress=progress,

@@ -13,6 +13,7 @@ from fairmerge.paths import DATA_DIR_ENV
 
 if TYPE_CHECKING:
     from fairmerge.data.types import TextSplit
+    from fairmerge.study_split import StudySplit
 
 
 def parse_group_cols(specs: list[str]) -> dict[str, str]:
@@ -54,12 +55,16 @@ _TABLE_DEFAULTS: dict[str, Any] = {
     "max_length": 128,
     "min_group_size": 30,
     "n_resamples": 1000,
+    "n_permutations": 1000,
     "seed": 0,
     "batch_size": 128,
     "attributes": None,
     "precision": "fp32",
 }
-"""Evaluation settings for --data; with --dataset they come from the study config."""
+"""Evaluation settings for --data; with --dataset they come from the study config (an exported
+model's own run config and seed, see fairmerge.study_split.exported_run)."""
+_STUDY_ONLY = ("min_positives", "min_negatives")
+"""Settings a study config gives with --dataset; --data keeps evaluate_checkpoint's defaults."""
 
 
 def evaluate(
@@ -81,10 +86,13 @@ def evaluate(
         None,
         "--config",
         help="With --dataset: the study config whose loader options, attributes and evaluation settings "
-        "apply (default: the built-in config of the dataset).",
+        "apply (default: the run config an exported model records, else the built-in config of the dataset).",
     ),
     fast: bool = typer.Option(
-        False, "--fast", help="With --dataset: the config's --fast profile (its val/test subsets)."
+        False,
+        "--fast",
+        help="With --dataset: the config's --fast profile (its val/test subsets); an exported model "
+        "records its run's profile already.",
     ),
     text_col: str | None = typer.Option(None, "--text-col", help="Column holding the text (text models)."),
     image_col: str | None = typer.Option(
@@ -139,13 +147,22 @@ def evaluate(
         "--resamples",
         help="Bootstrap resamples, 0: no intervals (default 1000; the config's with --dataset).",
     ),
+    permutations: int | None = typer.Option(
+        None,
+        "--permutations",
+        help="Permutations of the gaps' noise floors and zero-gap tests (default 1000; the config's "
+        "with --dataset).",
+    ),
     seed: int | None = typer.Option(
-        None, "--seed", help="Bootstrap seed (default 0; the config's with --dataset)."
+        None,
+        "--seed",
+        help="Seed of the bootstrap and permutations (default 0; with --dataset the config's first "
+        "seed, or the seed an exported model records).",
     ),
     device: str | None = typer.Option(None, "--device", help="cpu, cuda, … (default: CUDA if available)."),
 ) -> None:
     """Evaluate a text or image classifier on a table or on a study's split: group metrics with
-    bootstrap intervals.
+    bootstrap intervals, each gap's noise floor, and the labels' own DPD, as the study reports test.
 
     Writes OUT/metrics.csv (model, lambda, split, attribute, group, metric, value, ci_low, ci_high)
     and OUT/predictions.csv (id, label, prediction, score, groups).
@@ -155,7 +172,8 @@ def evaluate(
 
     The study's own split (same posts, attributes and settings as `fairmerge run`, so the rows
     reproduce its test metrics): fairmerge evaluate ./ckpt --dataset hatexplain --split test
-    --data-dir ../shared/data --out eval
+    --data-dir ../shared/data --out eval. A folder written by `fairmerge export` brings its run's
+    config and seed: fairmerge evaluate ./exported --dataset hatexplain --split test
 
     Images: fairmerge evaluate ./image-ckpt --data faces.csv --image-col path --label-col age_over_30
     --group-col race --group-col gender --out eval
@@ -171,11 +189,9 @@ def evaluate(
         raise ConfigError("give exactly one of --data FILE (a table) and --dataset NAME (a study's split)")
     settings: dict[str, Any] = dict(_TABLE_DEFAULTS)
     if dataset is not None:
-        from fairmerge.study_split import study_split
-
-        chosen = study_split(dataset, split, data_dir, config=config, fast=fast)
+        chosen = _study_split(model, dataset, split, data_dir, config, fast)
         evaluated, name = chosen.split, split_name or chosen.name
-        settings = {key: getattr(chosen, key) for key in _TABLE_DEFAULTS}
+        settings = {key: getattr(chosen, key) for key in (*_TABLE_DEFAULTS, *_STUDY_ONLY)}
     else:
         columns = (text_col, image_col, label_col, group_col, positive, group_sep, id_col)
         evaluated, name = _read_table(data, *columns, allow_outside_paths), split_name or "test"
@@ -183,6 +199,7 @@ def evaluate(
         "max_length": max_length,
         "min_group_size": min_group_size,
         "n_resamples": resamples,
+        "n_permutations": permutations,
         "seed": seed,
         "batch_size": batch_size,
     }
@@ -205,6 +222,23 @@ def evaluate(
         f"[{overall['ci_low']:.3f}, {overall['ci_high']:.3f}]"
     )
     typer.echo(f"wrote {out / METRICS_FILE} and {out / PREDICTIONS_FILE}")
+
+
+def _study_split(
+    model: str, dataset: str, split: str, data_dir: Path | None, config: str | None, fast: bool
+) -> StudySplit:
+    """The study's split under ``config``, else under the run config an exported ``model`` records."""
+    from fairmerge.study_split import EXPORT_RECORD, exported_run, study_split
+
+    run = exported_run(model) if config is None else None
+    if run is None:
+        return study_split(dataset, split, data_dir, config=config, fast=fast)
+    if fast:
+        raise ConfigError(
+            f"--fast: {model} records its run's config ({EXPORT_RECORD}), profile included; "
+            "drop --fast, or pass --config to evaluate under another config"
+        )
+    return study_split(dataset, split, data_dir, config=run.config, seed=run.seed)
 
 
 def _read_table(

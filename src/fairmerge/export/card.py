@@ -356,6 +356,8 @@ or domains the table above does not cover; any use the dataset's terms forbid.
 
 {{ usage }}
 
-`fairmerge.json` records the run, seed, coefficients, threshold and cache entries; `mergekit.yaml`
-rebuilds the weights with mergekit (before the threshold's bias shift).
+`fairmerge.json` records the run, its config, seed, coefficients, threshold and cache entries;
+`mergekit.yaml` rebuilds the weights with mergekit (before the threshold's bias shift).
+`fairmerge evaluate DIR --dataset {{ dataset }} --split test` re-scores this folder on the run's
+test posts and reproduces the test table above (values and intervals).
 """

@@ -23,6 +23,7 @@ from fairmerge.export.weights import fold_threshold, rebuild
 from fairmerge.models import load_processor
 from fairmerge.outputs_guard import check_output_dir, output_directory
 from fairmerge.study.evaluator import evaluation_view
+from fairmerge.study_split import EXPORT_RECORD
 
 FLAG = "-o"
 WHAT = "fairmerge export"
@@ -85,7 +86,12 @@ def export_model(
     task = "image-classification" if dataset["val"].modality == "image" else "text-classification"
     card = model_card(run, ingredients, threshold=threshold, task=task)
     record = export_record(
-        ingredients, run_dir=str(run.path.resolve()), threshold=threshold, bias=bias, id2label=names
+        ingredients,
+        run_dir=str(run.path.resolve()),
+        study_config=run.config.to_dict(),
+        threshold=threshold,
+        bias=bias,
+        id2label=names,
     )
     with output_directory(out, overwrite=overwrite, flag=FLAG, what=WHAT) as tmp:
         if needs_remote_code(model):
@@ -100,7 +106,7 @@ def export_model(
             processor.save_pretrained(tmp)
         card.save(tmp / "README.md")
         (tmp / "mergekit.yaml").write_text(mergekit_yaml(ingredients), encoding="utf-8")
-        (tmp / "fairmerge.json").write_text(
+        (tmp / EXPORT_RECORD).write_text(
             json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
         )
     return out

@@ -42,11 +42,16 @@ def export_record(
     ingredients: Ingredients,
     *,
     run_dir: str,
+    study_config: dict[str, Any],
     threshold: float | None,
     bias: tuple[str, float] | None,
     id2label: dict[int, str],
 ) -> dict[str, Any]:
-    """``fairmerge.json``: run, seed, label, coefficients, threshold and cache entries of the export."""
+    """``fairmerge.json``: run, seed, label, coefficients, threshold and cache entries of the export.
+
+    ``study_config`` (the run's resolved config) and ``seed`` let ``fairmerge evaluate DIR --dataset``
+    score the run's own split with the run's settings (:func:`fairmerge.study_split.exported_run`).
+    """
     point = ingredients.point
     return {
         "run": run_dir,
@@ -70,4 +75,5 @@ def export_record(
             name: {"kind": path.parent.name, "key": path.name, "path": str(path)}
             for name, path in ingredients.cache_entries.items()
         },
+        "study_config": study_config,
     }

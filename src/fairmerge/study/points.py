@@ -15,9 +15,8 @@ import numpy as np
 import pandas as pd
 from transformers import PreTrainedModel
 
-from fairmerge.fairness import group_metrics, noise_floor
+from fairmerge.evaluation import split_metrics
 from fairmerge.fairness.calibration import choose_threshold, predict_at
-from fairmerge.fairness.gap_intervals import inverted, label_free_tests, pairwise_lower_ends
 from fairmerge.labels import Decision, ModelLabel
 from fairmerge.study.evaluator import SplitEvaluator
 from fairmerge.warning_log import warning_context
@@ -126,22 +125,24 @@ class PointEvaluator:
         permutations: int,
         model: ModelLabel,
     ) -> pd.DataFrame:
-        """Group metrics with intervals, every gap's permutation noise floor and p-value, and the
-        labels' own DPD. On test, where intervals are reported, the DPD and EOD intervals are the
-        test-inverted ones (:mod:`fairmerge.fairness.gap_intervals`); on val, where they only feed
-        selection diagnostics, the cheaper basic bootstrap's."""
+        """The reported rows (:func:`fairmerge.evaluation.split_metrics`, the one evaluate path):
+        group metrics with intervals, every gap's noise floor and p-value, the labels' own DPD. On
+        test, where intervals are reported, the DPD and EOD intervals are the test-inverted ones;
+        on val, where they only feed selection diagnostics, the cheaper basic bootstrap's."""
         with warning_context(split=split.name, model=model):
-            frame = split.metrics(scores, threshold=threshold, n_resamples=resamples, seed=self.seed)
-            labels, predictions = split.split.labels, predict_at(scores, threshold)
-            memberships = split.split.memberships(split.attributes)
-            options = {"n_permutations": permutations, "seed": self.seed, **split.threshold_options}
-            floors = noise_floor(labels, predictions, memberships, **options)
-            if split.name == "test" and resamples > 0:
-                frame = _with_inverted_gaps(
-                    frame, floors, labels, predictions, memberships, resamples, options
-                )
-        floors.insert(0, "split", split.name)
-        return pd.concat([frame, floors, split.labels_dpd_rows()], ignore_index=True)
+            frame = split_metrics(
+                split.split,
+                scores,
+                threshold=threshold,
+                attributes=split.attributes,
+                thresholds=split.thresholds,
+                n_resamples=resamples,
+                n_permutations=permutations,
+                seed=self.seed,
+                gap_intervals="inverted" if split.name == "test" else "basic",
+            )
+        frame.insert(0, "split", split.name)
+        return frame
 
     def _key(self, point: Candidate) -> str:
         return f"shared|{point.key}" if point.key in self.shared else f"seed{self.seed}|{point.key}"
@@ -203,36 +204,3 @@ class PointEvaluator:
             self.test, predictions.astype(np.float64), 0.5, self.test_resamples, self.test_permutations, label
         )
         self.ledger.add(label, None, frame)
-
-
-def _with_inverted_gaps(
-    frame: pd.DataFrame,
-    floors: pd.DataFrame,
-    labels: np.ndarray,
-    predictions: np.ndarray,
-    memberships: dict[str, pd.DataFrame],
-    resamples: int,
-    options: dict[str, int],
-) -> pd.DataFrame:
-    """``frame`` (basic intervals) with its DPD and EOD intervals replaced by the test-inverted ones.
-
-    Reuses the frame's bootstrap draw and the within-label noise floor; adds one percentile
-    bootstrap and the pairwise lower ends (same seed, so the same draw) and the label-free test of DPD.
-    """
-    thresholds = {k: v for k, v in options.items() if k != "n_permutations"}
-    percentile = group_metrics(
-        labels, predictions, memberships, n_resamples=resamples, interval="percentile", **thresholds
-    )
-    lows = pairwise_lower_ends(labels, predictions, memberships, n_resamples=resamples, **thresholds)
-    tests = label_free_tests(labels, predictions, memberships, **options)
-    gaps = inverted(frame, percentile, floors, tests, lows)
-    key = ["attribute", "group", "metric"]
-    inverted_ends = gaps.set_index(key)[["ci_low", "ci_high"]]
-    rows = pd.MultiIndex.from_frame(frame[key])
-    found = rows.isin(inverted_ends.index)
-    frame = frame.copy()
-    for end in ("ci_low", "ci_high"):
-        values = frame[end].to_numpy(copy=True)
-        values[found] = inverted_ends[end].reindex(rows[found]).to_numpy()
-        frame[end] = values
-    return frame
