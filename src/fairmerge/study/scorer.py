@@ -23,6 +23,9 @@ SplitName = Literal["val", "test"]
 class WeightWriter(Protocol):
     """What the scorer needs of the workspace: the model holding a candidate's weights."""
 
+    @property
+    def model(self) -> torch.nn.Module: ...
+
     def materialise(self, candidate: Candidate) -> torch.nn.Module: ...
 
 
