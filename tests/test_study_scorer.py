@@ -111,7 +111,9 @@ def test_the_scorer_writes_a_candidate_only_on_a_cache_miss(tmp_path: Path) -> N
 
 def _worst(frame: pd.DataFrame, qualifying: pd.DataFrame, groups: list[str]) -> str:
     vectors = {("race", g): f"race/{g}" for g in groups}
-    chosen = worst_group(frame, ["race"], vectors, qualifying, min_group_size=30, criterion="accuracy")
+    chosen = worst_group(
+        frame, ["race"], vectors, qualifying=qualifying, min_group_size=30, criterion="accuracy"
+    )
     return chosen["group"]
 
 

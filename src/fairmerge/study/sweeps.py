@@ -124,8 +124,8 @@ def worst_group(
     fft_val: pd.DataFrame,
     attributes: Sequence[str],
     vector_labels: Mapping[tuple[str, str], str],
-    qualifying: pd.DataFrame,
     *,
+    qualifying: pd.DataFrame,
     min_group_size: int,
     criterion: str,
 ) -> dict[str, str]:

@@ -19,7 +19,7 @@ def run(context: SeedContext, state: SeedState) -> SeedState:
         lab.ledger.rows(ModelLabel("fft"), "val"),
         config.attributes,
         trained.vector_groups,
-        qualifying_groups(
+        qualifying=qualifying_groups(
             val.split.labels, val.split.memberships(config.attributes), **val.threshold_options
         ),
         min_group_size=config.evaluation.min_group_size,
