@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from training_tiny import save_tiny_bert
-from transformers import PreTrainedModel
 from typer.testing import CliRunner
 
 import fairmerge as fm
@@ -26,6 +25,8 @@ from fairmerge.study.outputs import to_json_safe
 from fairmerge.study.plan import power_plan
 from fairmerge.study.points import MetricLedger, PointEvaluator
 from fairmerge.study.score_cache import ScoreCache
+from fairmerge.study.scorer import CandidateScorer
+from fairmerge.study.stages.workspace import Workspace
 from fairmerge.training import TrainingCache, make_base_checkpoint
 
 
@@ -228,7 +229,8 @@ def _test_rows(data_dir: Path, overrides: list[str]) -> pd.DataFrame:
         cache=ScoreCache(Path("unused"), enabled=False),
     )
     ledger = MetricLedger()
-    points = PointEvaluator(test, test, cast(PreTrainedModel, None), 0, ledger, False, "accuracy", 50, 50)
+    scorer = CandidateScorer(test, test, cast(Workspace, None), 0)  # fixed predictions: nothing is scored
+    points = PointEvaluator(scorer, ledger, False, "accuracy", 50, 50)
     predictions = np.asarray(split.labels).copy()
     predictions[::3] = 1 - predictions[::3]  # a classifier right on two posts in three
     points.test_predictions(ModelLabel("fft"), predictions)

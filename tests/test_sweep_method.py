@@ -12,8 +12,9 @@ import torch
 from transformers import BertConfig, BertForSequenceClassification
 
 from fairmerge.labels import ModelLabel
+from fairmerge.study.candidate import Candidate
 from fairmerge.study.config import load_config
-from fairmerge.study.points import Candidate
+from fairmerge.study.stages.workspace import Workspace
 from fairmerge.study.sweeps import merge_sweep
 from fairmerge.vectors import InPlaceMerger, TaskVector
 
@@ -21,16 +22,16 @@ LAMBDA = 0.8
 
 
 class _RecordingEvaluator:
-    """Stands in for the PointEvaluator: keeps the model's weights at every validated point."""
+    """Stands in for the PointEvaluator: keeps the weights the workspace writes at every validated point."""
 
-    def __init__(self, model: torch.nn.Module) -> None:
-        self.model = model
+    def __init__(self, workspace: Workspace) -> None:
+        self.workspace = workspace
         self.weights: dict[float, dict[str, torch.Tensor]] = {}
 
-    def validate(self, point: Candidate, prepare: Any) -> pd.DataFrame:
-        prepare()
+    def validate(self, point: Candidate) -> pd.DataFrame:
+        model = self.workspace.materialise(point)
         assert point.lam is not None
-        self.weights[point.lam] = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.weights[point.lam] = {k: v.detach().clone() for k, v in model.state_dict().items()}
         row = {"attribute": "all", "group": "all", "metric": "accuracy", "value": 0.5}
         return pd.DataFrame([row | {"ci_low": 0.4, "ci_high": 0.6, "model": "merge", "lambda": point.lam}])
 
@@ -58,17 +59,16 @@ def swept_weights(options: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], 
         TaskVector({k: 0.01 * torch.randn(v.shape, generator=generator) for k, v in base.items()})
         for _ in range(3)
     ]
-    evaluator = _RecordingEvaluator(model)
+    workspace = Workspace(model, {"base": base})
+    evaluator = _RecordingEvaluator(workspace)
     merge_sweep(
         evaluator,  # type: ignore[arg-type]
         None,  # type: ignore[arg-type]  # no refinement: the policy is never asked
-        model,
-        base,
+        workspace,
         vectors,
         ModelLabel("merge"),
         [0.0, LAMBDA],
         refine_rounds=0,
-        load_start=lambda: None,
         merge_options=options,
     )
     return base, evaluator.weights[LAMBDA], vectors

@@ -133,14 +133,23 @@ class SplitEvaluator:
         """P(y=1) of every example under ``model``, cached under ``key``.
 
         ``prepare`` (e.g. writing a λ's weights into ``model``) runs only when the scores are not
-        cached yet.
+        cached yet. The study scores candidates through :class:`fairmerge.study.scorer.CandidateScorer`
+        instead, which asks the workspace for the model; this form serves the coefficient searches.
         """
 
         def compute() -> np.ndarray:
             prepare()
-            return score_split(model, self.encoded, batch_size=self.batch_size, precision=self.precision)
+            return self.score(model)
 
-        return self.cache.get_or_compute(f"{key}|{self.name}-{self.ids_digest}", compute)
+        return self.cache.get_or_compute(self.cache_key(key), compute)
+
+    def score(self, model: torch.nn.Module) -> np.ndarray:
+        """P(y=1) of every example under ``model`` as it is (one forward pass per batch, uncached)."""
+        return score_split(model, self.encoded, batch_size=self.batch_size, precision=self.precision)
+
+    def cache_key(self, key: str) -> str:
+        """The score-cache key of a point's scores on this split (and these posts)."""
+        return f"{key}|{self.name}-{self.ids_digest}"
 
     @property
     def ids_digest(self) -> str:

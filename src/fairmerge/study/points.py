@@ -1,8 +1,9 @@
-"""Candidate models as values, the ledger of their metric rows, and the evaluator that fills it.
+"""The ledger of candidates' metric rows, and the evaluator that fills it.
 
-A :class:`Candidate` is one candidate (a label and its coefficients). :class:`PointEvaluator` scores a
-point on validation (both decisions: argmax and a validation-chosen threshold) or, once it is
-selected, on test, and appends tidy rows to a :class:`MetricLedger`. Scores are cached per point.
+:class:`PointEvaluator` turns a candidate's scores (from the cached
+:class:`~fairmerge.study.scorer.CandidateScorer`) into its metrics on validation (both decisions:
+argmax and a validation-chosen threshold) or, once it is selected, on test, and appends tidy rows
+to a :class:`MetricLedger`. :class:`~fairmerge.study.candidate.Candidate` is re-exported here.
 """
 
 from __future__ import annotations
@@ -13,39 +14,16 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from transformers import PreTrainedModel
 
 from fairmerge.evaluation import split_metrics
 from fairmerge.fairness.calibration import choose_threshold, predict_at
 from fairmerge.labels import Decision, ModelLabel
+from fairmerge.study.candidate import Candidate
 from fairmerge.study.evaluator import SplitEvaluator
+from fairmerge.study.scorer import CandidateScorer
 from fairmerge.warning_log import warning_context
 
-Prepare = Callable[[], object]
-"""Writes a point's weights into the evaluated model (runs only when its scores are not cached)."""
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One candidate model: its family label (argmax decision), its uniform λ (None for per-group
-    coefficients or a λ-free model), the coefficient of each vector, the workspace state it starts
-    from (θ_base, FFT, a recipe's θ_base, or the baseline itself) and per-group λ_g by vector name."""
-
-    label: ModelLabel
-    lam: float | None
-    coefficients: tuple[float, ...] | None
-    start: str
-    lambdas: dict[str, float] | None = None
-
-    @property
-    def key(self) -> str:
-        """The candidate's score-cache key, built here only: its start state when it edits nothing
-        (a baseline, or a uniform λ = 0), else its label with λ or every λ_g."""
-        if self.coefficients is None:
-            return self.start
-        if self.lam is None:
-            return f"{self.label}|" + ",".join(f"{x:.4f}" for x in self.coefficients)
-        return self.start if self.lam == 0 else f"{self.label}|lam={self.lam:.4f}"
+__all__ = ["Candidate", "MetricLedger", "PointEvaluator"]
 
 
 @dataclass
@@ -92,21 +70,26 @@ class MetricLedger:
 
 @dataclass
 class PointEvaluator:
-    """Scores points of one seed on the study's val and test splits and records their metrics."""
+    """Turns the scores of one seed's candidates (:class:`CandidateScorer`) into recorded metrics."""
 
-    val: SplitEvaluator
-    test: SplitEvaluator
-    model: PreTrainedModel
-    seed: int
+    scorer: CandidateScorer
     ledger: MetricLedger
     calibrate: bool
     calibration_objective: Literal["accuracy", "balanced_accuracy"]
     test_resamples: int
     test_permutations: int
-    shared: frozenset[str] = frozenset()
-    """Score keys of models that do not depend on the seed (a linear-probed θ_base): scored once."""
-    val_scores: dict[str, np.ndarray] = field(default_factory=dict)
-    test_scores: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def val(self) -> SplitEvaluator:
+        return self.scorer.val
+
+    @property
+    def test(self) -> SplitEvaluator:
+        return self.scorer.test
+
+    @property
+    def seed(self) -> int:
+        return self.scorer.seed
 
     @property
     def decisions(self) -> list[Decision]:
@@ -144,22 +127,9 @@ class PointEvaluator:
         frame.insert(0, "split", split.name)
         return frame
 
-    def _key(self, point: Candidate) -> str:
-        return f"shared|{point.key}" if point.key in self.shared else f"seed{self.seed}|{point.key}"
-
-    def scores(self, point: Candidate, split: str, prepare: Prepare) -> np.ndarray:
-        """P(y=1) of a point on ``split`` (``val`` or ``test``), from the score cache; not recorded."""
-        evaluator = self.val if split == "val" else self.test
-        return evaluator.scores(self.model, self._key(point), prepare)
-
-    def val_point_scores(self, point: Candidate, prepare: Prepare) -> np.ndarray:
-        """P(y=1) on val of a point (cached); not recorded (per-group search trials)."""
-        return self.val.scores(self.model, self._key(point), prepare)
-
-    def validate(self, point: Candidate, prepare: Prepare) -> pd.DataFrame:
+    def validate(self, point: Candidate) -> pd.DataFrame:
         """Record a point's val metrics under every decision; return the argmax rows (with model, λ)."""
-        scores = self.val_point_scores(point, prepare)
-        self.val_scores[point.key] = scores
+        scores = self.scorer.scores(point, "val")
         resamples, permutations = self.val_resamples, min(self.test_permutations, 200)
         argmax = self._metrics(self.val, scores, 0.5, resamples, permutations, point.label)
         recorded = self.ledger.add(point.label, point.lam, argmax)
@@ -175,16 +145,26 @@ class PointEvaluator:
     def threshold(self, point: Candidate) -> float:
         """The decision threshold chosen on the point's val scores."""
         return choose_threshold(
-            self.val.split.labels, self.val_scores[point.key], objective=self.calibration_objective
+            self.val.split.labels, self.scorer.scores(point, "val"), objective=self.calibration_objective
         )
 
     def test_once(
-        self, point: Candidate, decision: Decision, prepare: Prepare, label: ModelLabel | None = None
+        self,
+        point: Candidate,
+        decision: Decision,
+        prepare: Callable[[], object] | None = None,
+        label: ModelLabel | None = None,
     ) -> np.ndarray:
         """Record a selected point's test metrics (with CIs) once, under ``label`` if given (else the
-        point's label with ``decision``); return its test predictions."""
-        scores = self.test.scores(self.model, self._key(point), prepare)
-        self.test_scores[point.key] = scores
+        point's label with ``decision``); return its test predictions.
+
+        ``prepare`` is for points the workspace does not hold (the coefficient searches write theirs
+        through their own merger, ``stages/search.py``): it writes the point on a cache miss.
+        """
+        if prepare is None:
+            scores = self.scorer.scores(point, "test")
+        else:
+            scores = self.test.scores(self.scorer.workspace.model, self.scorer.key(point), prepare)
         threshold = 0.5 if decision == "argmax" else self.threshold(point)
         label = label or point.label.with_decision(decision)
         frame = self._metrics(
@@ -192,11 +172,6 @@ class PointEvaluator:
         )
         self.ledger.add(label, point.lam, frame)
         return predict_at(scores, threshold)
-
-    def test_metrics_unrecorded(self, point: Candidate, prepare: Prepare) -> pd.DataFrame:
-        """A point's argmax test metrics (with CIs), not recorded: for the selection-sensitivity table."""
-        scores = self.test.scores(self.model, self._key(point), prepare)
-        return self.test.metrics(scores, n_resamples=self.test_resamples, seed=self.seed)
 
     def test_predictions(self, label: ModelLabel, predictions: np.ndarray) -> None:
         """Record the test metrics of fixed 0/1 predictions (a post-processing baseline)."""

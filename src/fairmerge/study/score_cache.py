@@ -28,14 +28,23 @@ class ScoreCache:
         safe = re.sub(r"[^A-Za-z0-9_.=+-]", "_", key)
         return self.root / f"{safe}.npy"
 
-    def get_or_compute(self, key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
-        """Return the cached array for ``key`` or compute, store and return it."""
+    def load(self, key: str) -> np.ndarray | None:
+        """The cached array for ``key`` (None when absent or the cache is off)."""
         path = self._path(key)
-        if self.enabled and path.is_file():
-            return np.load(path)
-        value = np.asarray(compute())
+        return np.load(path) if self.enabled and path.is_file() else None
+
+    def store(self, key: str, value: np.ndarray) -> None:
+        """Cache ``value`` under ``key`` (atomically; nothing when the cache is off)."""
         if self.enabled:
             buffer = io.BytesIO()
             np.save(buffer, value)
-            atomic_write_bytes(path, buffer.getvalue())
+            atomic_write_bytes(self._path(key), buffer.getvalue())
+
+    def get_or_compute(self, key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
+        """Return the cached array for ``key`` or compute, store and return it."""
+        cached = self.load(key)
+        if cached is not None:
+            return cached
+        value = np.asarray(compute())
+        self.store(key, value)
         return value

@@ -1,123 +1,105 @@
 """The study's validation sweeps: uniform-λ merges, per-group coefficients, and injection into FFT.
 
-Each function takes the models and vectors it needs and returns the points it evaluated; one model
-stays in memory and :class:`InPlaceMerger` rewrites its weights for every point.
+Each function takes the workspace, registers the family's vectors there
+(:meth:`~fairmerge.study.stages.workspace.Workspace.add_vectors`) and returns the candidates it
+evaluated; the evaluator's scorer asks the workspace to write each candidate only on a cache miss.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import torch
-from torch import Tensor
 
 from fairmerge.errors import DataError
 from fairmerge.labels import ModelLabel
-from fairmerge.study.points import Candidate, PointEvaluator
+from fairmerge.study.candidate import Candidate
+from fairmerge.study.points import PointEvaluator
 from fairmerge.study.policy import SelectionPolicy
-from fairmerge.sweep.grid import sweep
+from fairmerge.sweep.grid import refined_grid
 from fairmerge.sweep.pergroup import search_group_coefficients
-from fairmerge.vectors import InPlaceMerger, TaskVector
+from fairmerge.vectors import TaskVector
+
+if TYPE_CHECKING:  # the stages package imports this module
+    from fairmerge.study.stages.workspace import Workspace
 
 WORST = "worst"
 
 
 @dataclass(frozen=True)
 class FamilySweep:
-    """The val points of one family (a label's argmax variant) and the merger that reproduces them."""
+    """The val points of one family (a label's argmax variant), its val rows and its test label."""
 
     label: ModelLabel
     points: list[Candidate]
-    merger: InPlaceMerger
     val_table: pd.DataFrame
     test_label: ModelLabel
-    load_start: Callable[[], None]
-    """Loads the state the family starts from (θ_base or θ_FFT) into the model."""
 
     def point_at(self, lam: float) -> Candidate:
         return next(p for p in self.points if p.lam is not None and np.isclose(p.lam, lam))
-
-    def prepare_at(self, lam: float) -> Callable[[], None]:
-        """A function that writes the family's point at ``lam`` into the model."""
-
-        def prepare() -> None:
-            self.load_start()
-            self.merger.set_coefficients(lam)
-
-        return prepare
 
 
 def merge_sweep(
     evaluator: PointEvaluator,
     policy: SelectionPolicy,
-    model: torch.nn.Module,
-    base: Mapping[str, Tensor],
+    workspace: Workspace,
     vectors: Sequence[TaskVector],
     label: ModelLabel,
     lambdas: Sequence[float],
     *,
     refine_rounds: int,
-    load_start: Callable[[], None],
     merge_options: Mapping[str, Any],
-    base_key: str = "base",
+    start: str = "base",
 ) -> FamilySweep:
-    """θ_base + λ·Σ τ_g over the λ grid (plus refinement around the selected point) on val.
+    """θ_start + λ·Σ τ_g over the λ grid (plus refinement around the selected point) on val.
 
     ``merge_options`` are the merge engine's ``method`` / ``density`` / ``seed``
-    (``SweepSection.merge_options``). The merger keeps only Σ τ_g (``uniform``), so memory does not
-    grow with the number of vectors.
+    (``SweepSection.merge_options``). The workspace keeps only Σ τ_g (``uniform``), so memory does
+    not grow with the number of vectors.
     """
-    merger = InPlaceMerger(model, base, list(vectors), uniform=True, **merge_options)
+    workspace.add_vectors(str(label), start, vectors, uniform=True, **merge_options)
     points: list[Candidate] = []
 
-    def evaluate(_model: torch.nn.Module) -> pd.DataFrame:
-        lam = float(merger.coefficients[0])
-        point = Candidate(label, lam, (lam,) * len(vectors), start=base_key)  # λ = 0 is θ_base itself
+    def evaluate_at(lam: float) -> pd.DataFrame:
+        point = Candidate(label, lam, (lam,) * len(vectors), start=start)  # λ = 0 is θ_start itself
         points.append(point)
-        frame = evaluator.validate(point, lambda: None)
-        return frame.drop(columns=["model", "lambda"])
+        return evaluator.validate(point).drop(columns=["model", "lambda"])
 
-    table = sweep(
-        merger,
+    table = refined_grid(
         lambdas,
-        evaluate,
+        evaluate_at,
         refine_rounds=refine_rounds,
         selector=lambda points_table: policy.select(points_table, label, evaluator.ledger),
         progress=False,
     )
-    return FamilySweep(label, points, merger, table, label, load_start)
+    return FamilySweep(label, points, table, label)
 
 
 def pergroup_search(
     evaluator: PointEvaluator,
     policy: SelectionPolicy,
-    model: torch.nn.Module,
-    base: Mapping[str, Tensor],
+    workspace: Workspace,
     vectors: Mapping[str, TaskVector],
     *,
     uniform_lambda: float,
     n_trials: int,
     high: float,
     merge_options: Mapping[str, Any],
-) -> tuple[Candidate, InPlaceMerger, pd.DataFrame]:
+) -> tuple[Candidate, pd.DataFrame]:
     """One λ_g per subgroup vector, searched on val with a seeded, budgeted TPE; returns the best.
 
     ``merge_options`` as in :func:`merge_sweep`. Lazy vectors are streamed from their checkpoints
     at every trial rather than held in memory.
     """
     names = list(vectors)
-    merger = InPlaceMerger(model, base, list(vectors.values()), **merge_options)
     label = ModelLabel("merge_pergroup")
+    workspace.add_vectors(str(label), "base", list(vectors.values()), **merge_options)
 
     def objective(lambdas: Sequence[float]) -> pd.DataFrame:
-        point = Candidate(label, None, tuple(lambdas), start="base")
-        scores = evaluator.val_point_scores(point, lambda: merger.set_coefficients(list(lambdas)))
-        return evaluator.val.metrics(scores, seed=evaluator.seed)
+        return evaluator.scorer.frame(Candidate(label, None, tuple(lambdas), start="base"), "val")
 
     section = policy.section
     result = search_group_coefficients(
@@ -134,8 +116,8 @@ def pergroup_search(
     )
     best = tuple(result.best[name] for name in names)
     point = Candidate(label, None, best, "base", dict(result.best))
-    evaluator.validate(point, lambda: merger.set_coefficients(list(best)))
-    return point, merger, result.trials
+    evaluator.validate(point)
+    return point, result.trials
 
 
 def worst_group(
@@ -143,10 +125,18 @@ def worst_group(
     attributes: Sequence[str],
     vector_labels: Mapping[tuple[str, str], str],
     *,
+    qualifying: pd.DataFrame,
     min_group_size: int,
     criterion: str,
 ) -> dict[str, str]:
-    """The group with a vector that FFT serves worst on val (accuracy, or EOD contribution)."""
+    """The group with a vector that FFT serves worst on val (accuracy, or EOD contribution).
+
+    Only a group that enters every gap can be the worst: ``qualifying`` is
+    :func:`fairmerge.fairness.metrics.qualifying_groups` of the val labels under the study's
+    ``min_group_size`` / ``min_positives`` / ``min_negatives``. The EOD contribution is measured
+    against the median of every group with ``min_group_size`` posts, as before that filter.
+    """
+    entered = qualifying.groupby(["attribute", "group"])["entered"].all()
     candidates = []
     for attribute in attributes:
         rows = fft_val[fft_val.attribute == attribute].pivot_table(
@@ -155,7 +145,7 @@ def worst_group(
         rows = rows[(rows.get("n", 0) >= min_group_size) & (rows.index != "all")]
         for group, row in rows.iterrows():
             name = vector_labels.get((attribute, str(group)))
-            if name is None:
+            if name is None or not entered.get((attribute, str(group)), False):
                 continue
             if criterion == "accuracy":
                 badness = -float(row["accuracy"])
@@ -164,20 +154,20 @@ def worst_group(
             if not np.isnan(badness):
                 candidates.append((badness, attribute, str(group), name))
     if not candidates:
-        raise DataError("no subgroup with a task vector has enough validation posts to rank groups")
+        raise DataError(
+            "no subgroup with a task vector has enough validation posts, positives and negatives "
+            "(evaluation.min_group_size, min_positives, min_negatives) to rank groups"
+        )
     _, attribute, group, name = max(candidates)
     return {"attribute": attribute, "group": group, "label": name, "criterion": criterion}
 
 
 def injection_sweeps(
     evaluator: PointEvaluator,
-    model: torch.nn.Module,
-    fft_state: Mapping[str, Tensor],
+    workspace: Workspace,
     vectors: Mapping[str, TaskVector],
     names: Sequence[str],
     lambdas: Sequence[float],
-    *,
-    load_start: Callable[[], None],
 ) -> dict[str, FamilySweep]:
     """θ_FFT + λ·τ_g on val, for each vector name in ``names``.
 
@@ -187,13 +177,10 @@ def injection_sweeps(
     sweeps: dict[str, FamilySweep] = {}
     for name in names:
         label = ModelLabel("inject", group=name)
-        merger = InPlaceMerger(model, fft_state, [vectors[name]], uniform=True)
-        points = []
-        for lam in lambdas:
-            point = Candidate(label, float(lam), (float(lam),), start="fft")
-            evaluator.validate(point, partial(merger.set_coefficients, float(lam)))
-            points.append(point)
-        merger.restore()
+        workspace.add_vectors(str(label), "fft", [vectors[name]], uniform=True)
+        points = [Candidate(label, float(lam), (float(lam),), start="fft") for lam in lambdas]
+        for point in points:
+            evaluator.validate(point)
         rows = evaluator.ledger.rows(label, "val")
-        sweeps[name] = FamilySweep(label, points, merger, rows, ModelLabel("inject", group=WORST), load_start)
+        sweeps[name] = FamilySweep(label, points, rows, ModelLabel("inject", group=WORST))
     return sweeps

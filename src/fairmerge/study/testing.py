@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -11,8 +11,9 @@ import pandas as pd
 
 from fairmerge.fairness.calibration import sensitive_values, threshold_optimizer_baseline
 from fairmerge.labels import ModelLabel
+from fairmerge.study.candidate import Candidate
 from fairmerge.study.outputs import headline_row
-from fairmerge.study.points import Candidate, PointEvaluator, Prepare
+from fairmerge.study.points import PointEvaluator
 from fairmerge.study.policy import SelectionPolicy
 from fairmerge.study.sweeps import FamilySweep
 from fairmerge.sweep.selection import rule_names
@@ -49,17 +50,14 @@ class SelectedModel:
         }
 
 
-def baselines_on_test(
-    evaluator: PointEvaluator, load: Callable[[str], Callable[[], None]], names: Sequence[str]
-) -> dict[str, np.ndarray]:
+def baselines_on_test(evaluator: PointEvaluator, names: Sequence[str]) -> dict[str, np.ndarray]:
     """Test predictions of the λ-free baselines under every decision."""
     predictions = {}
     for name in names:
         point = Candidate(ModelLabel.parse(name), None, None, start=name)
         for decision in evaluator.decisions:
-            predictions[str(point.label.with_decision(decision))] = evaluator.test_once(
-                point, decision, load(name)
-            )
+            label = str(point.label.with_decision(decision))
+            predictions[label] = evaluator.test_once(point, decision)
     return predictions
 
 
@@ -80,19 +78,16 @@ def families_on_test(
             reported = family.test_label.with_decision(decision)
             selection = policy.select_family(label, evaluator.ledger)
             point = family.point_at(selection.lam)
-            prepare = family.prepare_at(point.lam or 0.0)
-            predictions[str(reported)] = evaluator.test_once(point, decision, prepare, reported)
+            predictions[str(reported)] = evaluator.test_once(point, decision, label=reported)
             selected[str(reported)] = SelectedModel(
                 reported, point.lam, None, selection.rule, selection.feasible, selection.reason
             )
-        family.merger.restore()
     return selected, predictions
 
 
 def pergroup_on_test(
     evaluator: PointEvaluator,
     point: Candidate,
-    prepare: Callable[[], None],
     *,
     rule: str,
     n_trials: int,
@@ -101,7 +96,7 @@ def pergroup_on_test(
     selected, predictions = {}, {}
     for decision in evaluator.decisions:
         label = point.label.with_decision(decision)
-        predictions[str(label)] = evaluator.test_once(point, decision, prepare)
+        predictions[str(label)] = evaluator.test_once(point, decision)
         selected[str(label)] = SelectedModel(
             label,
             None,
@@ -114,19 +109,18 @@ def pergroup_on_test(
 
 
 def threshold_optimizer_on_test(
-    evaluator: PointEvaluator, attribute: str | None, attributes: Sequence[str], load_fft: Prepare
+    evaluator: PointEvaluator, attribute: str | None, attributes: Sequence[str]
 ) -> dict[str, np.ndarray]:
-    """fairlearn's ThresholdOptimizer on FFT's scores (from the score cache, or computed after
-    ``load_fft``): the post-processing baseline."""
+    """fairlearn's ThresholdOptimizer on FFT's val and test scores: the post-processing baseline."""
     if not attribute or attribute not in attributes:
         return {}
     fft = Candidate(ModelLabel("fft"), None, None, start="fft")
     val, test = evaluator.val.split, evaluator.test.split
     predictions = threshold_optimizer_baseline(
-        evaluator.scores(fft, "val", load_fft),
+        evaluator.scorer.scores(fft, "val"),
         val.labels,
         sensitive_values(val.groups[attribute]),
-        evaluator.scores(fft, "test", load_fft),
+        evaluator.scorer.scores(fft, "test"),
         sensitive_values(test.groups[attribute]),
         seed=evaluator.seed,
     )
@@ -156,7 +150,7 @@ def selection_sensitivity(
             alternative = replace(policy, section=policy.section.model_copy(update={"rule": rule}))
             selection = alternative.select_family(family.label, evaluator.ledger)
             point = family.point_at(selection.lam)
-            frame = evaluator.test_metrics_unrecorded(point, family.prepare_at(point.lam or 0.0))
+            frame = evaluator.scorer.frame(point, "test", n_resamples=evaluator.test_resamples)
             frame.insert(0, "model", str(family.test_label))
             frame.insert(1, "lambda", point.lam)
             row = headline_row(frame, str(family.test_label), attributes)
@@ -168,5 +162,4 @@ def selection_sensitivity(
                     **row,
                 }
             )
-        family.merger.restore()
     return pd.DataFrame(rows)

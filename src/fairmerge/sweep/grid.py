@@ -1,6 +1,7 @@
 """Evaluate a merged model over a grid of uniform coefficients, optionally refining near the best.
 
-One model is edited in place (:class:`InPlaceMerger`) and handed to ``evaluate`` at each λ; the
+:func:`refined_grid` asks for the metrics at each λ (whoever writes the weights); :func:`sweep`
+edits one model in place (:class:`InPlaceMerger`) and hands it to ``evaluate`` at each λ. The
 tidy metric frames come back concatenated with a ``lambda`` column. Refinement adds the midpoints
 between the currently selected λ and its evaluated neighbours, ``refine_rounds`` times, where
 "selected" is any validation rule (:func:`fairmerge.sweep.selection.select_point` by default: accuracy).
@@ -24,6 +25,9 @@ from fairmerge.vectors.inplace import InPlaceMerger
 Evaluate = Callable[[torch.nn.Module], pd.DataFrame]
 """Takes the (edited) model, returns a tidy frame: attribute, group, metric, value, ci_low, ci_high."""
 
+EvaluateAt = Callable[[float], pd.DataFrame]
+"""Takes a λ, returns the tidy metrics of the model at that λ (the caller writes the weights)."""
+
 Selector = Callable[[pd.DataFrame], Selection]
 """Takes a points table (see :func:`points_from_metrics`), returns the selected point."""
 
@@ -44,10 +48,36 @@ def sweep(
     """Metrics of ``base + λ·Σ τ`` for every λ, as one tidy frame with a leading ``lambda`` column.
 
     ``evaluate(model)`` must return the tidy metrics of the model as it is (validation data, for
-    selection). With ``refine_rounds > 0``, after the grid the point chosen by ``selector``
-    (default: max accuracy) gets the midpoints to its neighbouring evaluated λ added, and this is
-    repeated; if the frames have a ``split`` column only ``selection_split`` rows are used for that
-    choice. Rows are ordered by λ. The model is restored to the base afterwards.
+    selection). Refinement as in :func:`refined_grid`. The model is restored to the base afterwards.
+    """
+    try:
+        return refined_grid(
+            lambdas,
+            lambda lam: evaluate(merger.set_coefficients(lam)),
+            refine_rounds=refine_rounds,
+            selector=selector,
+            selection_split=selection_split,
+            progress=progress,
+        )
+    finally:
+        merger.restore()
+
+
+def refined_grid(
+    lambdas: Sequence[float],
+    evaluate_at: EvaluateAt,
+    *,
+    refine_rounds: int = 0,
+    selector: Selector | None = None,
+    selection_split: str = "val",
+    progress: bool = True,
+) -> pd.DataFrame:
+    """``evaluate_at(λ)`` for every λ of the grid, as one tidy frame with a leading ``lambda`` column.
+
+    With ``refine_rounds > 0``, after the grid the point chosen by ``selector`` (default: max
+    accuracy) gets the midpoints to its neighbouring evaluated λ added, and this is repeated; if
+    the frames have a ``split`` column only ``selection_split`` rows are used for that choice.
+    Rows are ordered by λ.
     """
     grid = _unique(lambdas)
     if not grid:
@@ -58,7 +88,7 @@ def sweep(
     frames: dict[float, pd.DataFrame] = {}
     bar = tqdm(total=len(grid), desc="λ sweep", unit="point", disable=not progress, leave=False)
     try:
-        _evaluate_points(merger, grid, evaluate, frames, bar)
+        _evaluate_points(grid, evaluate_at, frames, bar)
         for _ in range(refine_rounds):
             evaluated = sorted(frames)
             best = choose(points_from_metrics(_selection_rows(_concat(frames), selection_split))).lam
@@ -66,23 +96,21 @@ def sweep(
             if not new:
                 break
             bar.total = (bar.total or 0) + len(new)
-            _evaluate_points(merger, new, evaluate, frames, bar)
+            _evaluate_points(new, evaluate_at, frames, bar)
     finally:
         bar.close()
-        merger.restore()
     return _concat(frames)
 
 
 def _evaluate_points(
-    merger: InPlaceMerger,
     lambdas: Sequence[float],
-    evaluate: Evaluate,
+    evaluate_at: EvaluateAt,
     frames: dict[float, pd.DataFrame],
     bar: tqdm,
 ) -> None:
     for lam in lambdas:
         bar.set_postfix(lam=f"{lam:g}")
-        frame = evaluate(merger.set_coefficients(lam))
+        frame = evaluate_at(lam)
         _check_frame(frame, lam)
         frames[_key(lam)] = frame.assign(**{"lambda": lam})[["lambda", *frame.columns]]
         bar.update(1)

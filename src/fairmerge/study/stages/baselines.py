@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from fairmerge.labels import ModelLabel
+from fairmerge.study.candidate import Candidate
 from fairmerge.study.config import StudyConfig
-from fairmerge.study.points import Candidate
 from fairmerge.study.policy import SelectionPolicy
 from fairmerge.study.stages.base import SeedContext, SeedState, Stage, need
 
@@ -22,9 +22,7 @@ def baseline_models(config: StudyConfig) -> tuple[str, ...]:
 def run(context: SeedContext, state: SeedState) -> SeedState:
     lab = need(state.lab, "the workspace")
     for name in baseline_models(context.config):
-        lab.evaluator.validate(
-            Candidate(ModelLabel.parse(name), None, None, start=name), lab.workspace.loader(name, always=True)
-        )
+        lab.evaluator.validate(Candidate(ModelLabel.parse(name), None, None, start=name))
     config = context.config
     policy = SelectionPolicy.from_fft(
         config.selection,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from fairmerge.fairness.metrics import qualifying_groups
 from fairmerge.labels import ModelLabel
 from fairmerge.study.stages.base import SeedContext, SeedState, Stage, need
 from fairmerge.study.stages.merge_sweep import MAIN
@@ -13,23 +14,20 @@ from fairmerge.study.sweeps import injection_sweeps, worst_group
 def run(context: SeedContext, state: SeedState) -> SeedState:
     lab, trained = need(state.lab, "the workspace"), need(state.trained, "the trained models")
     config, sweep = context.config, context.config.sweep
+    val = lab.evaluator.val
     worst = worst_group(
         lab.ledger.rows(ModelLabel("fft"), "val"),
         config.attributes,
         trained.vector_groups,
+        qualifying=qualifying_groups(
+            val.split.labels, val.split.memberships(config.attributes), **val.threshold_options
+        ),
         min_group_size=config.evaluation.min_group_size,
         criterion=sweep.worst_group_criterion,
     )
-    lab.workspace.load("fft")
     names = list(lab.vectors[MAIN]) if sweep.inject_all_groups else [worst["label"]]
     injected = injection_sweeps(
-        lab.evaluator,
-        lab.workspace.model,
-        lab.workspace.states["fft"],
-        lab.for_merger(MAIN),
-        names,
-        sweep.injection_lambdas,
-        load_start=lab.workspace.loader("fft"),
+        lab.evaluator, lab.workspace, lab.for_merger(MAIN), names, sweep.injection_lambdas
     )
     return replace(state, worst=worst, injected=injected)
 

@@ -32,20 +32,17 @@ def family_sweep(
     models = trained.recipes[recipe]
     start = state_name(models, trained.main)
     workspace = lab.workspace
-    workspace.load(start)
     vectors = merged_vectors(lab.vectors[recipe], models.recipe.convention)
     return merge_sweep(
         lab.evaluator,
         policy,
-        workspace.model,
-        workspace.states[start],
+        workspace,
         [for_model(v, workspace.keys) for v in vectors],
         label,
         lambdas,
         refine_rounds=refine,
-        load_start=workspace.loader(start),
         merge_options=merge_options,
-        base_key=start,
+        start=start,
     )
 
 

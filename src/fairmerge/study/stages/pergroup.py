@@ -14,19 +14,17 @@ from fairmerge.study.sweeps import pergroup_search
 def run(context: SeedContext, state: SeedState) -> SeedState:
     lab, policy = need(state.lab, "the workspace"), need(state.policy, "the selection policy")
     sweep = context.config.sweep
-    lab.workspace.load("base")
-    point, merger, trials = pergroup_search(
+    point, trials = pergroup_search(
         lab.evaluator,
         policy,
-        lab.workspace.model,
-        lab.workspace.states["base"],
+        lab.workspace,
         lab.for_merger(MAIN),
         uniform_lambda=policy.select_family(ModelLabel("merge"), lab.ledger).lam,
         n_trials=sweep.pergroup_trials,
         high=max(sweep.lambdas),
         merge_options=merge_options(context),
     )
-    return replace(state, pergroup=PergroupResult(point, merger, trials))
+    return replace(state, pergroup=PergroupResult(point, trials))
 
 
 STAGE = Stage(

@@ -15,7 +15,6 @@ def run(context: SeedContext, state: SeedState) -> SeedState:
         lab.evaluator,
         config.evaluation.threshold_optimizer_attribute,
         config.attributes,
-        lab.workspace.loader("fft", always=True),
     )
     return replace(state, predictions={**state.predictions, **predictions})
 

@@ -6,16 +6,14 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from fairmerge.study.points import Candidate
-from fairmerge.vectors import InPlaceMerger
+from fairmerge.study.candidate import Candidate
 
 
 @dataclass(frozen=True)
 class PergroupResult:
-    """The per-group search's best point on validation, its merger and every trial."""
+    """The per-group search's best point on validation and every trial."""
 
     point: Candidate
-    merger: InPlaceMerger
     trials: pd.DataFrame
 
 

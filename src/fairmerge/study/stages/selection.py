@@ -25,25 +25,15 @@ def selected_families(state: SeedState) -> list[FamilySweep]:
 def run(context: SeedContext, state: SeedState) -> SeedState:
     lab, policy = need(state.lab, "the workspace"), need(state.policy, "the selection policy")
     pergroup = need(state.pergroup, "the per-group search")
-    workspace = lab.workspace
-    predictions = baselines_on_test(
-        lab.evaluator, lambda name: workspace.loader(name, always=True), baseline_models(context.config)
-    )
+    predictions = baselines_on_test(lab.evaluator, baseline_models(context.config))
     selected, family_predictions = families_on_test(lab.evaluator, policy, selected_families(state))
     predictions.update(family_predictions)
-
-    def write_pergroup_point() -> None:
-        workspace.load("base")
-        pergroup.merger.set_coefficients(list(pergroup.point.coefficients or ()))
-
     pergroup_selected, pergroup_predictions = pergroup_on_test(
         lab.evaluator,
         pergroup.point,
-        write_pergroup_point,
         rule=context.config.selection.rule,
         n_trials=context.config.sweep.pergroup_trials,
     )
-    pergroup.merger.restore()
     selected.update(pergroup_selected)
     predictions.update(pergroup_predictions)
     return replace(state, selected=selected, predictions=predictions)

@@ -1,14 +1,15 @@
 """The one model in memory, the states it is reset to, and the vectors merged into it.
 
-:class:`Workspace` loads named states (θ_base, FFT, LoRA, a recipe's θ_base) into the model; the
-sweeps' :class:`~fairmerge.vectors.InPlaceMerger` add vectors on top. :class:`Lab` bundles it with
-the evaluator that scores the model on val and test and the recipes' subgroup vectors.
+:class:`Workspace` is the only code that writes the model's weights: it loads named states (θ_base,
+FFT, LoRA, a recipe's θ_base) and writes a candidate's coefficients on top through the
+:class:`~fairmerge.vectors.InPlaceMerger` of its family. :class:`Lab` bundles it with the evaluator
+that scores candidates on val and test and the recipes' subgroup vectors.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +17,11 @@ from torch import Tensor
 from transformers import PreTrainedModel
 
 from fairmerge.models import checkpoint_key_map
+from fairmerge.study.candidate import Candidate
 from fairmerge.study.points import MetricLedger, PointEvaluator
 from fairmerge.study.training_stage import RecipeModels
 from fairmerge.training import finetune_vector
-from fairmerge.vectors import CheckpointReader, TaskVector
+from fairmerge.vectors import CheckpointReader, InPlaceMerger, TaskVector
 
 
 def load_state(path: Path) -> dict[str, Tensor]:
@@ -64,23 +66,52 @@ def state_name(models: RecipeModels, main: RecipeModels) -> str:
 
 @dataclass
 class Workspace:
-    """The one model in memory and the named states it can be reset to (base, FFT, LoRA)."""
+    """The one model in memory, the named states it can be reset to (base, FFT, LoRA), and the
+    vector sets merged on top of them: the only code that writes the model's weights.
+
+    A candidate is written by :meth:`materialise`; the workspace knows what the model holds (a state,
+    possibly with one vector set's coefficients on top), so it reloads only what changed.
+    """
 
     model: PreTrainedModel
     states: Mapping[str, Mapping[str, Tensor]]
     keys: dict[str, str] | None = None
     """Checkpoint → model tensor names (:func:`renamed_keys`)."""
     loaded: str | None = None
+    mergers: dict[str, tuple[str, InPlaceMerger]] = field(default_factory=dict)
+    """Family → (the state it starts from, the merger of its vectors)."""
+    active: str | None = None
+    """The family whose coefficients are written on top of ``loaded`` (None: the state as it is)."""
 
     def load(self, name: str, *, always: bool = False) -> None:
-        """Load state ``name`` (skipped when it is already loaded, unless ``always``)."""
-        if always or self.loaded != name:
+        """Load state ``name`` (skipped when it is what the model holds, unless ``always``)."""
+        if always or self.loaded != name or self.active is not None:
             self.model.load_state_dict(self.states[name], strict=False)
-            self.loaded = name
+            self.loaded, self.active = name, None
 
-    def loader(self, name: str, *, always: bool = False) -> Callable[[], None]:
-        """A function that loads state ``name``: run by the score cache only on a miss."""
-        return lambda: self.load(name, always=always)
+    def add_vectors(
+        self, family: str, start: str, vectors: Sequence[TaskVector | Mapping[str, Tensor]], **options: Any
+    ) -> None:
+        """Hold ``family``'s vectors, merged onto state ``start`` by :class:`InPlaceMerger` with
+        ``options`` (``uniform``, the merge method's); its candidates can then be materialised."""
+        self.load(start)  # the merger writes the state's values into the tensors it touches
+        merger = InPlaceMerger(self.model, self.states[start], list(vectors), **options)
+        self.mergers[family] = (start, merger)
+
+    def materialise(self, candidate: Candidate) -> PreTrainedModel:
+        """Write ``candidate`` into the model (its start state, plus its coefficients on its family's
+        vectors) and return the model."""
+        if candidate.coefficients is None:
+            self.load(candidate.start)
+            return self.model
+        if candidate.family not in self.mergers:
+            raise RuntimeError(f"the workspace holds no vectors of {candidate.family!r}")
+        start, merger = self.mergers[candidate.family]
+        if self.active != candidate.family or self.loaded != start:
+            self.load(start)
+        merger.set_coefficients(list(candidate.coefficients))
+        self.active = candidate.family
+        return self.model
 
 
 @dataclass(frozen=True)
