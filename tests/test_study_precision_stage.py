@@ -22,6 +22,7 @@ from fairmerge.study.config import load_config
 from fairmerge.study.evaluator import SplitEvaluator, evaluation_subset
 from fairmerge.study.points import MetricLedger, PointEvaluator
 from fairmerge.study.score_cache import ScoreCache
+from fairmerge.study.scorer import CandidateScorer
 from fairmerge.study.stages import STAGES, SeedContext, SeedState
 from fairmerge.study.stages import precision as stage
 from fairmerge.study.stages.workspace import Lab, Workspace
@@ -81,13 +82,9 @@ def _run_stage(
         val.name, val.split, val.encoded, val.attributes, val.thresholds, 64, scores, "fp32"
     )
     ledger = MetricLedger()
-    evaluator = PointEvaluator(split, split, model, 0, ledger, True, "accuracy", 0, 0)
-    lab = Lab(
-        Workspace(model, {"base": {k: v.clone() for k, v in model.state_dict().items()}}),
-        evaluator,
-        ledger,
-        {},
-    )
+    workspace = Workspace(model, {"base": {k: v.clone() for k, v in model.state_dict().items()}})
+    evaluator = PointEvaluator(CandidateScorer(split, split, workspace, 0), ledger, True, "accuracy", 0, 0)
+    lab = Lab(workspace, evaluator, ledger, {})
     context = SeedContext(config, None, 0, TrainingCache(cache / "t", enabled=False), scores)  # type: ignore[arg-type]
     check, evaluator = stage.choose_precision(context, SeedState(lab=lab))
     after = stage.run(context, SeedState(lab=lab))
@@ -110,10 +107,11 @@ def test_auto_falls_back_to_fp32_where_bf16_decisions_differ(val: SplitEvaluator
     fp32 = np.load(next((tmp_path / "precision=fp32").glob("*.npy")))
     bf16 = np.load(next(tmp_path.glob("*.npy")))
 
-    def not_cached() -> None:
+    def not_cached(candidate: object) -> None:
         raise AssertionError("θ_base's fp32 val scores were not cached by the check")
 
-    assert np.array_equal(lab.evaluator.val_point_scores(stage.BASE, not_cached), fp32)  # the baselines' hit
+    lab.workspace.materialise = not_cached  # type: ignore[method-assign]
+    assert np.array_equal(lab.evaluator.scorer.scores(stage.BASE, "val"), fp32)  # the baselines' hit
     assert not np.array_equal(fp32, bf16)
 
 

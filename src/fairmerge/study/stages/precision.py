@@ -134,7 +134,7 @@ def _scoring_in(
         cache = ScoreCache(cache.root / f"precision={precision}", enabled=cache.enabled)
     val = replace(evaluator.val, precision=precision, cache=cache)
     test = replace(evaluator.test, precision=precision, cache=cache)
-    return replace(evaluator, val=val, test=test)
+    return replace(evaluator, scorer=replace(evaluator.scorer, val=val, test=test, _kept={}))
 
 
 def choose_precision(context: SeedContext, state: SeedState) -> tuple[PrecisionCheck, PointEvaluator]:
@@ -146,8 +146,8 @@ def choose_precision(context: SeedContext, state: SeedState) -> tuple[PrecisionC
         check = PrecisionCheck(evaluation.precision, offered, offered, checked=False)
         return check, _scoring_in(lab.evaluator, offered, offered, context.score_cache)
     scores = {
-        precision: _scoring_in(lab.evaluator, precision, offered, context.score_cache).val_point_scores(
-            BASE, lab.workspace.loader("base")
+        precision: _scoring_in(lab.evaluator, precision, offered, context.score_cache).scorer.scores(
+            BASE, "val"
         )
         for precision in ("fp32", offered)
     }
