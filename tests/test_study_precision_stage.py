@@ -89,6 +89,7 @@ def _run_stage(
     check, evaluator = stage.choose_precision(context, SeedState(lab=lab))
     after = stage.run(context, SeedState(lab=lab))
     assert after.lab is not None and after.lab.evaluator.val.precision == check.chosen
+    assert after.precision == check  # what the seed's outcome records in the provenance
     return after, check
 
 

@@ -89,7 +89,8 @@ def _provenance(config: StudyConfig, dataset: GroupedTextDataset, outcome: SeedO
         "data_files_sha256": dataset.provenance,
         "dataset_notes": dataset.notes,
         "checkpoints": outcome.checkpoints,
-        "evaluation_precision": precision_provenance(config.evaluation.precision),
+        "evaluation_precision": precision_provenance(config.evaluation.precision)
+        | ({"resolved": outcome.precision["chosen"], "check": outcome.precision} if outcome.precision else {}),
         "versions": {p: version(p) for p in packages} | {"python": platform.python_version()},
     }
 

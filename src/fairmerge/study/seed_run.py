@@ -50,6 +50,8 @@ class SeedOutcome:
     """The coefficient searches (a config with a ``search:`` section only)."""
     target_quality: list[dict[str, Any]] | None = None
     """Weak training targets against gold, per subgroup vector (None where targets are gold)."""
+    precision: dict[str, Any] | None = None
+    """The scoring-precision check and choice (:mod:`fairmerge.study.stages.precision`)."""
 
 
 def run_pipeline(context: SeedContext, stages: Sequence[Stage] = STAGES) -> SeedOutcome:
@@ -87,4 +89,5 @@ def _outcome(context: SeedContext, state: SeedState, timer: StageTimer) -> SeedO
         vectors={name: pair for pair, name in trained.vector_groups.items()},
         target_quality=state.target_quality,
         search=state.search,
+        precision=None if state.precision is None else state.precision.to_dict(),
     )

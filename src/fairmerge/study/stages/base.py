@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -26,6 +26,9 @@ from fairmerge.study.sweeps import FamilySweep
 from fairmerge.study.testing import SelectedModel
 from fairmerge.study.training_stage import TrainedModels
 from fairmerge.training import TrainingCache
+
+if TYPE_CHECKING:  # the precision stage imports this module
+    from fairmerge.study.stages.precision import PrecisionCheck
 
 T = TypeVar("T")
 
@@ -62,6 +65,7 @@ class SeedState:
     tables: SideTables | None = None
     target_quality: list[dict[str, Any]] | None = None
     search: SeedSearch | None = None
+    precision: PrecisionCheck | None = None
 
 
 def need(value: T | None, what: str) -> T:

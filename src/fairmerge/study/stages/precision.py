@@ -59,7 +59,9 @@ class PrecisionCheck:
     n_posts: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The check as JSON values (an infinite rate shift, a rate defined in one precision only,
+        becomes the string ``"inf"``: JSON has no infinity)."""
+        return {k: "inf" if v == float("inf") else v for k, v in asdict(self).items()}
 
     @property
     def summary(self) -> str:
@@ -179,7 +181,7 @@ def run(context: SeedContext, state: SeedState) -> SeedState:
     check, evaluator = choose_precision(context, state)
     if context.console is not None:
         context.console.print(check.summary, markup=False)
-    return replace(state, lab=replace(lab, evaluator=evaluator))
+    return replace(state, lab=replace(lab, evaluator=evaluator), precision=check)
 
 
 STAGE = Stage(
