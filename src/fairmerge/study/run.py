@@ -84,13 +84,14 @@ def _score_cache_key(config: StudyConfig, dataset: GroupedTextDataset) -> str:
 
 def _provenance(config: StudyConfig, dataset: GroupedTextDataset, outcome: SeedOutcome) -> dict[str, Any]:
     packages = ("fairmerge", "torch", "transformers", "peft", "fairlearn", "numpy", "pandas")
+    check = outcome.precision
     return {
         "config": config.to_dict(),
         "data_files_sha256": dataset.provenance,
         "dataset_notes": dataset.notes,
         "checkpoints": outcome.checkpoints,
         "evaluation_precision": precision_provenance(config.evaluation.precision)
-        | ({"resolved": outcome.precision["chosen"], "check": outcome.precision} if outcome.precision else {}),
+        | ({"resolved": check["chosen"], "check": check} if check else {}),
         "versions": {p: version(p) for p in packages} | {"python": platform.python_version()},
     }
 
