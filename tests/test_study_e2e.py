@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from fairmerge.cli import app
 from fairmerge.data.types import GroupedTextDataset, TextSplit
+from fairmerge.export.run_folder import RunFolder
 from fairmerge.study import run as study_run
 from fairmerge.study.stages import injection
 
@@ -170,6 +171,8 @@ def test_two_seeds_with_different_worst_groups_compare_over_seeds(
         seeds=[0, 1],
     )
     assert summary["seeds"] == [0, 1]
+    later = summary["selected_by_seed"]["1"]["merge_pergroup"]  # a later seed's point can be exported
+    assert RunFolder.read(second).selected("merge_pergroup", 1).lambdas == later["lambdas"] is not None
     by_seed = summary["worst_groups_by_seed"]
     assert by_seed["0"] != by_seed["1"], by_seed
     # seed 0 comes entirely from the cache and reproduces the first run's numbers exactly

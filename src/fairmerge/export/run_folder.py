@@ -101,7 +101,10 @@ class RunFolder:
             )
         entry = entries[label]
         parsed = ModelLabel.parse(label)
-        if seed == self.seeds[0]:
+        later = (self.summary.get("selected_by_seed") or {}).get(str(seed), {})
+        if label in later:  # recorded since later seeds' selections are kept in summary.json
+            entry = later[label]
+        if seed == self.seeds[0] or label in later:
             return SelectedPoint(
                 parsed,
                 seed,

@@ -217,6 +217,7 @@ class StudyResults:
             {
                 **self._settings(),
                 "selected": selected_table(primary.selected),
+                "selected_by_seed": {str(o.seed): selected_table(o.selected) for o in outcomes[1:]},
                 "worst_group": primary.worst_group,
                 "worst_groups_by_seed": {str(o.seed): o.worst_group["label"] for o in outcomes},
                 "headline": headline_table(primary.metrics, study.attributes),

@@ -94,6 +94,11 @@ class StudySummary(_Record):
         description="sweep.method: how the merges combine the vectors (task_arithmetic, ties, dare)",
     )
     selected: dict[str, SelectedEntry] = Field(description="model label → what validation selected")
+    selected_by_seed: dict[str, dict[str, SelectedEntry]] = Field(
+        default_factory=dict,
+        description="later seeds (seed → model label → what validation selected), so any seed's point "
+        "can be rebuilt (fairmerge export --seed)",
+    )
     worst_group: WorstGroup = Field(description="the group FFT serves worst on val (first seed)")
     worst_groups_by_seed: dict[str, str] = Field(
         description="seed → the group whose vector inject:worst injected (found on val per seed)"
