@@ -10,6 +10,7 @@ head (sensible on a linear-probed θ_base).
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import warnings
 from collections.abc import Iterator
@@ -71,6 +72,21 @@ def lora_target_modules(model: PreTrainedModel) -> list[str]:
             f"training config to some of this model's linear layers: {linear_layer_names(model)}"
         )
     return list(targets)
+
+
+def at_rank(config: TrainConfig, rank: int) -> TrainConfig:
+    """``config``'s LoRA at another rank, its update scale rank-stabilised (rsLoRA).
+
+    The adapter adds (α/r)·B·A to each wrapped weight. Kalajdzievski (2023, "A Rank Stabilization
+    Scaling Factor for Fine-Tuning with LoRA", arXiv:2312.03732) shows that at a fixed learning rate
+    the scale must fall as 1/√r for learning to stay stable across ranks: keeping α/r (α grown with
+    r) makes larger ranks overshoot, keeping α makes them learn ever slower. So α' = α·√(r'/r): the
+    scale is α/√(r·r'), the rank-stable one anchored at ``config``'s own rank, which keeps its α
+    (and its cache key). peft's ``use_rslora`` is the same rule with α/√r; it would need a
+    fractional α here, so α' is rounded instead (45 for rank 64 from rank 8 at α = 16).
+    """
+    alpha = max(1, round(config.lora_alpha * math.sqrt(rank / config.lora_r)))
+    return config.replace(lora_r=rank, lora_alpha=alpha)
 
 
 def apply_lora(model: PreTrainedModel, config: TrainConfig) -> PeftModel:
