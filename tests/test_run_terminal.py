@@ -31,7 +31,7 @@ def test_the_whole_output_of_run_fast_fits_60_lines_at_120_columns(fast_study: t
     lines = stderr.splitlines()
     assert lines[0].startswith("hatexplain (hate): train 15,383 / val 1,922 / test 1,924 examples")
     assert any(
-        line.startswith("groups under 30 posts (left out of gaps): ") and "gender/Men 6" in line
+        line.startswith("groups under 30 posts (min_group_size): ") and "gender/Men 6" in line
         for line in lines
     )
     assert any("fairmerge data summary hatexplain -o label_scheme=hate" in line for line in lines)

@@ -62,9 +62,7 @@ def print_dataset(dataset: GroupedTextDataset, config: StudyConfig, console: Con
     if len(small):
         listed = [f"{r.split} {r.attribute}/{r.group} {r.n}" for r in small.itertuples()]
         more = f" and {len(listed) - MAX_LISTED} more" if len(listed) > MAX_LISTED else ""
-        lines.append(
-            f"groups under {minimum} posts (left out of gaps): {', '.join(listed[:MAX_LISTED])}{more}"
-        )
+        lines.append(f"groups under {minimum} posts (min_group_size): {', '.join(listed[:MAX_LISTED])}{more}")
     lines.append(
         f"per-group sizes and {len(dataset.notes)} data notes: {data_summary_command(dataset, config)}"
     )
@@ -97,14 +95,14 @@ def print_headline(summary: Mapping[str, Any], out_dir: Path, console: Console) 
     matrix = comparison_matrix(summary.get("comparisons") or [], summary.get("selected") or {})
     print_comparisons(console, matrix)
     console.print(
-        f"wrote {out_dir}/metrics.csv, summary.json (full verdict), report.html, plots/comparisons.png",
+        f"wrote {out_dir}/metrics.csv, summary.json, report.html, plots/comparisons.png",
         markup=False,
         highlight=False,
         soft_wrap=True,
     )
     stages = ", ".join(f"{k} {v}" for k, v in stage_groups(summary.get("timings_s") or {}).items())
     console.print(
-        f"time per stage (s): {stages} (each step: summary.json timings_s)",
+        f"time per stage (s): {stages}",
         markup=False,
         highlight=False,
         soft_wrap=True,
@@ -130,6 +128,7 @@ def print_comparisons(console: Console, matrix: ComparisonMatrix) -> None:
         title="test: Δ vs FFT, estimate and 95% interval",
         box=box.SQUARE if console.is_terminal else box.ASCII,
         show_lines=False,
+        show_edge=False,  # two lines fewer: the whole run's output is one screen
         pad_edge=False,
     )
     for column in frame.columns:
