@@ -154,7 +154,7 @@ def test_terminal_prints_headline_table_paths_and_times_within_120_columns() -> 
     assert "-0.060" in text and "…" not in text  # no number cut
     assert "wrote out/metrics.csv" in text and "time per stage (s): train 10.0, total 12.5" in text
     assert "(1) fewer than two qualifying groups" in text
-    table = [line for line in text.splitlines() if "|" in line]  # the table's rows (no outer edge)
+    table = [line for line in text.splitlines() if " | " in line]  # the table's rows (no outer edge)
     assert len(table) >= 3 and max(len(line) for line in table) <= 120
 
 

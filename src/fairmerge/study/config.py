@@ -172,7 +172,7 @@ class BaselineSection(Section):
 
     ``families``: FFT with group-balanced loss weights (``fft[balanced]``) or with online Group DRO
     (``fft[group_dro]``) over the groups of ``attribute``; ``lora_ranks``: LoRA at other ranks
-    (``lora[r=64]``), α rank-stabilised from ``lora``'s (α·√(r'/r), rsLoRA: ``training.lora.at_rank``).
+    (``lora[r=64]``) with ``lora``'s α, chosen on validation (``training.lora.at_rank``).
     Each is a TrainConfig of its own only
     through the objective or the rank, so the cache keys of FFT and LoRA do not change.
     """

@@ -162,7 +162,9 @@ def print_plan(plan: StudyPlan, console: Console) -> None:
         [(str(f.seed), f.what, "cached" if f.cached else "to train") for f in plan.finetunes],
     )
     references = ", ".join(plan.references)
-    console.print(f"reference models (each but fft compared with FFT): {references}", markup=False)
+    console.print(
+        f"reference models (each but fft compared with FFT): {references}", markup=False, soft_wrap=True
+    )
     points = ", ".join(f"{family} {n}" for family, n in plan.lambda_points.items())
     console.print(
         f"validation points of the first seed (merge: at most, with refinement): {points}", markup=False

@@ -134,7 +134,7 @@ def _train_reference(
             )
         return train_fft(dataset, config=config.fft.replace(seed=seed), objective=objective, **common)
     lora = config.lora.replace(seed=seed)
-    if label.strategy is not None:  # r=64: the rank and α change (rank-stabilised scale), nothing else
+    if label.strategy is not None:  # r=64: only the rank changes (α kept: at_rank says why)
         lora = at_rank(lora, int(label.strategy.removeprefix("r=")))
     return train_lora(dataset, config=lora, **common)
 
