@@ -55,8 +55,9 @@ def data_dir() -> Path:
 def fast_study(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> tuple[Path, Path]:
     """One uninterrupted cold ``fairmerge run --fast`` per session: (output folder, cache root).
 
-    It runs through the console entry point in a child process, as a user runs it; its stderr is
-    kept next to the two folders (``stderr.txt``). Shared by the tests that need a reference run
+    It runs through the console entry point in a child process, as a user runs it in a 120-column
+    log (not a terminal); its stderr and stdout are kept next to the two folders (``stderr.txt``,
+    ``stdout.txt``). Shared by the tests that need a reference run
     (end to end, interrupt and resume, warnings), so the 3-minute study runs once. Tests must not
     modify either folder.
     """
@@ -71,8 +72,10 @@ def fast_study(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> tupl
         capture_output=True,
         text=True,
         timeout=1800,
+        env={**os.environ, "COLUMNS": "120"},
     )
     (root / "stderr.txt").write_text(result.stderr)
+    (root / "stdout.txt").write_text(result.stdout)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return out, cache
 

@@ -144,8 +144,8 @@ def test_each_family_trains_with_its_objective_or_rank(
     assert plain is None and fft.seed == 3
     assert balanced == GroupObjective("balanced", "race", 0.5)
     assert dro == GroupObjective("group_dro", "race", 0.5)
-    # the rank changes, the α/r scale and everything else stay lora's: lora's own key is unchanged
-    assert method == "lora" and (wide.lora_r, wide.lora_alpha) == (64, 128)
+    # only the rank changes (α kept, at_rank): lora's own key is unchanged
+    assert method == "lora" and (wide.lora_r, wide.lora_alpha) == (64, 16)
     assert wide.replace(lora_r=lora.lora_r, lora_alpha=lora.lora_alpha) == lora
     assert (lora.lora_r, lora.lora_alpha) == (8, 16) and lora == config.lora.replace(seed=3)
 

@@ -79,6 +79,7 @@ def run(
     if config is not None and Path(config).is_dir():
         raise ConfigError(f"config {config} is a folder; give a YAML file or a built-in config name")
     check_model(load_config(config, fast=fast, overrides=set_values or ()).model)  # as `train` does
+    quiet_libraries()
     run_study(
         config,
         data_dir=data_dir,
@@ -98,6 +99,16 @@ def run(
 
         written = export_headline(out, export, data_dir=data_dir, overwrite=overwrite)
         typer.echo(f"exported the headline model to {written}")
+
+
+def quiet_libraries() -> None:
+    """The run's console is for the study's own lines: no per-file bar when a checkpoint is saved
+    (transformers' "Writing model shards") and no INFO line per optuna study."""
+    import optuna
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def check_export(export: Path, out: Path, *, dry_run: bool, no_cache: bool, overwrite: bool) -> None:

@@ -274,16 +274,20 @@ def group_size_table(sizes: Mapping[str, pd.Series]) -> pd.DataFrame:
 def strategy_display(
     strategies: pd.DataFrame, summary: Mapping[str, Any], attributes: Sequence[str]
 ) -> pd.DataFrame:
-    """The strategy comparison table, with the headline's reference rows (FFT, LoRA, ThresholdOptimizer,
-    both decisions) appended when the strategies frame does not already hold them."""
+    """The strategy comparison table, with the headline's reference rows (FFT, LoRA, the baseline
+    families such as ``fft[group_dro]``, ThresholdOptimizer; both decisions) appended when the
+    strategies frame does not already hold them. Each reference is named as itself (its variant)."""
     frame = strategies.copy()
     known = set(frame["strategy"].astype(str)) if "strategy" in frame.columns else set()
     references = []
     for row in summary.get("headline") or []:
         label = parse_model(str(row.get("model")))
-        if label.family in {"fft", "lora", "threshold_optimizer"} and not known & {label.family, label.label}:
+        if label.family in {"fft", "lora", "threshold_optimizer"} and not known & {
+            label.variant,
+            label.label,
+        }:
             ref = {k: v for k, v in row.items() if k in frame.columns}
-            ref["strategy"] = f"{label.family} (reference)"
+            ref["strategy"] = f"{label.variant} (reference)"  # fft[balanced] is not a second fft
             ref["decision"] = label.decision
             references.append(ref)
     if references:

@@ -172,7 +172,8 @@ class BaselineSection(Section):
 
     ``families``: FFT with group-balanced loss weights (``fft[balanced]``) or with online Group DRO
     (``fft[group_dro]``) over the groups of ``attribute``; ``lora_ranks``: LoRA at other ranks
-    (``lora[r=64]``), with the same α/r scale as ``lora``. Each is a TrainConfig of its own only
+    (``lora[r=64]``) with ``lora``'s α, chosen on validation (``training.lora.at_rank``).
+    Each is a TrainConfig of its own only
     through the objective or the rank, so the cache keys of FFT and LoRA do not change.
     """
 

@@ -22,7 +22,7 @@ from fairmerge.study.comparisons import primary_power_on
 from fairmerge.study.config import StudyConfig
 from fairmerge.study.stages import STAGES
 from fairmerge.study.timing import StageTimer
-from fairmerge.study.training_stage import eligible_groups, train_models
+from fairmerge.study.training_stage import eligible_groups, reference_names, train_models
 from fairmerge.training import TrainingCache
 from fairmerge.vectors.memory import estimate_sweep_memory
 
@@ -39,6 +39,8 @@ class StudyPlan:
     stages: tuple[str, ...]
     """What each stage of :data:`fairmerge.study.stages.STAGES` will do, in order."""
     finetunes: list[PlannedFineTune]
+    references: list[str]
+    """The reference families trained next to the edits: fft, lora, then ``baselines:`` (fft[balanced], …)."""
     lambda_points: dict[str, int]
     memory: str
     """The peak-memory estimate of the sweeps, from the model's config (or why there is none)."""
@@ -73,9 +75,9 @@ def _plan_seed(
         recipes = [config.main_recipe(), *config.compared_recipes()]
         keys = dict.fromkeys(f"[{r.strategy}, head {r.head}]" for r in recipes)
         groups = _subgroup_names(config, dataset)
-        names = ["base", "fft", "lora", *[f"{g} {k}" for k in keys for g in groups]]
+        names = ["base", *reference_names(config), *[f"{g} {k}" for k in keys for g in groups]]
         return [PlannedFineTune(seed, name, False) for name in names]
-    finetunes = {"base": trained.base, "fft": trained.fft, "lora": trained.lora}
+    finetunes = trained.references()  # base, fft, lora, then fft[balanced], lora[r=64], …
     for models in trained.recipes.values():
         for vector, path in models.finetunes.items():
             finetunes[f"{vector} [{models.recipe.strategy}, head {models.recipe.head}]"] = path
@@ -102,7 +104,12 @@ def plan_study(
     points |= {f"merge[{r.name}]": len(sweep.compare_lambdas) for r in config.compared_recipes()}
     stages = tuple(stage.plan for stage in STAGES)
     return StudyPlan(
-        stages, finetunes, points, memory_plan(config, n_groups), power_plan(config, dataset, seeds)
+        stages,
+        finetunes,
+        reference_names(config),
+        points,
+        memory_plan(config, n_groups),
+        power_plan(config, dataset, seeds),
     )
 
 

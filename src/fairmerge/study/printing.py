@@ -45,27 +45,42 @@ def _number(value: Any) -> str:
 
 
 def print_dataset(dataset: GroupedTextDataset, config: StudyConfig, console: Console) -> None:
-    summary = dataset.summary(config.evaluation.min_group_size)
-    rows = summary[summary.attribute.isin(["all", *config.attributes])]
-    print_table(
-        console,
-        f"{dataset.name} ({dataset.label_scheme}): examples per split and group",
-        ("split", "attribute", "group", "n", "positives", "rate", "note"),
-        [
-            (
-                str(row.split),
-                str(row.attribute),
-                str(row.group),
-                str(row.n),
-                str(row.positives),
-                f"{row.positive_rate:.2f}",
-                (("small " if row.small else "") + ("weak" if row.weak_groups else "")).strip(),
-            )
-            for row in rows.itertuples()
-        ],
+    """Before a run, at most three lines: split sizes, the groups too small for a gap, where the rest is.
+
+    The per-group table and the loader's notes are one command away (``fairmerge data summary``);
+    the notes are also kept in ``summary.json`` (``provenance.dataset_notes``).
+    """
+    minimum = config.evaluation.min_group_size
+    summary = dataset.summary(minimum)
+    rows = summary[summary.attribute.isin(config.attributes)]
+    overall = summary[summary.attribute == "all"]
+    sizes = " / ".join(f"{r.split} {r.n:,}" for r in overall.itertuples())
+    rates = " / ".join(f"{r.positive_rate:.0%}" for r in overall.itertuples())
+    groups = ", ".join(f"{a} {rows[rows.attribute == a].group.nunique()}" for a in config.attributes)
+    lines = [f"{dataset.name} ({dataset.label_scheme}): {sizes} examples, {rates} positive; groups: {groups}"]
+    small = rows[rows.small]
+    if len(small):
+        listed = [f"{r.split} {r.attribute}/{r.group} {r.n}" for r in small.itertuples()]
+        more = f" and {len(listed) - MAX_LISTED} more" if len(listed) > MAX_LISTED else ""
+        lines.append(f"groups under {minimum} posts (min_group_size): {', '.join(listed[:MAX_LISTED])}{more}")
+    lines.append(
+        f"per-group sizes and {len(dataset.notes)} data notes: {data_summary_command(dataset, config)}"
     )
-    for note in dataset.notes:
-        console.print(note, style="dim", markup=False)
+    for line in lines:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+MAX_LISTED = 8
+"""Small groups named before a run; the rest are counted (``fairmerge data summary`` lists all)."""
+
+
+def data_summary_command(dataset: GroupedTextDataset, config: StudyConfig) -> str:
+    """The ``fairmerge data summary`` command that prints the study dataset's per-group table and notes."""
+    options = "".join(f" -o {key}={value}" for key, value in config.dataset.options.items())
+    minimum = config.evaluation.min_group_size
+    return f"fairmerge data summary {dataset.name}{options}" + (
+        f" --min-group-size {minimum}" if minimum != 30 else ""
+    )
 
 
 LOG_WIDTH = 120  # the comparison table's width in a log (a terminal uses its own)
@@ -80,14 +95,27 @@ def print_headline(summary: Mapping[str, Any], out_dir: Path, console: Console) 
     matrix = comparison_matrix(summary.get("comparisons") or [], summary.get("selected") or {})
     print_comparisons(console, matrix)
     console.print(
-        f"wrote {out_dir}/metrics.csv, summary.json (full verdict), report.html, plots/comparisons.png",
+        f"wrote {out_dir}/metrics.csv, summary.json, report.html, plots/comparisons.png",
         markup=False,
         highlight=False,
         soft_wrap=True,
     )
-    timings = summary.get("timings_s") or {}
-    stages = ", ".join(f"{k} {v}" for k, v in timings.items())
-    console.print(f"time per stage (s): {stages}", markup=False, highlight=False, soft_wrap=True)
+    stages = ", ".join(f"{k} {v}" for k, v in stage_groups(summary.get("timings_s") or {}).items())
+    console.print(
+        f"time per stage (s): {stages}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def stage_groups(timings: Mapping[str, float]) -> dict[str, float]:
+    """Seconds per stage group: ``sweep: merge (val)`` and ``sweep: injection (val)`` add up as ``sweep``."""
+    groups: dict[str, float] = {}
+    for stage, seconds in timings.items():
+        name = stage.split(":")[0].split(" (")[0]
+        groups[name] = round(groups.get(name, 0.0) + seconds, 1)
+    return groups
 
 
 def print_comparisons(console: Console, matrix: ComparisonMatrix) -> None:
@@ -100,6 +128,7 @@ def print_comparisons(console: Console, matrix: ComparisonMatrix) -> None:
         title="test: Δ vs FFT, estimate and 95% interval",
         box=box.SQUARE if console.is_terminal else box.ASCII,
         show_lines=False,
+        show_edge=False,  # two lines fewer: the whole run's output is one screen
         pad_edge=False,
     )
     for column in frame.columns:
@@ -114,9 +143,10 @@ def print_comparisons(console: Console, matrix: ComparisonMatrix) -> None:
         buffer = io.StringIO()
         Console(file=buffer, width=LOG_WIDTH, color_system=None).print(table)
         console.print(buffer.getvalue().rstrip("\n"), markup=False, highlight=False, soft_wrap=True)
-    if len(matrix.unedited):
-        console.print("below the line: unedited points (validation chose λ = 0, first seed)", markup=False)
-    console.print(LEGEND, markup=False, highlight=False, soft_wrap=True)
+    below = (
+        " Below the line: unedited points (λ = 0 chosen on val, first seed)." if len(matrix.unedited) else ""
+    )
+    console.print(LEGEND + below, markup=False, highlight=False, soft_wrap=True)
     for number, reason in enumerate(matrix.reasons, start=1):
         console.print(f"({number}) {reason}", markup=False, highlight=False, soft_wrap=True)
 
@@ -130,6 +160,10 @@ def print_plan(plan: StudyPlan, console: Console) -> None:
         f"fine-tunes: {plan.to_train} to train, {len(plan.finetunes) - plan.to_train} cached",
         ("seed", "fine-tune", "status"),
         [(str(f.seed), f.what, "cached" if f.cached else "to train") for f in plan.finetunes],
+    )
+    references = ", ".join(plan.references)
+    console.print(
+        f"reference models (each but fft compared with FFT): {references}", markup=False, soft_wrap=True
     )
     points = ", ".join(f"{family} {n}" for family, n in plan.lambda_points.items())
     console.print(

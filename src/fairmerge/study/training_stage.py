@@ -25,6 +25,7 @@ from fairmerge.study.timing import StageTimer
 from fairmerge.training import TrainingCache, make_base_checkpoint, train_fft, train_lora, train_subgroups
 from fairmerge.training.cache import META_FILE
 from fairmerge.training.group_objectives import GroupObjective
+from fairmerge.training.lora import at_rank
 
 
 @dataclass(frozen=True)
@@ -133,9 +134,8 @@ def _train_reference(
             )
         return train_fft(dataset, config=config.fft.replace(seed=seed), objective=objective, **common)
     lora = config.lora.replace(seed=seed)
-    if label.strategy is not None:  # r=64: only the rank changes, α/r stays lora's scale
-        rank = int(label.strategy.removeprefix("r="))
-        lora = lora.replace(lora_r=rank, lora_alpha=max(1, round(lora.lora_alpha * rank / lora.lora_r)))
+    if label.strategy is not None:  # r=64: only the rank changes (α kept: at_rank says why)
+        lora = at_rank(lora, int(label.strategy.removeprefix("r=")))
     return train_lora(dataset, config=lora, **common)
 
 

@@ -12,8 +12,10 @@ from fairmerge.study.training_stage import train_models
 
 def run(context: SeedContext, state: SeedState) -> SeedState:
     config = context.config
-    timer = StageTimer(context.console)  # says when each fine-tune ends; the stage is timed as a whole
-    trained = train_models(config, context.dataset, context.seed, context.training_cache, timer)
+    timer = StageTimer(context.console)  # on a terminal, says when each fine-tune ends
+    trained = train_models(
+        config, context.dataset, context.seed, context.training_cache, timer, progress=timer.progress
+    )
     if not trained.main.finetunes:
         raise DataError(
             f"no subgroup of {config.vector_attributes()} has >= "
