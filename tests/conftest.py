@@ -71,7 +71,7 @@ def fast_study(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> tupl
         [sys.executable, "-c", "from fairmerge.cli import main; main()", *argv],
         capture_output=True,
         text=True,
-        timeout=1800,
+        timeout=3600,  # minutes when idle; a loaded machine takes much longer
         env={**os.environ, "COLUMNS": "120"},
     )
     (root / "stderr.txt").write_text(result.stderr)
