@@ -144,7 +144,7 @@ def test_interrupted_study_resumes_to_the_uninterrupted_result(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
-        env=_env(),
+        env=_env() | {"FORCE_COLOR": "1"},  # a terminal to rich: progress bars, so FFT is seen training
         preexec_fn=_default_sigint,
     )
     assert process.stderr is not None
