@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from search_synthetic import synthetic_evaluations
 
-from fairmerge.report.search_figures import plot_search
+from fairmerge.report.search_figures import plot_fronts, plot_search
 from fairmerge.search import grid_search, nsga2_search, score_front_on_test
 from fairmerge.search.outcome import SeedSearch, front_rows, write_search_outputs
 
@@ -48,3 +48,13 @@ def test_figures_are_drawn_from_pareto_front_csv(tmp_path: Path) -> None:
     assert set(figures) == {"search-fronts"}  # no learned method ran: no coefficient figure
     assert figures["search-fronts"].read_bytes().startswith(b"\x89PNG")
     assert (tmp_path / "hypervolume.csv").is_file()
+
+
+def test_fronts_figure_draws_an_interval_that_excludes_its_estimate(tmp_path: Path) -> None:
+    """A basic bootstrap interval of a gap can lie below its estimate (here race_eod 0.04 in
+    [0, 0.03]): the figure draws it as is instead of failing on a negative error bar."""
+    row = {"model": "grid", "point": 0, "accuracy": 0.7, "accuracy_ci_low": 0.66, "accuracy_ci_high": 0.74}
+    row |= {"race_eod": 0.04, "race_eod_ci_low": 0.0, "race_eod_ci_high": 0.03, "selected": True}
+    fronts = pd.DataFrame([row | {"split": "val"}, row | {"split": "test"}])
+    path = plot_fronts(fronts, tmp_path / "fronts.png")
+    assert path.read_bytes().startswith(b"\x89PNG")

@@ -26,7 +26,9 @@ SECTIONS: tuple[tuple[str, str, str, str], ...] = (
         "search-coefficients",
         "Learned λ",
         "Learned coefficients per group and block",
-        "The coefficients λ_g the learned searches reached for each fairness weight μ (first seed).",
+        "The coefficients λ_g (per block with blocks: quarters) the learned searches reached, one bar per "
+        "fairness weight μ whose point is on the method's validation front (first seed); a μ whose point "
+        "was dominated is not in pareto_front.csv and not drawn.",
     ),
 )
 
@@ -62,20 +64,13 @@ def plot_fronts(fronts: pd.DataFrame, path: Path) -> Path:
                 ax.scatter(
                     val[gap], val["accuracy"], facecolors="none", edgecolors=color, label=f"{method} (val)"
                 )
-                ax.errorbar(
-                    test[gap],
-                    test["accuracy"],
-                    xerr=[test[gap] - test[f"{gap}_ci_low"], test[f"{gap}_ci_high"] - test[gap]],
-                    yerr=[
-                        test["accuracy"] - test["accuracy_ci_low"],
-                        test["accuracy_ci_high"] - test["accuracy"],
-                    ],
-                    fmt="o",
-                    color=color,
-                    markersize=4,
-                    elinewidth=0.8,
-                    label=f"{method} (test)",
+                # bars drawn from the interval's ends, not as errors around the point: a basic
+                # bootstrap interval of a gap can lie wholly on one side of its estimate
+                ax.hlines(
+                    test["accuracy"], test[f"{gap}_ci_low"], test[f"{gap}_ci_high"], color=color, lw=0.8
                 )
+                ax.vlines(test[gap], test["accuracy_ci_low"], test["accuracy_ci_high"], color=color, lw=0.8)
+                ax.scatter(test[gap], test["accuracy"], s=16, color=color, label=f"{method} (test)")
                 if "selected" in test.columns:
                     chosen = test[test["selected"].astype(bool)]
                     ax.scatter(chosen[gap], chosen["accuracy"], s=140, facecolors="none", edgecolors="black")
