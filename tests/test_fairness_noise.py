@@ -74,7 +74,7 @@ def test_floor_is_the_quantile_of_the_permutation_null() -> None:
 def test_overlapping_groups_and_posts_in_no_group_get_the_reference_permutations() -> None:
     """Only member rows are gathered: the null must still be the whole-array within-label shuffle."""
     rng = np.random.default_rng(5)
-    n, b = 240, 70
+    n, b = 240, 36
     labels = (rng.random(n) < 0.4).astype(int)
     predictions = (rng.random(n) < np.where(labels == 1, 0.6, 0.3)).astype(int)
     index = np.arange(n)
@@ -83,13 +83,13 @@ def test_overlapping_groups_and_posts_in_no_group_get_the_reference_permutations
         "b": pd.DataFrame({"u": index % 2 == 0, "v": index % 3 == 0}),
     }
     options = {"min_group_size": 20, "min_positives": 5, "min_negatives": 5}
-    frame = noise_floor(labels, predictions, membership, n_permutations=b, seed=8, chunk_size=30, **options)
+    frame = noise_floor(labels, predictions, membership, n_permutations=b, seed=8, chunk_size=15, **options)
     cell = (1 - labels) + 2 * (1 - predictions)
     draws = np.random.default_rng(8)
     null: dict[tuple[str, str], list[float]] = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for size in (30, 30, 10):  # noise_floor's chunks, each shuffled as one array per label
+        for size in (15, 15, 6):  # noise_floor's chunks, each shuffled as one array per label
             shuffled = np.broadcast_to(cell, (size, n)).copy()
             for label in (0, 1):
                 rows = np.flatnonzero(labels == label)
