@@ -339,7 +339,7 @@ def main() -> None:
         minima = (1, 5, 10, 20, 30)
         biases = dict(zip(minima, pool.map(bias_at_zero, [pop] * len(minima), minima), strict=True))
     for result in results:
-        truth_text = ", ".join(f"{k} {v:.3f}" for k, v in result["truth"].items())  # type: ignore[union-attr]
+        truth_text = ", ".join(f"{k} {v:.3f}" for k, v in result["truth"].items())  # type: ignore[attr-defined]
         print(f"\nscenario {result['scenario']}, gap {result['gap']}: truth {truth_text}")
         print("  coverage of nominal 95% " + " ".join(f"{m:>22s}" for m in METRICS))
         for method in (*INTERVALS, INVERTED):
