@@ -25,7 +25,9 @@ rejection rate there at α = 0.05 is its false-positive rate.
 LAST line: one JSON object; ``coverage_dpd`` / ``coverage_eod`` are the inverted interval's minimum
 coverage over EVERY scenario (true 0 included), ``coverage_accuracy`` the basic interval's, each with
 ``*_se``; ``coverage_dpd_basic`` / ``coverage_eod_basic`` the basic interval's minimum for
-comparison; ``noise_fpr_dpd`` / ``noise_fpr_eod`` (with ``noise_fpr_se``); ``mean_bias_eod_at_zero``.
+comparison; ``noise_fpr_dpd`` / ``noise_fpr_eod`` (with ``noise_fpr_se``), the within-label test's
+rejection rate in the ``eod`` scenario at gap 0 (equal TPR and FPR, unequal base rates);
+``label_free_fpr_dpd``, the label-free test's in the ``dpd`` scenario at gap 0; ``mean_bias_eod_at_zero``.
 ``--replicates`` (default 480: SE of a 95 % coverage ≤ 0.01).
 """
 
@@ -164,19 +166,15 @@ def intervals(
     jack_rates, jack_attr = _jackknife(design, counts, qualifies, layout)
     jack = {k[1]: v for k, v in jack_attr.items()}
     jack["accuracy"] = jack_rates["accuracy"][:, 0]
+    estimates = np.array([point[m] for m in METRICS], dtype=np.float64)
+    samples = np.stack([boot[m] for m in METRICS], axis=1)
+    leave_one_out = np.stack([jack[m] for m in METRICS], axis=1)
     out: dict[str, dict[str, tuple[float, float, float]]] = {}
-    for method in INTERVALS:
-        out[method] = {}
-        for metric in METRICS:
-            low, high = bootstrap_interval(
-                boot[metric][:, None],
-                point[metric],
-                CONFIDENCE,
-                method=method,
-                jackknife=jack[metric][:, None],
-                support=(0.0, 1.0),
-            )
-            out[method][metric] = (float(point[metric]), float(low[0]), float(high[0]))
+    for method in INTERVALS:  # every metric at once: each column is its own interval
+        low, high = bootstrap_interval(
+            samples, estimates, CONFIDENCE, method=method, jackknife=leave_one_out, support=(0.0, 1.0)
+        )
+        out[method] = {m: (float(estimates[j]), float(low[j]), float(high[j])) for j, m in enumerate(METRICS)}
     return out
 
 
@@ -186,10 +184,13 @@ def race_membership(members: np.ndarray) -> dict[str, pd.DataFrame]:
 
 
 def perm_p(
-    labels: np.ndarray, predictions: np.ndarray, members: np.ndarray, thresholds: Thresholds, seed: int
+    labels: np.ndarray,
+    predictions: np.ndarray,
+    membership: dict[str, pd.DataFrame],
+    thresholds: Thresholds,
+    seed: int,
 ) -> dict[str, float]:
     """Permutation p-values: ``dpd``/``eod`` of the noise floor (within-label), ``dpd_zero`` label-free."""
-    membership = race_membership(members)
     options = {
         "n_permutations": PERMUTATIONS,
         "seed": seed,
@@ -197,8 +198,13 @@ def perm_p(
         "min_positives": thresholds.min_positives,
         "min_negatives": thresholds.min_negatives,
     }
-    within = noise_floor(labels, predictions, membership, **options).set_index("metric")["value"]
-    free = noise_floor(np.zeros_like(labels), predictions, membership, **options).set_index("metric")["value"]
+    within, free = (
+        dict(zip(frame["metric"], frame["value"], strict=True))
+        for frame in (
+            noise_floor(labels, predictions, membership, **options),
+            noise_floor(np.zeros_like(labels), predictions, membership, **options),
+        )
+    )
     return {
         "dpd": float(within["dpd_perm_p"]),
         "eod": float(within["eod_perm_p"]),
@@ -212,20 +218,21 @@ def run_scenario(args: tuple[Population, str, float, Thresholds, int]) -> dict[s
     true = truth(pop, tpr, fpr, thresholds)
     rng = np.random.default_rng([int(gap * 1000), len(scenario), thresholds.min_positives])
     covered = {m: {k: 0 for k in METRICS} for m in (*INTERVALS, INVERTED)}
-    rejected = {"dpd": 0, "eod": 0}
+    rejected = {"dpd": 0, "eod": 0, "dpd_zero": 0}
     defined = {k: 0 for k in METRICS}
     estimates: dict[str, list[float]] = {k: [] for k in METRICS}
     for r in range(replicates):
         labels, predictions, members = draw(pop, tpr, fpr, rng)
         result = intervals(labels, predictions, members, thresholds, seed=r)
+        membership = race_membership(members)
         if r == 0:  # the benchmark's path is group_metrics' path
-            check_against_group_metrics(labels, predictions, members, thresholds, result, seed=r)
-        tests = perm_p(labels, predictions, members, thresholds, seed=r)
+            check_against_group_metrics(labels, predictions, membership, thresholds, result, seed=r)
+        tests = perm_p(labels, predictions, membership, thresholds, seed=r)
         for gap_name in rejected:
             rejected[gap_name] += int(tests[gap_name] < 1 - CONFIDENCE)
         result[INVERTED] = dict(result["basic"])
         lows = pairwise_lower_ends(
-            labels, predictions, race_membership(members), n_resamples=RESAMPLES, seed=r, **vars(thresholds)
+            labels, predictions, membership, n_resamples=RESAMPLES, seed=r, **vars(thresholds)
         )
         for gap_name, test in (("dpd", "dpd_zero"), ("eod", "eod")):
             estimate, _, high = result["basic"][gap_name]
@@ -263,14 +270,11 @@ def run_scenario(args: tuple[Population, str, float, Thresholds, int]) -> dict[s
 def check_against_group_metrics(
     labels: np.ndarray,
     predictions: np.ndarray,
-    members: np.ndarray,
+    membership: dict[str, pd.DataFrame],
     thresholds: Thresholds,
     result: dict[str, dict[str, tuple[float, float, float]]],
     seed: int,
 ) -> None:
-    membership = {
-        "race": pd.DataFrame(members.astype(bool), columns=[str(j) for j in range(members.shape[1])])
-    }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         frame = group_metrics(
@@ -335,7 +339,7 @@ def main() -> None:
         minima = (1, 5, 10, 20, 30)
         biases = dict(zip(minima, pool.map(bias_at_zero, [pop] * len(minima), minima), strict=True))
     for result in results:
-        truth_text = ", ".join(f"{k} {v:.3f}" for k, v in result["truth"].items())  # type: ignore[union-attr]
+        truth_text = ", ".join(f"{k} {v:.3f}" for k, v in result["truth"].items())  # type: ignore[attr-defined]
         print(f"\nscenario {result['scenario']}, gap {result['gap']}: truth {truth_text}")
         print("  coverage of nominal 95% " + " ".join(f"{m:>22s}" for m in METRICS))
         for method in (*INTERVALS, INVERTED):
@@ -356,9 +360,15 @@ def main() -> None:
     nulls = [r for r in results if r["gap"] == 0.0 and r["scenario"] == "eod"]
     fpr = {k: nulls[0]["noise_fpr"][k] for k in ("dpd", "eod")}  # type: ignore[index]
     fpr_se = float(np.sqrt(0.05 * 0.95 / replicates))
+    label_free = next(r for r in results if r["gap"] == 0.0 and r["scenario"] == "dpd")
+    fpr["dpd_zero"] = label_free["noise_fpr"]["dpd_zero"]  # type: ignore[index]
     print(
         f"\nnoise floor at α = 0.05 under unequal base rates (eod scenario, gap 0: equal TPR and FPR): "
         f"FPR DPD {fpr['dpd']:.3f}, EOD {fpr['eod']:.3f} (SE {fpr_se:.3f}, {replicates} replicates)"
+    )
+    print(
+        f"label-free test of DPD = 0 (the inverted DPD interval's test; dpd scenario, gap 0): "
+        f"FPR {fpr['dpd_zero']:.3f} (SE {fpr_se:.3f})"
     )
     for name, method in (("dpd", INVERTED), ("eod", INVERTED), ("accuracy", DEFAULT_INTERVAL)):
         value, se = coverage(name, method)
@@ -386,6 +396,7 @@ def main() -> None:
                 "noise_fpr_dpd": round(fpr["dpd"], 3),
                 "noise_fpr_eod": round(fpr["eod"], 3),
                 "noise_fpr_se": round(fpr_se, 4),
+                "label_free_fpr_dpd": round(fpr["dpd_zero"], 3),
                 "mean_bias_eod_at_zero": round(float(zero["bias"]["eod"]), 3),  # type: ignore[index]
                 "seconds": round(elapsed, 1),
             }

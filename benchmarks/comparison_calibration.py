@@ -11,7 +11,8 @@ Prints coverage of the nominal 95 % intervals of Δaccuracy, ΔDPD and ΔEOD per
 the type-I error in the null scenario, and the primary's power. LAST line: one JSON object with
 ``coverage_delta_eod``, ``coverage_delta_dpd``, ``coverage_delta_accuracy`` (minimum over scenarios,
 true Δ = 0 included), ``type1_error`` (maximum over the null scenario's metrics), ``power_eod_01``,
-``power_eod_02`` (primary, ``--seeds`` seeds), ``replicates``, ``coverage_se`` and ``seconds``.
+``power_eod_02`` (primary, ``--seeds`` seeds), each with its binomial ``*_se``, ``replicates``,
+``coverage_se`` (the SE a 95 % coverage has at ``replicates``) and ``seconds``.
 ``--replicates`` (default 480: the SE of a 95 % coverage is ≤ 0.01) and ``--resamples`` are flags.
 """
 
@@ -107,8 +108,8 @@ def main() -> None:
     for _, effect, _ in scenarios:
         mine = [row for job, chunk in zip(jobs, chunks, strict=True) if job[1] == effect for row in chunk]
         results[effect] = pd.DataFrame(mine)
-    coverage: dict[str, list[float]] = {m: [] for m in METRICS}
-    type1, power = 0.0, {}
+    coverage: dict[str, list[tuple[float, int]]] = {m: [] for m in METRICS}
+    type1, type1_n, power = 0.0, 1, {}
     for target, effect, truth in scenarios:
         frame = results[effect]
         n = len(frame)
@@ -122,30 +123,39 @@ def main() -> None:
             hit = float(((low <= truth[metric] + 1e-12) & (truth[metric] - 1e-12 <= high))[defined].mean())
             reject = float((frame[f"{metric}_p_value"] < 0.05)[defined].mean())
             width = float((high - low)[defined].median())
-            coverage[metric].append(hit)
+            coverage[metric].append((hit, int(defined.sum())))
             print(
                 f"  Δ{metric:8s} coverage {hit:.3f} (SE {np.sqrt(hit * (1 - hit) / defined.sum()):.3f}, "
                 f"{int(defined.sum())} defined)  rejects {reject:.3f}  median width {width:.3f}"
             )
-            if target == 0.0:
-                type1 = max(type1, reject)
+            if target == 0.0 and reject >= type1:
+                type1, type1_n = reject, int(defined.sum())
         detected = (frame["eod_p_value"] < 0.05) & (frame["eod_delta"] < 0)
         power[target] = float(detected.mean())
         power_se = np.sqrt(power[target] * (1 - power[target]) / n)
         print(f"  primary (ΔEOD) detected: {power[target]:.3f} (SE {power_se:.3f})")
     se = float(np.sqrt(0.95 * 0.05 / args.replicates))
+    minima = {m: min(coverage[m]) for m in METRICS}  # (coverage, defined studies) of the worst scenario
     elapsed = time.perf_counter() - start
     print(f"\nSE of a 95 % coverage at {args.replicates} replicates: {se:.4f}; {elapsed:.1f} s")
+    for metric, (value, n) in minima.items():
+        print(f"min coverage Δ{metric}: {value:.3f} (SE {_se(value, n):.4f})")
+    print(f"type-I error (max over the null's metrics): {type1:.3f} (SE {_se(type1, type1_n):.4f})")
     print(
         json.dumps(
             {
                 "bench": "comparison_calibration",
-                "coverage_delta_eod": round(min(coverage["eod"]), 3),
-                "coverage_delta_dpd": round(min(coverage["dpd"]), 3),
-                "coverage_delta_accuracy": round(min(coverage["accuracy"]), 3),
+                **{
+                    f"coverage_delta_{m}{suffix}": round(x, 4 if suffix else 3)
+                    for m, (value, n) in minima.items()
+                    for suffix, x in (("", value), ("_se", _se(value, n)))
+                },
                 "type1_error": round(type1, 3),
+                "type1_error_se": round(_se(type1, type1_n), 4),
                 "power_eod_01": round(power[0.1], 3),
+                "power_eod_01_se": round(_se(power[0.1], args.replicates), 4),
                 "power_eod_02": round(power[0.2], 3),
+                "power_eod_02_se": round(_se(power[0.2], args.replicates), 4),
                 "seeds": args.seeds,
                 "replicates": args.replicates,
                 "resamples": args.resamples,
@@ -154,6 +164,11 @@ def main() -> None:
             }
         )
     )
+
+
+def _se(rate: float, n: int) -> float:
+    """Binomial standard error of a rate measured over ``n`` simulated studies."""
+    return float(np.sqrt(rate * (1 - rate) / max(n, 1)))
 
 
 if __name__ == "__main__":

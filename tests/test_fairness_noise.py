@@ -71,6 +71,39 @@ def test_floor_is_the_quantile_of_the_permutation_null() -> None:
         assert _value(frame, f"{gap}_perm_p") == pytest.approx(expected_p)
 
 
+def test_overlapping_groups_and_posts_in_no_group_get_the_reference_permutations() -> None:
+    """Only member rows are gathered: the null must still be the whole-array within-label shuffle."""
+    rng = np.random.default_rng(5)
+    n, b = 240, 36
+    labels = (rng.random(n) < 0.4).astype(int)
+    predictions = (rng.random(n) < np.where(labels == 1, 0.6, 0.3)).astype(int)
+    index = np.arange(n)
+    membership = {
+        "a": pd.DataFrame({"x": index < 90, "y": (index >= 60) & (index < 150)}),  # overlap; 90 in none
+        "b": pd.DataFrame({"u": index % 2 == 0, "v": index % 3 == 0}),
+    }
+    options = {"min_group_size": 20, "min_positives": 5, "min_negatives": 5}
+    frame = noise_floor(labels, predictions, membership, n_permutations=b, seed=8, chunk_size=15, **options)
+    cell = (1 - labels) + 2 * (1 - predictions)
+    draws = np.random.default_rng(8)
+    null: dict[tuple[str, str], list[float]] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for size in (15, 15, 6):  # noise_floor's chunks, each shuffled as one array per label
+            shuffled = np.broadcast_to(cell, (size, n)).copy()
+            for label in (0, 1):
+                rows = np.flatnonzero(labels == label)
+                shuffled[:, rows] = draws.permuted(shuffled[:, rows], axis=1)
+            for row in shuffled:
+                y, p = (row % 2 == 0).astype(int), (row < 2).astype(int)
+                gaps = group_metrics(y, p, membership, n_resamples=0, **options)
+                for _, g in gaps[gaps["metric"].isin(["dpd", "eod"])].iterrows():
+                    null.setdefault((g["attribute"], g["metric"]), []).append(float(g["value"]))
+    for (attribute, gap), values in null.items():
+        row = frame[(frame["attribute"] == attribute) & (frame["metric"] == f"{gap}_noise_floor")]
+        assert float(row["value"].iloc[0]) == pytest.approx(np.nanquantile(values, 0.95), abs=1e-12)
+
+
 def test_a_real_effect_sits_above_the_floor() -> None:
     labels, predictions, membership = _data(np.random.default_rng(2), n=600, effect=0.25)
     frame = noise_floor(labels, predictions, membership, n_permutations=200, min_group_size=20)

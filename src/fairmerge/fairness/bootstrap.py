@@ -5,7 +5,9 @@ positives, false positives, … inside a group). A resample of the examples is t
 multiplicities ``w`` (how often each example was drawn), and all the sums of one resample are one
 product ``w @ X``. Drawing ``B`` resamples as a ``B × n`` count matrix turns the whole bootstrap into
 a few matrix products instead of a Python loop over resamples and groups; because all statistics
-share the same draw, overlapping groups stay consistent within a resample.
+share the same draw, overlapping groups stay consistent within a resample. The rows of ``X`` are
+0/1 indicators with few distinct values, so the counts are taken over distinct rows (a ``B × P``
+matrix, P in the dozens) rather than over examples.
 
 Intervals: ``percentile`` reads the resamples' quantiles; ``basic`` reflects them about the
 estimate; ``bc`` and ``bca`` (Efron 1987) shift the quantile levels by the fraction of resamples
@@ -19,6 +21,7 @@ every rate and gap of a frame shares one draw and one closed-form jackknife of c
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from typing import Literal
 
@@ -33,11 +36,22 @@ INTERVALS: tuple[Interval, ...] = ("percentile", "basic", "bc", "bca")
 
 def resample_counts(n: int, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
     """``n_resamples × n`` multiplicities of ``n`` examples drawn with replacement, ``n`` per row."""
-    draws = rng.integers(0, n, size=(n_resamples, n))
-    draws += (np.arange(n_resamples) * n)[:, None]
-    # One bincount over offset indices counts every row at once (much faster than rng.multinomial
-    # with n equal probabilities, and the same distribution).
-    return np.bincount(draws.ravel(), minlength=n_resamples * n).reshape(n_resamples, n)
+    return _row_counts(_draw_rows(n, n_resamples, rng), n)
+
+
+def _draw_rows(n: int, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """The indices of ``n_resamples`` resamples of ``n`` rows (``n_resamples × n``): the one random draw."""
+    return rng.integers(0, n, size=(n_resamples, n))
+
+
+def _row_counts(keys: np.ndarray, n_keys: int) -> np.ndarray:
+    """How often each of ``n_keys`` keys occurs in each row of ``keys``, as a ``rows × n_keys`` matrix.
+
+    One bincount over keys offset by their row counts every row at once (much faster than
+    rng.multinomial with equal probabilities or a loop over rows).
+    """
+    offset = keys + (np.arange(keys.shape[0]) * n_keys)[:, None]
+    return np.bincount(offset.ravel(), minlength=keys.shape[0] * n_keys).reshape(keys.shape[0], n_keys)
 
 
 def _chunks(total: int, size: int) -> Iterator[int]:
@@ -58,7 +72,7 @@ def bootstrap_sums(
 
     Returns a ``n_resamples × k`` array. Resamples are drawn ``chunk_size`` at a time so memory stays
     at ``chunk_size × n`` counts whatever the number of resamples; the result depends only on
-    ``seed`` (and ``chunk_size``).
+    ``values``, ``seed`` and ``chunk_size`` (a repeated request is served from memory, below).
     """
     if n_resamples < 1:
         raise ConfigError(f"n_resamples must be >= 1, got {n_resamples}")
@@ -67,15 +81,57 @@ def bootstrap_sums(
     values = np.asarray(values, dtype=np.float64)
     if values.ndim != 2 or values.shape[0] == 0:
         raise ConfigError(f"values must be a non-empty n × k matrix, got shape {values.shape}")
+    digest = hashlib.blake2b(values.tobytes(), digest_size=16).digest()
+    key = (digest, values.shape, n_resamples, seed, chunk_size)
+    sums = _RECENT_SUMS.get(key)
+    if sums is None:
+        sums = _RECENT_SUMS[key] = _draw_sums(values, n_resamples, seed, chunk_size)
+        while len(_RECENT_SUMS) > _RECENT_LIMIT:
+            _RECENT_SUMS.pop(next(iter(_RECENT_SUMS)), None)
+    return sums.copy()
+
+
+_RECENT_SUMS: dict[tuple[object, ...], np.ndarray] = {}
+_RECENT_LIMIT = 8
+"""The last sums :func:`bootstrap_sums` drew, by (values, resamples, seed, chunk size).
+
+A result depends only on these, and one model's predictions ask for the same draw several times
+(``group_metrics`` with the basic and the percentile interval, then ``pairwise_lower_ends``, all with
+the study's seed): the repeats are served from here instead of resampling again. Oldest out first.
+"""
+
+
+def _draw_sums(values: np.ndarray, n_resamples: int, seed: int, chunk_size: int) -> np.ndarray:
+    """:func:`bootstrap_sums` without the memory of recent draws."""
     n = values.shape[0]
+    # Rows repeat (the fairness designs are 0/1 indicators of a confusion cell and a group set, so a
+    # few dozen distinct rows among thousands of posts): count the distinct rows a resample draws
+    # and multiply those counts by the distinct rows. Same draw, and for integer values the same
+    # sums to the last bit (integer sums are exact in float64), at a fraction of the cost.
+    patterns, pattern_of_row = _distinct_rows(values)
     rng = np.random.default_rng(seed)
     out = np.empty((n_resamples, values.shape[1]), dtype=np.float64)
     start = 0
     for size in _chunks(n_resamples, chunk_size):
-        weights = resample_counts(n, size, rng).astype(np.float64)
-        out[start : start + size] = weights @ values
+        drawn = pattern_of_row[_draw_rows(n, size, rng)]
+        out[start : start + size] = _row_counts(drawn, patterns.shape[0]).astype(np.float64) @ patterns
         start += size
     return out
+
+
+def _distinct_rows(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of ``values`` and each row's index among them (``np.unique(axis=0)``'s answer).
+
+    Rows are keyed by a random projection (a 1-D sort, far cheaper than ``np.unique``'s row sort);
+    the keys are checked to rebuild ``values`` exactly, and the exact row sort runs when they do not.
+    """
+    projection = np.random.default_rng(0).random(values.shape[1]) + 0.5
+    _, first, inverse = np.unique(values @ projection, return_index=True, return_inverse=True)
+    patterns = values[first]
+    if np.array_equal(patterns[inverse], values, equal_nan=True):
+        return patterns, inverse
+    patterns, inverse = np.unique(values, axis=0, return_inverse=True)
+    return patterns, inverse.reshape(values.shape[0])
 
 
 def percentile_interval(samples: np.ndarray, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:

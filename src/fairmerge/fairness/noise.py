@@ -20,7 +20,8 @@ Exchanging membership rows within a stratum is the same in distribution as shuff
 confusion cells among the posts of that stratum against fixed rows, so the group counts of B
 permutations are one gather of the shuffled cells at the groups' member rows and one ``bincount``
 — no Python loop over permutations or groups, and no BLAS call (which stalls when other processes
-hold the cores).
+hold the cores). Only the stratum being shuffled is copied, and only the cells at member rows are
+gathered (posts in no group never enter a count).
 """
 
 from __future__ import annotations
@@ -88,16 +89,17 @@ def noise_floor(
     # one bincount over (permutation, column, cell) keys. Column 0 (all posts) never changes.
     member_rows, columns = np.nonzero(members[:, 1:])
     n_columns = members.shape[1]
-    strata = [np.flatnonzero(y == label) for label in (0, 1)]
+    strata = [_Stratum(np.flatnonzero(y == label), cell, member_rows) for label in (0, 1)]
+    first_keys = (np.arange(min(chunk_size, n_permutations))[:, None] * (n_columns - 1) + columns) * 4
     rng = np.random.default_rng(seed)
     nulls: dict[tuple[str, str], list[np.ndarray]] = {}
     done = 0
     while done < n_permutations:
         size = min(chunk_size, n_permutations - done)
-        shuffled = np.broadcast_to(cell, (size, y.size)).copy()
+        member_cells = np.empty((size, member_rows.size), dtype=np.int64)
         for stratum in strata:  # cells move only between posts with the same label
-            shuffled[:, stratum] = rng.permuted(shuffled[:, stratum], axis=1)
-        keys = (np.arange(size)[:, None] * (n_columns - 1) + columns[None, :]) * 4 + shuffled[:, member_rows]
+            member_cells[:, stratum.members] = stratum.shuffle(size, rng)
+        keys = first_keys[:size] + member_cells
         groups = np.bincount(keys.ravel(), minlength=size * (n_columns - 1) * 4).reshape(size, -1, 4)
         counts = np.empty((4, size, n_columns))
         counts[:, :, 0] = observed_counts[:, :1]
@@ -121,3 +123,22 @@ def noise_floor(
             rows.append((attribute, OVERALL, f"{gap}_noise_floor", floor, nan, nan))
             rows.append((attribute, OVERALL, f"{gap}_perm_p", p_value, nan, nan))
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+class _Stratum:
+    """The posts of one label, and where the group members among them sit."""
+
+    def __init__(self, posts: np.ndarray, cell: np.ndarray, member_rows: np.ndarray) -> None:
+        self.cells = cell[posts]
+        self.members = np.flatnonzero(np.isin(member_rows, posts))  # entries of member_rows it holds
+        self.positions = np.searchsorted(posts, member_rows[self.members])  # their places in ``posts``
+
+    def shuffle(self, size: int, rng: np.random.Generator) -> np.ndarray:
+        """``size`` independent shuffles of the stratum's cells, read at its member entries.
+
+        The same generator calls as shuffling every post's row of a ``size × n`` array within the
+        stratum (``rng.permuted`` draws depend on the length only), without copying the other posts.
+        """
+        shuffled = np.broadcast_to(self.cells, (size, self.cells.size)).copy()
+        rng.permuted(shuffled, axis=1, out=shuffled)
+        return shuffled[:, self.positions]
