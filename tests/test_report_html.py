@@ -15,6 +15,7 @@ import pytest
 
 from fairmerge.errors import DataError
 from fairmerge.report import write_report
+from fairmerge.report.tables import NA
 from fairmerge.study.multiseed import aggregate_seeds
 from fairmerge.study.outputs import headline_row, headline_table
 from fairmerge.sweep import dpd_bound_table
@@ -479,3 +480,58 @@ def test_how_to_read_states_the_configured_method_correction_and_thresholds(tmp_
     assert "percentile interval" not in box  # the old fixed text named a method the code does not use
     summary_section = document.split('<section id="summary">')[1].split("</section>")[0]
     assert "Every model vs FFT on test" in summary_section and "<details>" in summary_section
+
+
+def test_a_search_run_gets_its_hypervolume_table(tmp_path: Path) -> None:
+    summary = _summary() | {
+        "search": [
+            {
+                "rank": 1,
+                "method": "nsga2",
+                "hv_val": 0.41,
+                "hv_test": 0.38,
+                "hv_test_ci_low": 0.35,
+                "hv_test_ci_high": 0.4,
+                "front_size": 3.0,
+                "n_evaluations": 8.0,
+                "wall_s": 12.5,
+                "n_seeds": 1,
+            },
+            {
+                "rank": 2,
+                "method": "grid",
+                "hv_val": 0.37,
+                "hv_test": 0.36,
+                "hv_test_ci_low": math.nan,
+                "hv_test_ci_high": math.nan,
+                "front_size": 2.0,
+                "n_evaluations": 8.0,
+                "wall_s": 9.0,
+                "n_seeds": 1,
+            },
+        ]
+    }
+    path = write_report(
+        tmp_path,
+        metrics=_metrics(),
+        summary=summary,
+        similarity=None,
+        bound=None,
+        strategies=None,
+        provenance=_provenance(),
+    )
+    document = path.read_text(encoding="utf-8")
+    section = document.split('<section id="search-table">')[1].split("</section>")[0]
+    assert "0.380 [0.350, 0.400]" in section and "<td>12.5</td>" in section
+    assert "nsga2" in section and "grid" in section
+    assert "coverage has not been measured" in section
+    assert f"[{NA}, {NA}]" in section  # an undefined interval is n/a, never 0
+    assert '<section id="search-table">' not in write_report(
+        tmp_path / "plain",
+        metrics=_metrics(),
+        summary=_summary(),
+        similarity=None,
+        bound=None,
+        strategies=None,
+        provenance=_provenance(),
+    ).read_text(encoding="utf-8")

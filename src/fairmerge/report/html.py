@@ -372,6 +372,33 @@ def _targets_section(rows: list[Mapping[str, Any]]) -> str:
     return _section("targets", "Training-target quality of the subgroup vectors", body)
 
 
+def _search_section(rows: list[Mapping[str, Any]]) -> str:
+    """``summary.json``'s ``search`` table: each searcher's hypervolume on validation and test."""
+    frame = pd.DataFrame(
+        {
+            "method": [str(r.get("method")) for r in rows],
+            "HV val": [fmt_number(r.get("hv_val")) for r in rows],
+            "HV test [95 % interval]": [
+                f"{fmt_number(r.get('hv_test'))} [{fmt_number(r.get('hv_test_ci_low'))}, "
+                f"{fmt_number(r.get('hv_test_ci_high'))}]"
+                for r in rows
+            ],
+            "front size": [fmt_count(r.get("front_size")) for r in rows],
+            "model evaluations": [fmt_count(r.get("n_evaluations")) for r in rows],
+            "wall s": [fmt_number(r.get("wall_s"), 1) for r in rows],
+            "seeds": [fmt_count(r.get("n_seeds")) for r in rows],
+        }
+    )
+    body = (
+        "<p>Hypervolume of each searcher's front of (accuracy, 1 − DPD, 1 − EOD) against the configured "
+        "reference point, on validation and with the front scored on test (higher is better). The test "
+        "interval is a bootstrap over posts (and seeds); its coverage has not been measured, and methods "
+        "whose intervals overlap are not ranked by it. Rows are sorted by the test point estimate.</p>"
+        + _table(frame)
+    )
+    return _section("search-table", "Coefficient searchers by hypervolume", body)
+
+
 def _bound_checks(bound: pd.DataFrame) -> pd.DataFrame:
     """Per attribute: how many λ the constants were estimated on, and how the held-out λ fared.
 
@@ -544,6 +571,8 @@ def render_html(
     for key, label, title, caption in (*FIGURE_SECTIONS, *search_figures.SECTIONS):
         if key in images:
             sections.append((key, label, _section(key, title, _figure(images, key, title, _esc(caption)))))
+    if summary.get("search"):
+        sections.append(("search-table", "Searchers", _search_section(summary["search"])))
     if bound is not None and "bound" in images:
         sections.append(("bound", "Bound", _bound_section(bound, images)))
     if summary.get("selection_sensitivity"):

@@ -18,8 +18,7 @@ import torch
 
 from fairmerge.data.types import GroupedTextDataset, TextSplit
 from fairmerge.evaluation import evaluate_scores, score_split
-from fairmerge.fairness.base_rates import labels_dpd
-from fairmerge.fairness.metrics import MIN_NEGATIVES, MIN_POSITIVES, OVERALL, Thresholds
+from fairmerge.fairness.metrics import MIN_NEGATIVES, MIN_POSITIVES, Thresholds
 from fairmerge.inference import EncodedInputs, InputProcessor, encode_inputs
 from fairmerge.precision import Precision
 from fairmerge.study.config import SHARED_SEED
@@ -111,21 +110,6 @@ class SplitEvaluator:
     def threshold_options(self) -> dict[str, int]:
         """The group thresholds as keyword arguments of the ``fairmerge.fairness`` functions."""
         return dataclasses.asdict(self.thresholds)
-
-    def labels_dpd_rows(self) -> pd.DataFrame:
-        """One ``labels_dpd`` row per attribute: the DPD of the true labels, over the same groups
-        as every model's DPD on this split (what a perfect classifier's DPD would be)."""
-        gaps = labels_dpd(
-            self.split.labels, self.split.memberships(self.attributes), **self.threshold_options
-        )
-        nan = float("nan")
-        rows = [
-            (self.name, attribute, OVERALL, "labels_dpd", value, nan, nan)
-            for attribute, value in gaps.items()
-        ]
-        return pd.DataFrame(
-            rows, columns=["split", "attribute", "group", "metric", "value", "ci_low", "ci_high"]
-        )
 
     def scores(
         self, model: torch.nn.Module, key: str, prepare: Callable[[], object] = lambda: None
