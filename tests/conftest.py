@@ -26,6 +26,7 @@ def pytest_configure(config: pytest.Config) -> None:
 _STUDY_GROUPS = {"fast_study": "fast-study", "utkface_fast_study": "utkface-study"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook turns the marks into the scheduling groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under pytest-xdist (``-n 2 --dist loadgroup``, the README's test line), keep each module on one
     worker, so its module fixtures are built once, and every reader of a session study on one worker,

@@ -123,7 +123,7 @@ def test_config_field_validates_and_the_resolved_precision_keys_the_score_cache(
     without_units = _score_cache_key(auto, dataset)  # type: ignore[arg-type]
     assert precision_provenance("auto", "cpu")["resolved"] == "fp32"
     assert with_units != without_units  # same config, different resolved precision: never mixed
-    outcome = SimpleNamespace(checkpoints={})
+    outcome = SimpleNamespace(checkpoints={}, precision=None)
     recorded = _provenance(auto, SimpleNamespace(provenance={}, notes=[]), outcome)  # type: ignore[arg-type]
     assert recorded["evaluation_precision"]["requested"] == "auto"
     assert recorded["evaluation_precision"]["resolved"] == "fp32"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -69,11 +71,14 @@ def test_plan_states_the_learned_memory_of_a_7b_model() -> None:
 
 @pytest.mark.slow
 def test_run_search_fast_scores_only_front_points_on_test(
-    tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+    fast_study: tuple[Path, Path], tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`fairmerge run search --fast`: every method runs, only front points are scored on test (once
     each), pareto_front.csv / hypervolume.csv are written, summary.search validates, and each
-    method's pick is compared with FFT as merge[<method>]."""
+    method's pick is compared with FFT as merge[<method>]. The search config is the default study
+    plus its search section, so the session's ``run --fast`` cache (hard-linked: entries are
+    replaced, never edited) holds its fine-tunes and the scores of every stage before the search."""
+    shutil.copytree(fast_study[1], tmp_path / "cache", copy_function=os.link)
     tested: Counter[tuple[float, ...]] = Counter()
 
     class Spy(MergerScoreFn):
