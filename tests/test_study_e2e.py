@@ -152,10 +152,11 @@ def test_two_seeds_with_different_worst_groups_compare_over_seeds(
     def another_group_for_seed_1(
         fft_val: pd.DataFrame, attributes: list[str], names: dict[tuple[str, str], str], **kwargs: Any
     ) -> dict[str, str]:
-        """FFT's worst group differs between seeds in real runs; force it here for the second seed."""
+        """FFT's worst group often differs between seeds in real runs; where seed 1's does not (it
+        depends on the code's numbers), force a group other than seed 0's."""
         worst = chosen(fft_val, attributes, names, **kwargs)
         calls.append(worst)
-        if len(calls) == 2:
+        if len(calls) == 2 and worst["label"] == calls[0]["label"]:
             (attribute, group), other = next((p, n) for p, n in names.items() if n != worst["label"])
             worst = {**worst, "attribute": attribute, "group": group, "label": other}
         return worst
