@@ -114,8 +114,9 @@ class RayExecutor(Executor):
         try:
             return list(ray.get(refs))
         except ray.exceptions.RayTaskError as exc:
-            for ref in refs:  # the others need not finish: their entries are atomic anyway
-                ray.cancel(ref)
+            # The other jobs are left to finish, not cancelled: in Ray 2.x ray.cancel races with a
+            # task's completion and can abort the driver (ray-project/ray#54527). Their cache entries
+            # are atomic, so a re-run picks up whatever they finished.
             cause = exc.cause if isinstance(exc.cause, BaseException) else None
             if cause is not None:
                 raise cause from None
