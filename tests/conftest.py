@@ -4,6 +4,7 @@ the repository; when neither exists, tests that need it FAIL (they never skip or
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,18 +27,31 @@ def pytest_configure(config: pytest.Config) -> None:
 _STUDY_GROUPS = {"fast_study": "fast-study", "utkface_fast_study": "utkface-study"}
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook turns the marks into the scheduling groups
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+@pytest.hookimpl(wrapper=True)  # around xdist's own hook, which turns the marks into scheduling groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> Iterator[None]:
     """Under pytest-xdist (``-n 2 --dist loadgroup``, the README's test line), keep each module on one
     worker, so its module fixtures are built once, and every reader of a session study on one worker,
     so each study runs once per session rather than once per worker."""
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
-    for item in items:
-        fixtures = getattr(item, "fixturenames", ())
-        studies = [group for fixture, group in _STUDY_GROUPS.items() if fixture in fixtures]
-        group = studies[0] if studies else item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group(group))
+    loadgroup = getattr(config.option, "loadgroup", False)  # set on xdist's workers only
+    if loadgroup:
+        for item in items:
+            fixtures = getattr(item, "fixturenames", ())
+            studies = [group for fixture, group in _STUDY_GROUPS.items() if fixture in fixtures]
+            group = studies[0] if studies else item.nodeid.split("::")[0]
+            item.add_marker(pytest.mark.xdist_group(group))
+    yield
+    if loadgroup:
+        for item in items:
+            _suffix_group(item)
+
+
+def _suffix_group(item: pytest.Item) -> None:
+    """Written by hand because no release does it: pytest-xdist 3.8 writes the group into
+    ``item._nodeid``, which pytest 9.2 no longer reads (it keeps ids in ``item._id``), so its scheduler
+    saw no groups and each worker built each session study. Add the suffix where it is missing."""
+    groups = sorted({str(mark.args[0]) for mark in item.iter_markers("xdist_group") if mark.args})
+    if groups and "@" not in item.nodeid.rpartition("]")[2]:
+        item._id = type(item._id).parse(f"{item.nodeid}@{'_'.join(groups)}")  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="session")
