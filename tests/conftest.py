@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fp32_study import FP32_ARGS
 
 _SIBLING_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -81,7 +82,17 @@ def fast_study(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> tupl
 
     root = tmp_path_factory.mktemp("fast-study")
     out, cache = root / "out", root / "cache"
-    argv = ["run", "--fast", "--data-dir", str(data_dir), "--out", str(out), "--cache-dir", str(cache)]
+    argv = [
+        "run",
+        "--fast",
+        *FP32_ARGS,
+        "--data-dir",
+        str(data_dir),
+        "--out",
+        str(out),
+        "--cache-dir",
+        str(cache),
+    ]
     result = subprocess.run(
         [sys.executable, "-c", "from fairmerge.cli import main; main()", *argv],
         capture_output=True,
@@ -112,6 +123,7 @@ def utkface_fast_study(tmp_path_factory: pytest.TempPathFactory, data_dir: Path)
         "run",
         "utkface",
         "--fast",
+        *FP32_ARGS,
         "--data-dir",
         str(data_dir),
         "--out",

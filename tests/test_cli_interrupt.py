@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO
 
 import pytest
+from fp32_study import FP32_ARGS
 
 from fairmerge.cli import INTERRUPTED, main
 
@@ -132,6 +133,7 @@ def test_interrupted_study_resumes_to_the_uninterrupted_result(
         *FAIRMERGE,
         "run",
         "--fast",
+        *FP32_ARGS,
         "--data-dir",
         str(data_dir),
         "--out",

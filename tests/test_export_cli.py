@@ -109,3 +109,20 @@ def test_export_headline_on_the_fast_study(fast_study: tuple[Path, Path], tmp_pa
     with pytest.raises(OutputError, match="not an earlier fairmerge export"):
         export_headline(out, folder)
     assert (folder / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize(("recorded", "scored"), [({"resolved": "bf16"}, "bf16"), ({}, "auto")])
+def test_a_run_is_scored_again_in_the_precision_it_recorded(
+    tmp_path: Path, recorded: dict[str, str], scored: str
+) -> None:
+    """``auto`` resolved per run: an export's threshold and ``evaluate`` use the recorded choice."""
+    from fairmerge.study.config import load_config
+
+    config = load_config(None, fast=True).to_dict()
+    provenance = {"config": config, "evaluation_precision": {"requested": "auto", **recorded}}
+    summary = {"provenance": provenance, "selected": {"merge": {}}, "seeds": [0]}
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    run = RunFolder.read(tmp_path)
+    assert run.config.evaluation.precision == "auto"
+    assert run.scored_config.evaluation.precision == scored
+    assert run.scored_config.model_dump(exclude={"evaluation"}) == run.config.model_dump(exclude={"evaluation"})

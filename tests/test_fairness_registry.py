@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from fp32_study import FP32
 
 from fairmerge.fairness import group_metrics, registry
 from fairmerge.fairness.registry import Gap, Rate, split_wide_column, wide_column
@@ -64,7 +65,7 @@ def test_toy_metric_reaches_metrics_csv_and_the_report(
     shutil.copytree(reference_cache, cache)  # warm: the same fine-tunes and scores, new metrics
     out = tmp_path / "out"
     with registry.registered(PPV, PPV_GAP):
-        summary = run_study(fast=True, data_dir=data_dir, out_dir=out, cache_dir=cache)
+        summary = run_study(fast=True, data_dir=data_dir, out_dir=out, cache_dir=cache, overrides=FP32)
     metrics = pd.read_csv(out / "metrics.csv")
     assert {"ppv", "ppv_gap"} <= set(metrics.metric)
     assert metrics[metrics.metric == "ppv_gap"].value.notna().any()

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from fp32_study import FP32
 from typer.testing import CliRunner
 
 from fairmerge.cli import app
@@ -125,7 +126,12 @@ def test_selection_ignores_test_labels(fast_run: tuple[Path, Path], monkeypatch:
     monkeypatch.setattr(study_run, "load_dataset", flipped_test_labels)
     second = out.parent / "flipped"
     summary = study_run.run_study(
-        None, data_dir=os.environ["FAIRMERGE_DATA_DIR"], out_dir=second, fast=True, cache_dir=cache
+        None,
+        data_dir=os.environ["FAIRMERGE_DATA_DIR"],
+        out_dir=second,
+        fast=True,
+        cache_dir=cache,
+        overrides=FP32,
     )
     first = json.loads((out / "summary.json").read_text())
     assert summary["selected"] == first["selected"]
@@ -169,6 +175,7 @@ def test_two_seeds_with_different_worst_groups_compare_over_seeds(
         out_dir=second,
         fast=True,
         cache_dir=cache,
+        overrides=FP32,
         seeds=[0, 1],
     )
     assert summary["seeds"] == [0, 1]

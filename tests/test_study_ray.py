@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from fp32_study import FP32_ARGS
 from safetensors.torch import load_file
 
 from fairmerge.errors import ConfigError
@@ -41,7 +42,7 @@ def test_fast_study_trained_on_ray_equals_the_local_run(
     shutil.copytree(reference_cache, cache, copy_function=os.link)  # entries are replaced, never edited
     for kind in RETRAINED:
         shutil.rmtree(cache / "training" / kind)
-    argv = ["run", "--fast", "--executor", "ray", "--data-dir", str(data_dir), "--out", str(out)]
+    argv = ["run", "--fast", *FP32_ARGS, "--executor", "ray", "--data-dir", str(data_dir), "--out", str(out)]
     done = subprocess.run(
         [sys.executable, "-c", "from fairmerge.cli import main; main()", *argv, "--cache-dir", str(cache)],
         capture_output=True,

@@ -78,7 +78,7 @@ def export_model(
     processor = load_processor(str(ingredients.start))
     threshold = bias = None
     if point.label.calibrated:
-        threshold = validation_threshold(model, processor, dataset, run.config)
+        threshold = validation_threshold(model, processor, dataset, run.scored_config)
         bias = fold_threshold(model, threshold)
     names = id2label(run.summary["label_scheme"])
     model.config.id2label = names
@@ -88,7 +88,7 @@ def export_model(
     record = export_record(
         ingredients,
         run_dir=str(run.path.resolve()),
-        study_config=run.config.to_dict(),
+        study_config=run.scored_config.to_dict(),
         threshold=threshold,
         bias=bias,
         id2label=names,

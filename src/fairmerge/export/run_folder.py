@@ -61,6 +61,17 @@ class RunFolder:
         return cls(folder, summary, validate_config(raw, f"{file} provenance.config"))
 
     @property
+    def scored_config(self) -> StudyConfig:
+        """The config with ``evaluation.precision`` as the run resolved it (``auto``'s recorded
+        choice), so whatever scores the run's points again (an export's threshold, ``evaluate``)
+        scores them in the run's own precision."""
+        recorded = ((self.summary.get("provenance") or {}).get("evaluation_precision") or {}).get("resolved")
+        if recorded is None or recorded == self.config.evaluation.precision:
+            return self.config
+        evaluation = self.config.evaluation.model_copy(update={"precision": recorded})
+        return self.config.model_copy(update={"evaluation": evaluation})
+
+    @property
     def seeds(self) -> list[int]:
         return [int(s) for s in self.summary["seeds"]]
 
