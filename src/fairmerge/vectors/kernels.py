@@ -393,6 +393,11 @@ class _Compiled:
 _compiled = _Compiled()
 
 
+def compiled_signatures() -> int:
+    """How many signatures the compiled path has checked and uses in this process (0 when off)."""
+    return 0 if _compiled.off else len(_compiled.trusted)
+
+
 def compile_mode() -> str:
     """``FAIRMERGE_MERGE_COMPILE``: ``auto`` (default), ``on`` or ``off`` (see the module docstring)."""
     mode = os.environ.get("FAIRMERGE_MERGE_COMPILE", "auto")
@@ -448,19 +453,23 @@ def _trusted(job: _Job) -> bool:
         logger.info("compiling the fused half-precision merge for %s (once per process)", signature)
         size = min(job.numel // 2, CHUNK_ELEMENTS + 4099)  # a chunk boundary and a vector tail
         for start, pad in ((0, 0), (job.numel - size, 2)):  # views at storage offset 0 and inside
-            compiled = torch.empty(size + pad, dtype=job.out.dtype)[pad:]
+            terms = tuple((t[start : start + size], w, f) for t, w, f in job.terms)
             eager = torch.empty(size, dtype=job.out.dtype)
+            sample = _Job(job.base[start : start + size], eager, terms, job.acc_dtype, job.uniform, False)
+            eager_acc = _chunk(sample, 0, size, _Scratch(torch.device("cpu")))
+            # The fp32 accumulator too: a rounding that differs in fp32 rarely shows after bf16's.
+            compiled = torch.empty(size + pad, dtype=job.out.dtype)[pad:]
+            compiled_acc = torch.empty(size, dtype=job.acc_dtype)
             try:
                 if _compiled.function is None:
                     _compiled.function = torch.compile(_fused_half, dynamic=True, fullgraph=True)
                 _call_fused(_compiled.function, job, start, start + size, compiled)
+                _call_fused(_compiled.function, job, start, start + size, compiled_acc)
             except Exception as error:  # no compiler, a torch without prims.fma, ...: eager is right
                 _compiled.give_up(f"{type(error).__name__}: {(str(error) or '?').splitlines()[0]}")
                 return False
-            terms = tuple((t[start : start + size], w, f) for t, w, f in job.terms)
-            sample = _Job(job.base[start : start + size], eager, terms, job.acc_dtype, job.uniform, False)
-            _cpu_run([sample], False)
-            if not torch.equal(compiled.view(torch.int16), eager.view(torch.int16)):
+            same = torch.equal(compiled.view(torch.int16), eager.view(torch.int16))
+            if not (same and torch.equal(compiled_acc.view(torch.int32), eager_acc.view(torch.int32))):
                 _compiled.give_up(f"its bits differ from the eager chunks for {signature}")
                 return False
         _compiled.trusted.add(signature)
