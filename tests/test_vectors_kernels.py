@@ -8,6 +8,7 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
+from fairmerge.errors import ConfigError
 from fairmerge.vectors import InPlaceMerger, kernels
 from fairmerge.vectors.kernels import Term, merge_into, weighted_merge
 
@@ -225,5 +226,5 @@ def test_compiled_path_waits_for_a_large_call_and_rejects_unknown_modes(monkeypa
     assert torch.equal(weighted_merge(base, terms), torch.full((1000,), 1.125, dtype=torch.bfloat16))
     assert compiled_state.function is None
     monkeypatch.setenv("FAIRMERGE_MERGE_COMPILE", "yes")
-    with pytest.raises(ValueError, match="FAIRMERGE_MERGE_COMPILE must be auto, on or off, got 'yes'"):
+    with pytest.raises(ConfigError, match="FAIRMERGE_MERGE_COMPILE must be auto, on or off, got 'yes'"):
         weighted_merge(base, terms)

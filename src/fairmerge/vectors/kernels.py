@@ -43,6 +43,8 @@ from dataclasses import dataclass
 
 import torch
 
+from fairmerge.errors import ConfigError
+
 CHUNK_ELEMENTS = 1 << 16
 """Elements per chunk on CPU (256 KiB of fp32): the fp32 scratch of a half-precision chunk (an
 accumulator and one converted operand) and its operand chunks stay in a core's L2 cache, so only
@@ -87,14 +89,16 @@ def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def _forget_pool() -> None:
-    """In a forked child the pool's threads do not exist: start a new pool when needed."""
+def _after_fork() -> None:
+    """In a forked child the pool's threads do not exist (a new pool starts when needed) and no
+    thread holds a lock."""
     global _pool, _pool_lock
     _pool = None
     _pool_lock = threading.Lock()
+    _compiled.lock = threading.Lock()  # a parent's thread may have held it at the fork
 
 
-os.register_at_fork(after_in_child=_forget_pool)
+os.register_at_fork(after_in_child=_after_fork)
 
 
 def _workers() -> ThreadPoolExecutor:
@@ -402,7 +406,7 @@ def compile_mode() -> str:
     """``FAIRMERGE_MERGE_COMPILE``: ``auto`` (default), ``on`` or ``off`` (see the module docstring)."""
     mode = os.environ.get("FAIRMERGE_MERGE_COMPILE", "auto")
     if mode not in ("auto", "on", "off"):
-        raise ValueError(f"FAIRMERGE_MERGE_COMPILE must be auto, on or off, got {mode!r}")
+        raise ConfigError(f"FAIRMERGE_MERGE_COMPILE must be auto, on or off, got {mode!r}")
     return mode
 
 
