@@ -434,7 +434,8 @@ def _call_fused(
     with torch.no_grad(), torch._dynamo.config.patch(settings):
         deltas = [t[start:stop] for t, _, _ in job.terms]
         target = job.out[start:stop] if out is None else out
-        function(target, job.base[start:stop], deltas, torch.tensor(weights), job.uniform is not None)
+        scalars = torch.tensor(weights, dtype=job.acc_dtype)  # as eager rounds alpha: to fp32
+        function(target, job.base[start:stop], deltas, scalars, job.uniform is not None)
 
 
 def _signature(job: _Job) -> tuple[object, ...]:
