@@ -6,7 +6,10 @@
    next to a plain tensor copy of the same tensors in the same run (the faster of ``clone`` and
    ``copy_`` into preallocated memory). Reported for fp32 (the study's dtype) and bf16
    (``inmemory_vs_copy``, ``inmemory_vs_copy_bf16``); the out-of-place ``merge_state_dict``, which
-   also pays for fresh output memory, is reported next to them.
+   also pays for fresh output memory, is reported next to them. bf16 takes the kernel's compiled
+   path when ``torch.compile`` works here (``bf16_path``; its one-off compile falls in the untimed
+   warm-up) and is measured again, in the same run, with the eager chunks alone
+   (``FAIRMERGE_MERGE_COMPILE=off``: ``inmemory_vs_copy_bf16_eager``).
 2. Out of core: a randomly initialised Llama-shaped bf16 checkpoint of >= 2 GB (base + two
    "fine-tuned" models, sharded safetensors written to a temporary directory) merged by fairmerge
    and by mergekit's ``task_arithmetic`` (same inputs, same weights, bf16 output, fp32 arithmetic
@@ -41,7 +44,7 @@ from pathlib import Path
 
 import torch
 
-from fairmerge.vectors import InPlaceMerger, TaskVector, merge_state_dict
+from fairmerge.vectors import InPlaceMerger, TaskVector, kernels, merge_state_dict
 from fairmerge.vectors.checkpoint_io import CheckpointReader
 
 LAMBDAS = (0.3, 0.5)
@@ -73,7 +76,20 @@ class Weights(torch.nn.Module):
             self.register_parameter(key.replace(".", "_"), torch.nn.Parameter(tensor, requires_grad=False))
 
 
-def in_memory(total_mb: int, dtype: torch.dtype, repeats: int) -> tuple[float, float]:
+def eager_in_place(total_mb: int, repeats: int) -> float:
+    """The bf16 in-place ratio with the kernel's compiled path turned off (the eager chunks)."""
+    previous = os.environ.get("FAIRMERGE_MERGE_COMPILE")
+    os.environ["FAIRMERGE_MERGE_COMPILE"] = "off"
+    try:
+        return in_memory(total_mb, torch.bfloat16, repeats, label="bfloat16, eager chunks only")[0]
+    finally:
+        if previous is None:
+            del os.environ["FAIRMERGE_MERGE_COMPILE"]
+        else:
+            os.environ["FAIRMERGE_MERGE_COMPILE"] = previous
+
+
+def in_memory(total_mb: int, dtype: torch.dtype, repeats: int, label: str = "") -> tuple[float, float]:
     """(in-place merge GB/s, merge_state_dict GB/s) ÷ copy GB/s for one dtype (bytes read + written)."""
     base = {k.replace(".", "_"): v for k, v in synthetic_state_dict(total_mb, dtype, 0).items()}
     taus = [
@@ -109,7 +125,7 @@ def in_memory(total_mb: int, dtype: torch.dtype, repeats: int) -> tuple[float, f
     copy_gbs = 2 * 3 * nbytes / copy_s / 1e9  # reads and writes each of the 3 inputs
     merge_gbs = 4 * nbytes / merge_s / 1e9  # reads base + 2 vectors, writes the result
     fresh_gbs = 4 * nbytes / fresh_s / 1e9
-    name = str(dtype).removeprefix("torch.")
+    name = label or str(dtype).removeprefix("torch.")
     print(
         f"in-memory {name}: {nbytes / 1e9:.2f} GB per model; "
         f"in place {merge_s:.3f} s = {merge_gbs:.1f} GB/s, "
@@ -431,6 +447,9 @@ def main() -> None:
 
     fp32, fp32_fresh = in_memory(args.inmemory_mb, torch.float32, args.repeats)
     bf16, bf16_fresh = in_memory(args.inmemory_mb, torch.bfloat16, args.repeats)
+    bf16_path = "compiled" if kernels.compiled_signatures() else "eager"
+    bf16_eager = eager_in_place(args.inmemory_mb, args.repeats) if bf16_path == "compiled" else bf16
+    print(f"bf16 in place took the {bf16_path} path (FAIRMERGE_MERGE_COMPILE={kernels.compile_mode()})")
     gpu_small = gpu("0.5b", QWEN_05B, 24, 2, args.repeats)
     gpu_7b = gpu("7b", LLAMA_7B, 32, 1, args.repeats)
     ooc: dict[str, float | None] = {"ooc_time_vs_mergekit": None, "ooc_rss_vs_mergekit": None}
@@ -448,6 +467,8 @@ def main() -> None:
         "ooc_rss_vs_mergekit": ooc.pop("ooc_rss_vs_mergekit"),
         "ooc_peak_rss_mb": ooc.pop("ooc_peak_rss_mb"),
         "inmemory_vs_copy_bf16": round(bf16, 3),
+        "inmemory_vs_copy_bf16_eager": round(bf16_eager, 3),
+        "bf16_path": bf16_path,
         "merge_state_dict_vs_copy": round(fp32_fresh, 3),
         "merge_state_dict_vs_copy_bf16": round(bf16_fresh, 3),
         "gpu_vs_copy_0.5b": None if gpu_small is None else round(gpu_small, 3),

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
+from fairmerge.errors import ConfigError
 from fairmerge.vectors import InPlaceMerger, kernels
 from fairmerge.vectors.kernels import Term, merge_into, weighted_merge
 
@@ -157,3 +160,71 @@ def test_half_precision_chunks_accumulate_in_fp32_and_round_once(dtype, monkeypa
         out = base.clone()
         weighted_merge(out, terms, out=out)  # in place, as a sweep writes a model's weights
         assert torch.equal(out, reference.to(dtype))
+
+
+@pytest.fixture
+def compiled_state(monkeypatch):
+    """A fresh record of what this process compiled and trusted, kept from other tests."""
+    state = kernels._Compiled()
+    monkeypatch.setattr(kernels, "_compiled", state)
+    return state
+
+
+def test_compiled_half_path_gives_the_eager_bits(monkeypatch, compiled_state):
+    """bf16 sweep points (per-vector, tied λ, uniform fp32 sum) through the compiled spans equal the
+    eager chunks bit for bit; tied weights stay tied and integer buffers untouched."""
+    monkeypatch.setattr(kernels, "CHUNK_ELEMENTS", 64)  # tensors from 64 elements take the path
+    monkeypatch.setattr(kernels, "SPAN_ELEMENTS", 300)  # several spans per tensor, tails included
+    model = tiny_gpt2(torch.bfloat16)
+    base = {k: v.clone() for k, v in model.state_dict().items()}
+    vectors = vectors_for(model, 2)
+    points = [(False, [0.3, -0.7]), (False, [0.45, 0.45]), (True, 0.45)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for uniform, coefficients in points:
+            merger = InPlaceMerger(model, base, vectors, uniform=uniform)
+            monkeypatch.setenv("FAIRMERGE_MERGE_COMPILE", "off")
+            eager = {k: v.clone() for k, v in merger.set_coefficients(coefficients).state_dict().items()}
+            monkeypatch.setenv("FAIRMERGE_MERGE_COMPILE", "on")
+            compiled = merger.set_coefficients(coefficients).state_dict()
+            assert all(torch.equal(compiled[k], v) for k, v in eager.items()), coefficients
+            assert model.lm_head.weight.data_ptr() == model.transformer.wte.weight.data_ptr()
+            assert torch.equal(compiled["transformer.counts"], torch.arange(3))
+    reasons = [str(w.message) for w in caught if "compiled half-precision" in str(w.message)]
+    assert not any("bits differ" in r for r in reasons), reasons
+    if compiled_state.off:
+        pytest.skip(f"torch.compile is unavailable here, the eager chunks ran: {reasons}")
+    assert len(compiled_state.trusted) == 3  # per-vector, tied λ (summed first), fp32 sum
+
+
+def test_compiled_path_whose_bits_differ_is_never_used(monkeypatch, compiled_state):
+    monkeypatch.setattr(kernels, "CHUNK_ELEMENTS", 64)
+
+    def unfused(out, base, deltas, weights, uniform):  # w·δ rounded before it is added: not the fma
+        acc = base.float()
+        for i, delta in enumerate(deltas):
+            acc = acc + delta.float() * weights[0 if uniform else i]
+        out.copy_(acc)
+
+    compiled_state.function = unfused
+    generator = torch.Generator().manual_seed(6)
+    base = torch.randn(4000, generator=generator).to(torch.bfloat16)
+    terms = [Term((0.1 * torch.randn(4000, generator=generator)).to(torch.bfloat16), w) for w in (0.3, -0.7)]
+    monkeypatch.setenv("FAIRMERGE_MERGE_COMPILE", "on")
+    with pytest.warns(UserWarning, match="bits differ from the eager chunks"):
+        merged = weighted_merge(base, terms)
+    assert compiled_state.off and not compiled_state.trusted
+    monkeypatch.setenv("FAIRMERGE_MERGE_COMPILE", "off")
+    assert torch.equal(merged, weighted_merge(base, terms))
+
+
+def test_compiled_path_waits_for_a_large_call_and_rejects_unknown_modes(monkeypatch, compiled_state):
+    monkeypatch.setattr(kernels, "CHUNK_ELEMENTS", 64)
+    base = torch.ones(1000, dtype=torch.bfloat16)
+    terms = [Term(torch.full((1000,), 0.5, dtype=torch.bfloat16), 0.25)]
+    monkeypatch.delenv("FAIRMERGE_MERGE_COMPILE", raising=False)  # auto: 1000 < COMPILE_MIN_ELEMENTS
+    assert torch.equal(weighted_merge(base, terms), torch.full((1000,), 1.125, dtype=torch.bfloat16))
+    assert compiled_state.function is None
+    monkeypatch.setenv("FAIRMERGE_MERGE_COMPILE", "yes")
+    with pytest.raises(ConfigError, match="FAIRMERGE_MERGE_COMPILE must be auto, on or off, got 'yes'"):
+        weighted_merge(base, terms)
