@@ -4,10 +4,11 @@ the repository; when neither exists, tests that need it FAIL (they never skip or
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 from fp32_study import FP32_ARGS
 
 _SIBLING_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -24,35 +25,30 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-# Session studies and the xdist groups of the tests that read them (see pytest_collection_modifyitems).
-_STUDY_GROUPS = {"fast_study": "fast-study", "utkface_fast_study": "utkface-study"}
+def _once_per_session(
+    tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], str | None]
+) -> Path:
+    """The folder ``name`` that ``build`` fills once per test session, across pytest-xdist workers too.
 
-
-@pytest.hookimpl(wrapper=True)  # around xdist's own hook, which turns the marks into scheduling groups
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> Iterator[None]:
-    """Under pytest-xdist (``-n 2 --dist loadgroup``, the README's test line), keep each module on one
-    worker, so its module fixtures are built once, and every reader of a session study on one worker,
-    so each study runs once per session rather than once per worker."""
-    loadgroup = getattr(config.option, "loadgroup", False)  # set on xdist's workers only
-    if loadgroup:
-        for item in items:
-            fixtures = getattr(item, "fixturenames", ())
-            studies = [group for fixture, group in _STUDY_GROUPS.items() if fixture in fixtures]
-            group = studies[0] if studies else item.nodeid.split("::")[0]
-            item.add_marker(pytest.mark.xdist_group(group))
-    yield
-    if loadgroup:
-        for item in items:
-            _suffix_group(item)
-
-
-def _suffix_group(item: pytest.Item) -> None:
-    """Written by hand because no release does it: pytest-xdist 3.8 writes the group into
-    ``item._nodeid``, which pytest 9.2 no longer reads (it keeps ids in ``item._id``), so its scheduler
-    saw no groups and each worker built each session study. Add the suffix where it is missing."""
-    groups = sorted({str(mark.args[0]) for mark in item.iter_markers("xdist_group") if mark.args})
-    if groups and "@" not in item.nodeid.rpartition("]")[2]:
-        item._id = type(item._id).parse(f"{item.nodeid}@{'_'.join(groups)}")  # type: ignore[attr-defined]
+    No plugin does this (pytest-xdist's documentation gives the pattern): the workers share the parent
+    of their temporary folders, the first to get here builds under a file lock, and the others wait
+    and read what it built, so each session study runs once however the tests are spread. ``build``
+    returns an error message or None; a failed build is not repeated: every reader fails with it.
+    """
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    root, failed = shared / name, shared / f"{name}.failed"
+    with FileLock(str(shared / f"{name}.lock")):
+        if failed.is_file():
+            pytest.fail(failed.read_text())
+        if not (root / ".built").is_file():
+            root.mkdir(exist_ok=True)
+            error = build(root)
+            if error is not None:
+                failed.write_text(error)
+                pytest.fail(error)
+            (root / ".built").touch()
+    return root
 
 
 @pytest.fixture(scope="session")
@@ -80,30 +76,28 @@ def fast_study(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> tupl
     import subprocess
     import sys
 
-    root = tmp_path_factory.mktemp("fast-study")
-    out, cache = root / "out", root / "cache"
-    argv = [
-        "run",
-        "--fast",
-        *FP32_ARGS,
-        "--data-dir",
-        str(data_dir),
-        "--out",
-        str(out),
-        "--cache-dir",
-        str(cache),
-    ]
-    result = subprocess.run(
-        [sys.executable, "-c", "from fairmerge.cli import main; main()", *argv],
-        capture_output=True,
-        text=True,
-        timeout=3600,  # minutes when idle; a loaded machine takes much longer
-        env={**os.environ, "COLUMNS": "120"},
-    )
-    (root / "stderr.txt").write_text(result.stderr)
-    (root / "stdout.txt").write_text(result.stdout)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return out, cache
+    def build(root: Path) -> str | None:
+        argv = ["run", "--fast", *FP32_ARGS, "--data-dir", str(data_dir), "--out", str(root / "out")]
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from fairmerge.cli import main; main()",
+                *argv,
+                "--cache-dir",
+                str(root / "cache"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=3600,  # minutes when idle; a loaded machine takes much longer
+            env={**os.environ, "COLUMNS": "120"},
+        )
+        (root / "stderr.txt").write_text(result.stderr)
+        (root / "stdout.txt").write_text(result.stdout)
+        return None if result.returncode == 0 else result.stdout[-3000:] + result.stderr[-3000:]
+
+    root = _once_per_session(tmp_path_factory, "fast-study", build)
+    return root / "out", root / "cache"
 
 
 @pytest.fixture(scope="session")
@@ -117,20 +111,19 @@ def utkface_fast_study(tmp_path_factory: pytest.TempPathFactory, data_dir: Path)
 
     from fairmerge.cli import app
 
-    root = tmp_path_factory.mktemp("utkface-fast-study")
-    out, cache = root / "out", root / "cache"
-    argv = [
-        "run",
-        "utkface",
-        "--fast",
-        *FP32_ARGS,
-        "--data-dir",
-        str(data_dir),
-        "--out",
-        str(out),
-        "--cache-dir",
-        str(cache),
-    ]
-    result = CliRunner().invoke(app, argv)
-    assert result.exit_code == 0, result.output + repr(result.exception)
-    return out, cache
+    def build(root: Path) -> str | None:
+        argv = [
+            "run",
+            "utkface",
+            "--fast",
+            *FP32_ARGS,
+            "--data-dir",
+            str(data_dir),
+            "--out",
+            str(root / "out"),
+        ]
+        result = CliRunner().invoke(app, [*argv, "--cache-dir", str(root / "cache")])
+        return None if result.exit_code == 0 else result.output + repr(result.exception)
+
+    root = _once_per_session(tmp_path_factory, "utkface-fast-study", build)
+    return root / "out", root / "cache"
