@@ -17,18 +17,23 @@ replicate), with 1,000 resamples. Also prints the mean estimated EOD at a true E
 several ``min_positives`` / ``min_negatives`` (point estimates only). Runs on 2 processes.
 
 Per replicate it also runs the permutation tests of a zero gap (``noise_floor``: within-label for
-EOD and the DPD floor, label-free for DPD's zero) and builds the test-inverted gap interval
-(``fairmerge.fairness.gap_intervals``, method ``inverted``). The ``eod`` scenario at gap 0 has
+EOD and the DPD floor, label-free for DPD's zero) and builds the intervals ``metrics.csv``'s test
+rows carry (method ``reported``): the Wilson score interval for accuracy
+(``fairmerge.fairness.metrics.rate_intervals``) and, for DPD and EOD, the pairwise score bounds
+with the zero-gap test (``fairmerge.fairness.gap_intervals``). The ``eod`` scenario at gap 0 has
 equal TPR and FPR in every group but the race groups' real, unequal base rates: the noise floor's
 rejection rate there at α = 0.05 is its false-positive rate.
 
-LAST line: one JSON object; ``coverage_dpd`` / ``coverage_eod`` are the inverted interval's minimum
-coverage over EVERY scenario (true 0 included), ``coverage_accuracy`` the basic interval's, each with
-``*_se``; ``coverage_dpd_basic`` / ``coverage_eod_basic`` the basic interval's minimum for
-comparison; ``noise_fpr_dpd`` / ``noise_fpr_eod`` (with ``noise_fpr_se``), the within-label test's
-rejection rate in the ``eod`` scenario at gap 0 (equal TPR and FPR, unequal base rates);
-``label_free_fpr_dpd``, the label-free test's in the ``dpd`` scenario at gap 0; ``mean_bias_eod_at_zero``.
-``--replicates`` (default 480: SE of a 95 % coverage ≤ 0.01).
+LAST line: one JSON object; ``coverage_dpd`` / ``coverage_eod`` / ``coverage_accuracy`` are the
+reported intervals' minimum coverage over EVERY scenario (true 0 included), each with ``*_se`` and
+``median_width_*`` (over every replicate of every scenario); ``coverage_accuracy`` comes from
+20,000 exact-count replicates per scenario (:func:`accuracy_coverage`; the 1,000 per-post draws'
+minimum is ``coverage_accuracy_per_post_draws``); ``coverage_*_basic`` the basic
+bootstrap's minimum for comparison; ``noise_fpr_dpd`` / ``noise_fpr_eod`` (with ``noise_fpr_se``),
+the within-label test's rejection rate in the ``eod`` scenario at gap 0 (equal TPR and FPR, unequal
+base rates); ``label_free_fpr_dpd``, the label-free test's in the ``dpd`` scenario at gap 0;
+``mean_bias_eod_at_zero``. ``--replicates`` (default 1000: SE of a 95 % coverage 0.007, so that the
+minimum over six scenarios of an exactly calibrated interval is not often below 0.94).
 """
 
 from __future__ import annotations
@@ -51,7 +56,7 @@ import pandas as pd  # noqa: E402
 from fairmerge.data import load_dataset  # noqa: E402
 from fairmerge.fairness import group_metrics  # noqa: E402
 from fairmerge.fairness.bootstrap import INTERVALS, bootstrap_interval, bootstrap_sums  # noqa: E402
-from fairmerge.fairness.gap_intervals import invert, pairwise_lower_ends  # noqa: E402
+from fairmerge.fairness.gap_intervals import invert, pairwise_bounds  # noqa: E402
 from fairmerge.fairness.metrics import (  # noqa: E402
     DEFAULT_INTERVAL,
     MIN_GROUP_SIZE,
@@ -63,12 +68,14 @@ from fairmerge.fairness.metrics import (  # noqa: E402
     _jackknife,
     _Layout,
     _rates,
+    rate_intervals,
 )
 from fairmerge.fairness.noise import noise_floor  # noqa: E402
 
-REPLICATES, RESAMPLES, GAPS, CONFIDENCE = 480, 1000, (0.0, 0.1, 0.3), 0.95
+REPLICATES, RESAMPLES, GAPS, CONFIDENCE = 1000, 1000, (0.0, 0.1, 0.3), 0.95
 PERMUTATIONS = 500
-INVERTED = "inverted"  # fairmerge.fairness.gap_intervals: test-inverted lower end
+ACCURACY_REPLICATES = 20_000  # exact-count replicates of the accuracy interval: SE 0.0015 at 95 %
+REPORTED = "reported"  # what metrics.csv's test rows carry: Wilson rates, gap_intervals' DPD / EOD
 TPR, FPR, SELECTION, SHIFTED = 0.70, 0.15, 0.35, "African"
 METRICS = ("accuracy", "dpd", "eod", "tpr_gap", "fpr_gap", "worst_group_accuracy")
 
@@ -175,6 +182,8 @@ def intervals(
             samples, estimates, CONFIDENCE, method=method, jackknife=leave_one_out, support=(0.0, 1.0)
         )
         out[method] = {m: (float(estimates[j]), float(low[j]), float(high[j])) for j, m in enumerate(METRICS)}
+    wilson_low, wilson_high = rate_intervals(counts, CONFIDENCE)["accuracy"]
+    out[REPORTED] = {**out["basic"], "accuracy": (point["accuracy"], wilson_low[0], wilson_high[0])}
     return out
 
 
@@ -217,7 +226,8 @@ def run_scenario(args: tuple[Population, str, float, Thresholds, int]) -> dict[s
     tpr, fpr = rates_for(pop, scenario, gap)
     true = truth(pop, tpr, fpr, thresholds)
     rng = np.random.default_rng([int(gap * 1000), len(scenario), thresholds.min_positives])
-    covered = {m: {k: 0 for k in METRICS} for m in (*INTERVALS, INVERTED)}
+    covered = {m: {k: 0 for k in METRICS} for m in (*INTERVALS, REPORTED)}
+    widths: dict[str, dict[str, list[float]]] = {m: {k: [] for k in METRICS} for m in (*INTERVALS, REPORTED)}
     rejected = {"dpd": 0, "eod": 0, "dpd_zero": 0}
     defined = {k: 0 for k in METRICS}
     estimates: dict[str, list[float]] = {k: [] for k in METRICS}
@@ -230,17 +240,12 @@ def run_scenario(args: tuple[Population, str, float, Thresholds, int]) -> dict[s
         tests = perm_p(labels, predictions, membership, thresholds, seed=r)
         for gap_name in rejected:
             rejected[gap_name] += int(tests[gap_name] < 1 - CONFIDENCE)
-        result[INVERTED] = dict(result["basic"])
-        lows = pairwise_lower_ends(
-            labels, predictions, membership, n_resamples=RESAMPLES, seed=r, **vars(thresholds)
-        )
+        bounds = pairwise_bounds(labels, predictions, membership, confidence=CONFIDENCE, **vars(thresholds))
         for gap_name, test in (("dpd", "dpd_zero"), ("eod", "eod")):
-            estimate, _, high = result["basic"][gap_name]
-            result[INVERTED][gap_name] = (
+            estimate = result["basic"][gap_name][0]
+            result[REPORTED][gap_name] = (
                 estimate,
-                *invert(
-                    lows["race", gap_name], high, result["percentile"][gap_name][2], tests[test], CONFIDENCE
-                ),
+                *invert(*bounds["race", gap_name], tests[test], CONFIDENCE),
             )
         for metric in METRICS:
             estimate = result["percentile"][metric][0]
@@ -248,23 +253,45 @@ def run_scenario(args: tuple[Population, str, float, Thresholds, int]) -> dict[s
                 continue
             defined[metric] += 1
             estimates[metric].append(estimate)
-            for method in (*INTERVALS, INVERTED):
+            for method in (*INTERVALS, REPORTED):
                 _, low, high = result[method][metric]
                 covered[method][metric] += int(low - 1e-12 <= true[metric] <= high + 1e-12)
+                widths[method][metric].append(high - low)
     return {
         "scenario": scenario,
         "gap": gap,
         "truth": true,
         "coverage": {
             m: {k: covered[m][k] / defined[k] if defined[k] else float("nan") for k in METRICS}
-            for m in (*INTERVALS, INVERTED)
+            for m in (*INTERVALS, REPORTED)
         },
+        "widths": widths,
         "noise_fpr": {k: v / replicates for k, v in rejected.items()},
         "defined": defined,
         "bias": {
             k: float(np.mean(estimates[k]) - true[k]) if estimates[k] else float("nan") for k in METRICS
         },
     }
+
+
+def accuracy_coverage(pop: Population, scenario: str, gap: float, replicates: int) -> float:
+    """Coverage of the reported accuracy interval (Wilson), from confusion counts drawn directly.
+
+    Per group, positives ~ Bin(n, π), TP ~ Bin(positives, TPR), FP ~ Bin(negatives, FPR): the same
+    counts :func:`draw` produces, without the posts, so that ``replicates`` = 20,000 take a second.
+    A rate's interval needs only these counts; 1,000 replicates (SE 0.007) cannot tell a coverage
+    of 0.947 from 0.933, and the ``eod`` scenario at gap 0 puts the true accuracy exactly halfway
+    between two attainable values (1,570.5 / 1,956), where a lattice statistic's coverage dips.
+    """
+    tpr, fpr = rates_for(pop, scenario, gap)
+    true = truth(pop, tpr, fpr, Thresholds())["accuracy"]
+    rng = np.random.default_rng([int(gap * 1000), len(scenario), replicates])
+    positives = rng.binomial(pop.sizes, pop.positive_rate, size=(replicates, pop.sizes.size))
+    tp = rng.binomial(positives, tpr)
+    fp = rng.binomial(pop.sizes - positives, fpr)
+    counts = np.stack([tp, fp, positives - tp, pop.sizes - positives - fp]).sum(axis=2)  # (4, replicates)
+    low, high = rate_intervals(counts[:, None, :], CONFIDENCE)["accuracy"]
+    return float(np.mean((low[0] - 1e-12 <= true) & (true <= high[0] + 1e-12)))
 
 
 def check_against_group_metrics(
@@ -319,7 +346,7 @@ def main() -> None:
         "--replicates",
         type=int,
         default=REPLICATES,
-        help="replicates per scenario (480: SE of a coverage <= 0.01)",
+        help="replicates per scenario (1000: SE of a 95%% coverage 0.007)",
     )
     replicates = parser.parse_args().replicates
     start = time.perf_counter()
@@ -342,9 +369,12 @@ def main() -> None:
         truth_text = ", ".join(f"{k} {v:.3f}" for k, v in result["truth"].items())  # type: ignore[attr-defined]
         print(f"\nscenario {result['scenario']}, gap {result['gap']}: truth {truth_text}")
         print("  coverage of nominal 95% " + " ".join(f"{m:>22s}" for m in METRICS))
-        for method in (*INTERVALS, INVERTED):
+        for method in (*INTERVALS, REPORTED):
             cov = result["coverage"][method]  # type: ignore[index]
             print(f"  {method:24s}" + " ".join(f"{cov[m]:22.3f}" for m in METRICS))
+        for method in ("basic", REPORTED):
+            width = result["widths"][method]  # type: ignore[index]
+            print(f"  median width, {method:10s}" + " ".join(f"{np.median(width[m]):22.3f}" for m in METRICS))
         bias = result["bias"]
         print("  mean bias of the estimate " + " ".join(f"{bias[m]:+20.3f}" for m in METRICS))  # type: ignore[index]
     print("\nmean estimated EOD at a true EOD of 0, by min_positives = min_negatives:")
@@ -370,9 +400,28 @@ def main() -> None:
         f"label-free test of DPD = 0 (the inverted DPD interval's test; dpd scenario, gap 0): "
         f"FPR {fpr['dpd_zero']:.3f} (SE {fpr_se:.3f})"
     )
-    for name, method in (("dpd", INVERTED), ("eod", INVERTED), ("accuracy", DEFAULT_INTERVAL)):
-        value, se = coverage(name, method)
-        print(f"min coverage {name} ({method}): {value:.3f} (SE {se:.4f})")
+
+    def median_width(metric: str, method: str) -> float:
+        """Median interval width over every replicate of every scenario."""
+        return round(float(np.median([w for r in results for w in r["widths"][method][metric]])), 4)  # type: ignore[index]
+
+    for name in ("dpd", "eod", "accuracy"):
+        value, se = coverage(name, REPORTED)
+        basic, basic_se = coverage(name, DEFAULT_INTERVAL)
+        print(
+            f"min coverage {name}: {value:.3f} (SE {se:.4f}; basic bootstrap {basic:.3f}, "
+            f"SE {basic_se:.4f}); median width {median_width(name, REPORTED):.4f} "
+            f"(basic {median_width(name, DEFAULT_INTERVAL):.4f})"
+        )
+
+    exact = {(s, g): accuracy_coverage(pop, s, g, ACCURACY_REPLICATES) for s in ("eod", "dpd") for g in GAPS}
+    accuracy = min(exact.values())
+    accuracy_se = float(np.sqrt(max(accuracy * (1 - accuracy), 0.0475) / ACCURACY_REPLICATES))
+    print(
+        f"accuracy (Wilson) from exact counts, {ACCURACY_REPLICATES} replicates per scenario: "
+        + ", ".join(f"{s} {g}: {v:.4f}" for (s, g), v in exact.items())
+        + f"; minimum {accuracy:.4f} (SE {accuracy_se:.4f})"
+    )
 
     zero = next(r for r in results if r["scenario"] == "eod" and r["gap"] == 0.0)
     elapsed = time.perf_counter() - start
@@ -381,18 +430,23 @@ def main() -> None:
         json.dumps(
             {
                 "bench": "ci_coverage",
-                "interval": INVERTED,
+                "interval": "Wilson (accuracy), pairwise score bounds with the zero-gap test (DPD, EOD)",
                 "replicates": replicates,
                 "resamples": RESAMPLES,
                 "permutations": PERMUTATIONS,
-                "coverage_dpd": coverage("dpd", INVERTED)[0],
-                "coverage_dpd_se": coverage("dpd", INVERTED)[1],
-                "coverage_eod": coverage("eod", INVERTED)[0],
-                "coverage_eod_se": coverage("eod", INVERTED)[1],
-                "coverage_accuracy": coverage("accuracy", DEFAULT_INTERVAL)[0],
-                "coverage_accuracy_se": coverage("accuracy", DEFAULT_INTERVAL)[1],
+                **{
+                    f"coverage_{m}{suffix}": coverage(m, REPORTED)[i]
+                    for m in ("dpd", "eod")
+                    for i, suffix in enumerate(("", "_se"))
+                },
+                "coverage_accuracy": round(accuracy, 4),
+                "coverage_accuracy_se": round(accuracy_se, 4),
+                "coverage_accuracy_replicates": ACCURACY_REPLICATES,
+                "coverage_accuracy_per_post_draws": coverage("accuracy", REPORTED)[0],
+                **{f"median_width_{m}": median_width(m, REPORTED) for m in ("dpd", "eod", "accuracy")},
                 "coverage_dpd_basic": coverage("dpd", DEFAULT_INTERVAL)[0],
                 "coverage_eod_basic": coverage("eod", DEFAULT_INTERVAL)[0],
+                "coverage_accuracy_basic": coverage("accuracy", DEFAULT_INTERVAL)[0],
                 "noise_fpr_dpd": round(fpr["dpd"], 3),
                 "noise_fpr_eod": round(fpr["eod"], 3),
                 "noise_fpr_se": round(fpr_se, 4),

@@ -10,6 +10,7 @@ import pytest
 from fairlearn.metrics import demographic_parity_difference, equalized_odds_difference
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import stats
 
 from fairmerge.errors import ConfigError, DataError
 from fairmerge.fairness import UndefinedMetricWarning, group_metrics, headline, qualifying_groups
@@ -151,7 +152,7 @@ def test_no_warning_when_everything_is_defined() -> None:
         group_metrics(labels, predictions, {"a": membership}, n_resamples=100)
 
 
-def test_bootstrap_matches_a_plain_loop_over_resamples() -> None:
+def test_gap_bootstrap_matches_a_plain_loop_and_rates_get_the_wilson_interval() -> None:
     rng = np.random.default_rng(3)
     n, resamples = 60, 40
     labels, predictions = rng.integers(0, 2, n), rng.integers(0, 2, n)
@@ -167,23 +168,21 @@ def test_bootstrap_matches_a_plain_loop_over_resamples() -> None:
     )
     # Same draw as the vectorised path: integer indices from default_rng(seed), one row per resample.
     draws = np.random.default_rng(7).integers(0, n, size=(resamples, n))
-    tpr = {g: [] for g in ("A", "B")}
     dpd = []
     for idx in draws:
-        y, p = labels[idx], predictions[idx]
+        p = predictions[idx]
         m = membership.to_numpy()[idx]
         sel = [p[m[:, j]].mean() for j in range(2)]
         dpd.append(max(sel) - min(sel))
-        for j, g in enumerate(("A", "B")):
-            pos = m[:, j] & (y == 1)
-            tpr[g].append(p[pos].mean() if pos.any() else np.nan)
     row = frame[(frame.group == "all") & (frame.attribute == "a") & (frame.metric == "dpd")].iloc[0]
     assert row["ci_low"] == pytest.approx(np.percentile(dpd, 2.5), abs=1e-12)
     assert row["ci_high"] == pytest.approx(np.percentile(dpd, 97.5), abs=1e-12)
-    for g in ("A", "B"):
+    for j, g in enumerate(("A", "B")):  # a rate gets scipy's Wilson score interval, not a bootstrap one
         row = frame[(frame.group == g) & (frame.metric == "tpr")].iloc[0]
-        assert row["ci_low"] == pytest.approx(np.nanpercentile(tpr[g], 2.5), abs=1e-12)
-        assert row["ci_high"] == pytest.approx(np.nanpercentile(tpr[g], 97.5), abs=1e-12)
+        positives = membership.to_numpy()[:, j] & (labels == 1)
+        hits = int(predictions[positives].sum())
+        wilson = stats.binomtest(hits, int(positives.sum())).proportion_ci(0.95, method="wilson")
+        assert (row["ci_low"], row["ci_high"]) == pytest.approx((wilson.low, wilson.high), abs=1e-12)
 
 
 def test_bootstrap_is_seeded_and_optional() -> None:

@@ -95,9 +95,9 @@ _RECENT_SUMS: dict[tuple[object, ...], np.ndarray] = {}
 _RECENT_LIMIT = 8
 """The last sums :func:`bootstrap_sums` drew, by (values, resamples, seed, chunk size).
 
-A result depends only on these, and one model's predictions ask for the same draw several times
-(``group_metrics`` with the basic and the percentile interval, then ``pairwise_lower_ends``, all with
-the study's seed): the repeats are served from here instead of resampling again. Oldest out first.
+A result depends only on these, and one model's predictions can ask for the same draw more than once
+(``group_metrics`` with two interval methods, or scored again with the study's seed): the repeats
+are served from here instead of resampling again. Oldest out first.
 """
 
 

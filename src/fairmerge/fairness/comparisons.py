@@ -15,11 +15,13 @@ of metric(method) − metric(reference), both scored on the same posts. Its vari
   which is why V_posts keeps only the shared part (the bootstrap variance of the seed mean would
   count that noise twice: Var_boot(Δ̄) = V_posts + (mean Var_boot(Δ_s) − V_posts) / S).
 
-The interval is Δ̄ ± t_{1−α/2, ν} · SE and the p-value 2·P(T_ν > |Δ̄| / SE), duals of each other,
-analytic (no resampling floor on p). ν is Satterthwaite's: ν = SE⁴ / ((s²_seeds/S)²/(S − 1) +
-V_posts²/(B − 1)), so a comparison dominated by seed variance gets the t quantile of S − 1 df and one
-dominated by post variance the normal one. Identical seeds have s² = 0 and give the one-seed
-interval. Calibration (coverage, type-I error, power) is measured by
+The interval and the p-value come from the fiducial distribution of Δ̄ (:mod:`fairmerge.fairness.fiducial`:
+Weerahandi's generalized pivot, Δ̄ − Z·√(V_posts + (S − 1)s²/(S·U)), U ~ χ²_{S−1}): the t interval with
+S − 1 df when V_posts is 0, the normal one when s² is 0 (one seed, or identical seeds), duals of
+each other, analytic (no resampling floor on p). It replaced the plug-in Satterthwaite t interval,
+which covered 0.93 at nominal 0.95 with 3 seeds (the df estimated from s² grows exactly when s² is
+too small); Satterthwaite's ν is still reported as ``df``, a description of how much of the variance
+rests on the seeds. Calibration (coverage, type-I error, power) is measured by
 ``benchmarks/comparison_calibration.py`` (docs/statistics.md).
 
 A study declares its family: one **primary** comparison (tested at α, unadjusted), a short list of
@@ -34,9 +36,9 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from fairmerge.errors import ConfigError, DataError
+from fairmerge.fairness import fiducial
 from fairmerge.fairness.base_rates import labels_dpd
 from fairmerge.fairness.bootstrap import bootstrap_sums
 from fairmerge.fairness.metrics import (
@@ -102,9 +104,10 @@ def compare_to_reference(
     draws of the posts estimate the post-level variance only (the p-value is analytic).
 
     Returns ``delta, ci_low, ci_high, p_value`` (two-sided; interval and p are duals), ``se``,
-    ``se_posts``, ``se_seeds`` (√(s²/S); 0 with one seed), ``df`` (Satterthwaite; ``inf`` when seed
-    variance is 0 or not estimated), ``mde`` (the |Δ| this t-test detects with 80 % power at its SE
-    and df, from the noncentral t), ``n_seeds``, ``seed_deltas``, ``method`` and ``reason`` (why a
+    ``se_posts``, ``se_seeds`` (√(s²/S); 0 with one seed), ``df`` (Satterthwaite's effective df;
+    ``inf`` when seed variance is 0 or not estimated), ``mde`` (the |Δ| this test detects with about
+    80 % power: the interval's half-width plus the fiducial distribution's 80 % quantile, the analogue
+    of (t_{1−α/2} + t_{0.8})·SE), ``n_seeds``, ``seed_deltas``, ``method`` and ``reason`` (why a
     comparison is undefined, else empty). Undefined comparisons — a gap with fewer than two
     qualifying groups — are NaN throughout, never 0.
     """
@@ -206,17 +209,19 @@ def seed_mean_test(
     *,
     with_mde: bool = True,
 ) -> dict[str, Any]:
-    """The t-test of Δ̄ = mean(seed_deltas) under Var(Δ̄) = V_posts + s²_seeds / S (module docstring).
+    """The test of Δ̄ = mean(seed_deltas) under Var(Δ̄) = V_posts + s²_seeds / S (module docstring).
 
     ``post_variance`` is V_posts (:func:`shared_post_variance` of ``n_resamples`` bootstrap
-    replicates). Used by :func:`compare_to_reference` and by the power simulation, so both run the
-    same test. ``with_mde=False`` skips the (noncentral t) MDE.
+    replicates). The interval and p-value come from the fiducial distribution of Δ̄
+    (:mod:`fairmerge.fairness.fiducial`); ``df`` is Satterthwaite's effective df, reported to say how
+    much of the variance rests on the S − 1 df of the seeds. Used by :func:`compare_to_reference`;
+    the power simulation runs the same test through :func:`seed_mean_p_value`. ``with_mde=False``
+    skips the MDE.
     """
     deltas = np.asarray(seed_deltas, dtype=np.float64)
     n_seeds = deltas.size
     delta = float(deltas.mean())
-    seed_variance = float(np.var(deltas, ddof=1)) / n_seeds if n_seeds > 1 else 0.0
-    post_variance = max(post_variance, 0.0)
+    post_variance, seed_variance = _variance_parts(deltas, post_variance)
     variance = post_variance + seed_variance
     se = float(np.sqrt(variance))
     if seed_variance > 0:
@@ -225,14 +230,15 @@ def seed_mean_test(
         df = float("inf")
     alpha = 1.0 - confidence
     if se > 0:
-        half = float(stats.t.ppf(1 - alpha / 2, df)) * se
-        p_value = float(2 * stats.t.sf(abs(delta) / se, df))
-        mde = _t_test_mde(se, df, alpha) if with_mde else float("nan")
+        half = fiducial.quantile(alpha / 2, post_variance, seed_variance, n_seeds)
+        p_value = seed_mean_p_value(deltas, post_variance)
+        power_quantile = fiducial.quantile(1 - _POWER, post_variance, seed_variance, n_seeds)
+        mde = half + power_quantile if with_mde else np.nan
     else:  # no variance at all (identical models): Δ̄ is exact
         half, p_value, mde = 0.0, 1.0 if delta == 0 else 0.0, 0.0
     what = (
-        f"t-test over {n_seeds} paired seeds: Var = shared post-level variance (paired bootstrap) + "
-        f"between-seed variance / {n_seeds}, Satterthwaite df"
+        f"{n_seeds} paired seeds: Var = shared post-level variance (paired bootstrap) + between-seed "
+        f"variance / {n_seeds}, fiducial interval (t with {n_seeds - 1} df for the seed part)"
         if n_seeds > 1
         else "paired post bootstrap variance, normal quantile (one seed: seed variance not estimated)"
     )
@@ -246,20 +252,31 @@ def seed_mean_test(
         "se_posts": float(np.sqrt(post_variance)),
         "se_seeds": float(np.sqrt(seed_variance)),
         "df": df,
-        "mde": mde,
+        "mde": float(mde),
         "method": what,
         "seed_deltas": [float(d) for d in deltas],
         "reason": "",
     }
 
 
-def _t_test_mde(se: float, df: float, alpha: float) -> float:
-    """|Δ| the two-sided t-test (SE, df) detects with 80 % power: (t_{1−α/2,ν} + t_{0.8,ν}) · SE.
+def seed_mean_p_value(seed_deltas: np.ndarray, post_variance: float) -> float:
+    """Two-sided p-value of Δ̄ = 0: 2 · P(R beyond 0) under Δ̄'s fiducial distribution (the CI's dual).
 
-    The usual approximation to the noncentral t (exact for the normal, df = ∞; scipy's noncentral t
-    is unstable at the fractional df below 2 that Satterthwaite gives with few seeds).
+    The p-value of :func:`seed_mean_test` alone (one tail integral, no quantile search): the power
+    simulation calls it thousands of times.
     """
-    return float(stats.t.ppf(1 - alpha / 2, df) + stats.t.ppf(_POWER, df)) * se
+    deltas = np.asarray(seed_deltas, dtype=np.float64)
+    post_variance, seed_variance = _variance_parts(deltas, post_variance)
+    delta = float(deltas.mean())
+    if post_variance + seed_variance == 0:
+        return 1.0 if delta == 0 else 0.0
+    return min(1.0, 2 * fiducial.tail(abs(delta), post_variance, seed_variance, deltas.size))
+
+
+def _variance_parts(deltas: np.ndarray, post_variance: float) -> tuple[float, float]:
+    """(V_posts, s²_seeds / S) of a seed mean; a negative V_posts estimate counts as 0."""
+    seed_variance = float(np.var(deltas, ddof=1)) / deltas.size if deltas.size > 1 else 0.0
+    return max(float(post_variance), 0.0), seed_variance
 
 
 Declared = Mapping[str, str]

@@ -3,8 +3,8 @@
 ``fairmerge run`` (every evaluated point, validation and test), ``fairmerge evaluate`` and
 ``fm.evaluate`` all call :func:`reported_metrics`, so a checkpoint re-scored on the study's split
 gets the study's rows: group metrics with bootstrap intervals, each gap's permutation noise floor
-and p-value, the labels' own DPD, and (``gap_intervals="inverted"``, what test reports) the
-test-inverted DPD and EOD intervals of :mod:`fairmerge.fairness.gap_intervals`.
+and p-value, the labels' own DPD, and (``gap_intervals="inverted"``, what test reports) the DPD and
+EOD intervals of :mod:`fairmerge.fairness.gap_intervals` (pairwise score bounds and the zero-gap test).
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ import numpy as np
 import pandas as pd
 
 from fairmerge.fairness.base_rates import labels_dpd
-from fairmerge.fairness.gap_intervals import inverted, label_free_tests, pairwise_lower_ends
+from fairmerge.fairness.gap_intervals import inverted, label_free_tests, pairwise_bounds
 from fairmerge.fairness.metrics import COLUMNS, OVERALL, Thresholds, group_metrics
 from fairmerge.fairness.noise import noise_floor
 
 GapIntervals = Literal["basic", "inverted"]
-"""The DPD / EOD interval: the basic bootstrap's (cheap: validation, selection diagnostics) or the
-test-inverted one (reported test rows; its coverage at a true gap of 0 is measured)."""
+"""The DPD / EOD interval: the basic bootstrap's (validation, selection diagnostics) or the one of
+:mod:`fairmerge.fairness.gap_intervals` (reported test rows; its coverage is measured)."""
 
 
 def reported_metrics(
@@ -42,7 +42,7 @@ def reported_metrics(
     In order: :func:`~fairmerge.fairness.group_metrics` (``n_resamples`` = 0: no intervals), the
     :func:`~fairmerge.fairness.noise_floor` rows (``n_permutations``), one ``labels_dpd`` row per
     attribute. One ``seed`` for every bootstrap draw and permutation set. With ``"inverted"`` and
-    resamples, the DPD and EOD intervals are the test-inverted ones.
+    resamples, the DPD and EOD intervals are those of :mod:`fairmerge.fairness.gap_intervals`.
     """
     options = dataclasses.asdict(thresholds)
     frame = group_metrics(labels, predictions, memberships, n_resamples=n_resamples, seed=seed, **options)
@@ -51,7 +51,7 @@ def reported_metrics(
     )
     if gap_intervals == "inverted" and n_resamples > 0:
         frame = _with_inverted_gaps(
-            frame, floors, labels, predictions, memberships, n_resamples, n_permutations, seed, options
+            frame, floors, labels, predictions, memberships, n_permutations, seed, options
         )
     return pd.concat([frame, floors, _labels_dpd_rows(labels, memberships, options)], ignore_index=True)
 
@@ -62,26 +62,20 @@ def _with_inverted_gaps(
     labels: np.ndarray,
     predictions: np.ndarray,
     memberships: Mapping[str, pd.DataFrame],
-    n_resamples: int,
     n_permutations: int,
     seed: int,
     options: dict[str, int],
 ) -> pd.DataFrame:
-    """``frame`` (basic intervals) with its DPD and EOD intervals replaced by the test-inverted ones.
+    """``frame`` (basic intervals) with its DPD and EOD intervals replaced by the gap_intervals ones.
 
-    Reuses the frame's bootstrap draw and the within-label noise floor; adds one percentile
-    bootstrap and the pairwise lower ends (same seed, so the same draw) and the label-free test of DPD.
+    Reuses the frame's values and the within-label noise floor; adds the pairwise score bounds and
+    the label-free test of DPD (same seed).
     """
-    percentile = group_metrics(
-        labels, predictions, memberships, n_resamples=n_resamples, seed=seed, interval="percentile", **options
-    )
-    lows = pairwise_lower_ends(
-        labels, predictions, memberships, n_resamples=n_resamples, seed=seed, **options
-    )
+    bounds = pairwise_bounds(labels, predictions, memberships, **options)
     tests = label_free_tests(
         labels, predictions, memberships, n_permutations=n_permutations, seed=seed, **options
     )
-    gaps = inverted(frame, percentile, floors, tests, lows)
+    gaps = inverted(frame, floors, tests, bounds)
     key = ["attribute", "group", "metric"]
     inverted_ends = gaps.set_index(key)[["ci_low", "ci_high"]]
     rows = pd.MultiIndex.from_frame(frame[key])
