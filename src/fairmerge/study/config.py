@@ -271,7 +271,7 @@ class EvaluationSection(Section):
     max_val_samples: int | None = Field(None, ge=1)
     max_test_samples: int | None = Field(None, ge=1)
     n_permutations: int = Field(1000, ge=1, description="permutations of the gaps' noise floors (test)")
-    precision: Literal["auto", "bf16", "auto"] = Field(
+    precision: Literal["fp32", "bf16", "auto"] = Field(
         "auto",
         description="scoring forward passes (fairmerge.precision); auto uses the device's fast precision "
         "only where it passes the check on θ_base (study/stages/precision.py); the choice is recorded",
