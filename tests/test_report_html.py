@@ -201,7 +201,12 @@ def _summary() -> dict[str, Any]:
         "selection": {"rule": "constrained", "epsilon": 0.1, "delta": 0.02, "split": "val"},
         "lambda_convention": "sum",
         "selected": selected,
-        "worst_group": {"attribute": "race", "group": "African", "criterion": "accuracy"},
+        "worst_group": {
+            "attribute": "race",
+            "group": "African",
+            "label": "race:African",
+            "criterion": "accuracy",
+        },
         "headline": headlines[0],
         "comparisons": comparisons,
         "mde": {"race": {"dpd": 0.21, "eod": 0.38}, "gender": {"dpd": None, "eod": None}},
@@ -535,3 +540,18 @@ def test_a_search_run_gets_its_hypervolume_table(tmp_path: Path) -> None:
         strategies=None,
         provenance=_provenance(),
     ).read_text(encoding="utf-8")
+
+
+def test_a_malformed_summary_is_one_line_naming_the_field_and_writes_nothing(tmp_path: Path) -> None:
+    summary = _summary() | {"selection": {"rule": "constrained"}}  # epsilon and delta missing
+    with pytest.raises(DataError, match=r"^summary.json: selection.epsilon: Field required \(2 problem"):
+        write_report(
+            tmp_path,
+            metrics=_metrics(),
+            summary=summary,
+            similarity=None,
+            bound=None,
+            strategies=None,
+            provenance={},
+        )
+    assert list(tmp_path.iterdir()) == []
