@@ -245,17 +245,17 @@ def _verdict_block(summary: StudySummary, images: Mapping[str, str]) -> str:
 
 def _summary_section(summary: StudySummary, images: Mapping[str, str]) -> str:
     selection, worst = summary.selection, summary.worst_group
-    facts = [
-        ("dataset", summary.dataset),
-        ("model", summary.model),
-        ("label scheme", summary.label_scheme),
-        ("attributes", summary.attributes),
-        ("seeds", summary.seeds),
-        ("selection rule", selection.rule),
-        *[(f"selection {k}", v) for k, v in selection.model_dump().items() if k != "rule"],
-        ("worst group (validation)", f"{worst.attribute} / {worst.group} (by {worst.criterion})"),
-    ]
-    body = _facts(facts) + _verdict_block(summary, images)
+    facts = {
+        "dataset": summary.dataset,
+        "model": summary.model,
+        "label scheme": summary.label_scheme,
+        "attributes": summary.attributes,
+        "seeds": summary.seeds,
+        "selection rule": selection.rule,
+        **{f"selection {k}": v for k, v in selection.model_dump().items() if k != "rule"},
+        "worst group (validation)": f"{worst.attribute} / {worst.group} (by {worst.criterion})",
+    }
+    body = _facts(list(facts.items())) + _verdict_block(summary, images)
     if summary.selected:
         rows = [
             {
