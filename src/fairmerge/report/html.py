@@ -111,26 +111,8 @@ def write_report(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_directory(out_dir / PLOTS_DIR, overwrite=True) as plot_dir:
-        figures = {
-            "curves": plots.plot_lambda_curves(metrics, summary.selected, plot_dir / "lambda_curves.png"),
-            "per-group": plots.plot_group_accuracy(
-                metrics, summary.selected, plot_dir / "group_accuracy.png"
-            ),
-            "pareto": plots.plot_pareto(metrics, summary.selected, plot_dir / "pareto.png"),
-            "injection": plots.plot_injection_effects(
-                metrics, summary.worst_group.group, plot_dir / "injection_effects.png"
-            ),
-            "similarity": plots.plot_similarity(similarity, plot_dir / "similarity.png"),
-            "bound": plots.plot_bound(bound, plot_dir / "bound.png"),
-            "comparisons": plots.plot_comparisons(
-                comparison_rows(summary),
-                plot_dir / "comparisons.png",
-                delta=summary.selection.delta,
-                unedited=summary.unedited(),
-            ),
-            "training": plots.plot_training_curves(summary.training_curves, plot_dir / "training_curves.png"),
-            **search_figures.plot_search(out_dir / "pareto_front.csv", plot_dir),
-        }
+        figures = _draw(plot_dir, metrics, summary, similarity, bound)
+        figures.update(search_figures.plot_search(out_dir / "pareto_front.csv", plot_dir))
         images = {k: base64.b64encode(p.read_bytes()).decode("ascii") for k, p in figures.items() if p}
         document = render_html(
             metrics=metrics,
@@ -143,6 +125,34 @@ def write_report(
     report = out_dir / REPORT_NAME
     atomic_write_text(report, document)
     return report
+
+
+def _draw(
+    plot_dir: Path,
+    metrics: pd.DataFrame,
+    summary: StudySummary,
+    similarity: pd.DataFrame | None,
+    bound: pd.DataFrame | None,
+) -> dict[str, Path | None]:
+    """Every study figure into ``plot_dir``, by section (None: nothing to draw)."""
+    selected = summary.selected
+    return {
+        "curves": plots.plot_lambda_curves(metrics, selected, plot_dir / "lambda_curves.png"),
+        "per-group": plots.plot_group_accuracy(metrics, selected, plot_dir / "group_accuracy.png"),
+        "pareto": plots.plot_pareto(metrics, selected, plot_dir / "pareto.png"),
+        "injection": plots.plot_injection_effects(
+            metrics, summary.worst_group.group, plot_dir / "injection_effects.png"
+        ),
+        "similarity": plots.plot_similarity(similarity, plot_dir / "similarity.png"),
+        "bound": plots.plot_bound(bound, plot_dir / "bound.png"),
+        "comparisons": plots.plot_comparisons(
+            comparison_rows(summary),
+            plot_dir / "comparisons.png",
+            delta=summary.selection.delta,
+            unedited=summary.unedited(),
+        ),
+        "training": plots.plot_training_curves(summary.training_curves, plot_dir / "training_curves.png"),
+    }
 
 
 def read_summary(summary: StudySummary | Mapping[str, Any]) -> StudySummary:
