@@ -201,7 +201,12 @@ def _summary() -> dict[str, Any]:
         "selection": {"rule": "constrained", "epsilon": 0.1, "delta": 0.02, "split": "val"},
         "lambda_convention": "sum",
         "selected": selected,
-        "worst_group": {"attribute": "race", "group": "African", "criterion": "accuracy"},
+        "worst_group": {
+            "attribute": "race",
+            "group": "African",
+            "label": "race:African",
+            "criterion": "accuracy",
+        },
         "headline": headlines[0],
         "comparisons": comparisons,
         "mde": {"race": {"dpd": 0.21, "eod": 0.38}, "gender": {"dpd": None, "eod": None}},
@@ -434,26 +439,17 @@ def test_optional_inputs_omit_their_sections(tmp_path: Path) -> None:
 
 
 def test_bad_input_leaves_no_output(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="ci_high"):
-        write_report(
-            tmp_path,
-            metrics=_metrics().drop(columns="ci_high"),
-            summary=_summary(),
-            similarity=None,
-            bound=None,
-            strategies=None,
-            provenance={},
-        )
-    with pytest.raises(DataError, match="observed_dpd"):
-        write_report(
-            tmp_path,
-            metrics=_metrics(),
-            summary=_summary(),
-            similarity=None,
-            bound=_bound().drop(columns="observed_dpd"),
-            strategies=None,
-            provenance={},
-        )
+    """A missing column, or a summary.json that does not validate (a one-line error naming the field)."""
+    malformed = _summary() | {"selection": {"rule": "constrained"}}  # epsilon and delta missing
+    for message, change in (
+        ("ci_high", {"metrics": _metrics().drop(columns="ci_high")}),
+        ("observed_dpd", {"bound": _bound().drop(columns="observed_dpd")}),
+        (r"^summary.json: selection.epsilon: Field required \(2 problem", {"summary": malformed}),
+    ):
+        inputs: dict[str, Any] = {"metrics": _metrics(), "summary": _summary(), "provenance": {}}
+        inputs |= {"similarity": None, "bound": None, "strategies": None} | change
+        with pytest.raises(DataError, match=message):
+            write_report(tmp_path, **inputs)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 
 from fairmerge.report import plots
 from fairmerge.report.frames import pareto_mask, validate_metrics
+from fairmerge.study.summary import SelectedEntry
 
 LAMBDAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 ODD_GROUP = "Other $x$ & _y"  # mathtext would choke on this; it must be drawn verbatim
@@ -64,12 +65,16 @@ def _legend_texts(fig: Figure, axis: int = 0) -> list[str]:
     return [t.get_text() for t in legend.get_texts()] if legend else []
 
 
-SUMMARY = {"selected": {"merge": {"lambda": 0.5}}, "worst_group": {"attribute": "race", "group": "African"}}
+SELECTED = {
+    "merge": SelectedEntry.model_validate(
+        {"lambda": 0.5, "lambdas": None, "rule": "constrained", "feasible": True, "reason": "ok"}
+    )
+}
 
 
 def test_test_curve_is_labelled_not_used_for_selection(tmp_path: Path, captured: list[Figure]) -> None:
-    plots.plot_lambda_curves(_metrics(test_lambdas=LAMBDAS), SUMMARY, tmp_path / "a.png")
-    plots.plot_lambda_curves(_metrics(test_lambdas=(0.5,)), SUMMARY, tmp_path / "b.png")
+    plots.plot_lambda_curves(_metrics(test_lambdas=LAMBDAS), SELECTED, tmp_path / "a.png")
+    plots.plot_lambda_curves(_metrics(test_lambdas=(0.5,)), SELECTED, tmp_path / "b.png")
     with_test, selected_only = captured
     assert plots.TEST_CURVE_LABEL in _legend_texts(with_test)
     assert plots.TEST_CURVE_LABEL not in _legend_texts(selected_only)
@@ -78,14 +83,14 @@ def test_test_curve_is_labelled_not_used_for_selection(tmp_path: Path, captured:
 
 
 def test_group_curves_name_groups_verbatim_with_sizes(tmp_path: Path, captured: list[Figure]) -> None:
-    path = plots.plot_group_accuracy(_metrics(), SUMMARY, tmp_path / "groups.png")
+    path = plots.plot_group_accuracy(_metrics(), SELECTED, tmp_path / "groups.png")
     assert path is not None and path.read_bytes().startswith(b"\x89PNG")
     texts = _legend_texts(captured[0])
     assert "African (n=310)" in texts and f"{ODD_GROUP} (n=8)" in texts
 
 
 def test_injection_effects_are_differences_to_fft(tmp_path: Path, captured: list[Figure]) -> None:
-    plots.plot_injection_effects(_metrics(), SUMMARY, tmp_path / "inject.png")
+    plots.plot_injection_effects(_metrics(), "African", tmp_path / "inject.png")
     acc_ax, group_ax, eod_ax = captured[0].axes
 
     def ydata(ax: Any) -> np.ndarray:
@@ -114,7 +119,7 @@ def test_figures_without_data_are_not_drawn(tmp_path: Path) -> None:
     assert plots.plot_lambda_curves(no_sweep, {}, tmp_path / "c.png") is None
     assert plots.plot_group_accuracy(no_sweep, {}, tmp_path / "g.png") is None
     assert plots.plot_pareto(no_sweep, {}, tmp_path / "p.png") is None
-    assert plots.plot_injection_effects(_metrics(injections=False), {}, tmp_path / "i.png") is None
+    assert plots.plot_injection_effects(_metrics(injections=False), None, tmp_path / "i.png") is None
     assert plots.plot_similarity(None, tmp_path / "s.png") is None
     assert (
         plots.plot_bound(

@@ -23,7 +23,7 @@ from fairmerge.study.config import load_config, parse_override
 from fairmerge.study.evaluator import SplitEvaluator, evaluation_view
 from fairmerge.study.outputs import to_json_safe
 from fairmerge.study.plan import power_plan
-from fairmerge.study.points import MetricLedger, PointEvaluator
+from fairmerge.study.points import PointEvaluator
 from fairmerge.study.score_cache import ScoreCache
 from fairmerge.study.scorer import CandidateScorer
 from fairmerge.study.stages.workspace import Workspace
@@ -228,13 +228,11 @@ def _test_rows(data_dir: Path, overrides: list[str]) -> pd.DataFrame:
         batch_size=1,
         cache=ScoreCache(Path("unused"), enabled=False),
     )
-    ledger = MetricLedger()
     scorer = CandidateScorer(test, test, cast(Workspace, None), 0)  # fixed predictions: nothing is scored
-    points = PointEvaluator(scorer, ledger, False, "accuracy", 50, 50)
+    points = PointEvaluator(scorer, False, "accuracy", 50, 50)
     predictions = np.asarray(split.labels).copy()
     predictions[::3] = 1 - predictions[::3]  # a classifier right on two posts in three
-    points.test_predictions(ModelLabel("fft"), predictions)
-    rows = ledger.table()
+    rows = points.test_predictions(ModelLabel("fft"), predictions).frame
     return rows[(rows.attribute == "race") & (rows.group == "all")].set_index("metric")
 
 

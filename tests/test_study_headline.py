@@ -112,7 +112,7 @@ def test_an_unedited_point_is_never_the_fairer_edit() -> None:
 
 def test_table_marks_outcomes_roles_and_groups_unedited_points_apart() -> None:
     primary = _row("merge", "race", "eod", -0.06, -0.09, -0.03, role="primary", p=0.001)
-    matrix = comparison_matrix(_summary(primary)["comparisons"], _summary(primary)["selected"])
+    matrix = comparison_matrix(_summary(primary)["comparisons"], {"inject:worst": "θ_base"})
     assert list(matrix.edits["model"]) == ["merge", "lora"]
     assert list(matrix.unedited["model"]) == ["inject:worst = θ_base"]
     merge = matrix.edits.set_index("model").loc["merge"]
@@ -134,10 +134,15 @@ def test_a_secondary_excluding_zero_without_holm_is_tagged_ns() -> None:
 
 def test_forest_plot_is_written_and_skipped_without_rows(tmp_path: Path) -> None:
     primary = _row("merge", "race", "eod", -0.06, -0.09, -0.03, role="primary", p=0.001)
-    path = plot_comparisons(_summary(primary)["comparisons"], _summary(primary), tmp_path / "comparisons.png")
+    path = plot_comparisons(
+        _summary(primary)["comparisons"],
+        tmp_path / "comparisons.png",
+        delta=0.02,
+        unedited={"inject:worst": "θ_base"},
+    )
     assert path is not None and path.read_bytes().startswith(b"\x89PNG") and path.stat().st_size > 5_000
     undefined = [_row("merge", "race", "eod", NAN, NAN, NAN, role="primary")]
-    assert plot_comparisons(undefined, {}, tmp_path / "none.png") is None
+    assert plot_comparisons(undefined, tmp_path / "none.png") is None
     assert not (tmp_path / "none.png").exists()
 
 

@@ -20,7 +20,7 @@ from fairmerge.fairness.metrics import Thresholds
 from fairmerge.models import load_tokenizer
 from fairmerge.study.config import load_config
 from fairmerge.study.evaluator import SplitEvaluator, evaluation_subset
-from fairmerge.study.points import MetricLedger, PointEvaluator
+from fairmerge.study.points import PointEvaluator
 from fairmerge.study.score_cache import ScoreCache
 from fairmerge.study.scorer import CandidateScorer
 from fairmerge.study.stages import STAGES, SeedContext, SeedState
@@ -81,10 +81,9 @@ def _run_stage(
     split = SplitEvaluator(
         val.name, val.split, val.encoded, val.attributes, val.thresholds, 64, scores, "fp32"
     )
-    ledger = MetricLedger()
     workspace = Workspace(model, {"base": {k: v.clone() for k, v in model.state_dict().items()}})
-    evaluator = PointEvaluator(CandidateScorer(split, split, workspace, 0), ledger, True, "accuracy", 0, 0)
-    lab = Lab(workspace, evaluator, ledger, {})
+    evaluator = PointEvaluator(CandidateScorer(split, split, workspace, 0), True, "accuracy", 0, 0)
+    lab = Lab(workspace, evaluator, {})
     context = SeedContext(config, None, 0, TrainingCache(cache / "t", enabled=False), scores)  # type: ignore[arg-type]
     check, evaluator = stage.choose_precision(context, SeedState(lab=lab))
     after = stage.run(context, SeedState(lab=lab))

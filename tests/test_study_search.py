@@ -15,7 +15,7 @@ from transformers import LlamaConfig
 
 from fairmerge.errors import ConfigError
 from fairmerge.search import SearchConfig, estimate_learned_memory
-from fairmerge.search.scoring import MergerScoreFn
+from fairmerge.search.scoring import CachedScoreFn
 from fairmerge.study import run as study_run
 from fairmerge.study.config import load_config
 from fairmerge.study.stages import STAGES
@@ -81,13 +81,13 @@ def test_run_search_fast_scores_only_front_points_on_test(
     shutil.copytree(fast_study[1], tmp_path / "cache", copy_function=os.link)
     tested: Counter[tuple[float, ...]] = Counter()
 
-    class Spy(MergerScoreFn):
+    class Spy(CachedScoreFn):
         def __call__(self, coefficients: tuple[float, ...], split: str) -> pd.DataFrame:  # type: ignore[override]
             if split == "test":
                 tested[coefficients] += 1
             return super().__call__(coefficients, split)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(search_stage, "MergerScoreFn", Spy)
+    monkeypatch.setattr(search_stage, "CachedScoreFn", Spy)
     out = tmp_path / "out"
     study_run.run_study("search", data_dir=data_dir, out_dir=out, fast=True, cache_dir=tmp_path / "cache")
 

@@ -38,18 +38,16 @@ class ComparisonMatrix:
 
 
 def comparison_matrix(
-    comparisons: Sequence[Mapping[str, Any]], selected: Mapping[str, Any], *, alpha: float = 0.05
+    comparisons: Sequence[Mapping[str, Any]], unedited: Mapping[str, str], *, alpha: float = 0.05
 ) -> ComparisonMatrix:
-    """The table of ``summary.json``'s ``comparisons``; ``selected`` says which models are unedited."""
+    """The table of ``summary.json``'s ``comparisons``; ``unedited`` maps each model whose selected
+    point edits nothing to what it is (``StudySummary.unedited``)."""
     columns = _columns(comparisons)
     reasons: list[str] = []
     cells: dict[str, dict[str, str]] = {}
     for row in comparisons:
         model = str(row["model"])
         cells.setdefault(model, {"model": model})[columns[_key(row)]] = _cell(row, reasons, alpha)
-    unedited = {
-        m: str(e["unedited"]) for m, e in selected.items() if isinstance(e, Mapping) and e.get("unedited")
-    }
     titles = ["model", *columns.values()]
     edits = [row for model, row in cells.items() if model not in unedited]
     points = [

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,6 +16,7 @@ import pandas as pd
 from fairmerge.errors import DataError
 from fairmerge.fairness.metrics import CONTRACT_COLUMNS
 from fairmerge.labels import CALIBRATED_SUFFIX, ModelLabel
+from fairmerge.study.summary import SelectedEntry
 from fairmerge.sweep.selection import pareto_front as non_dominated
 
 METRIC_COLUMNS: tuple[str, ...] = tuple(CONTRACT_COLUMNS)
@@ -138,19 +138,12 @@ def group_sizes(metrics: pd.DataFrame, split: str) -> pd.Series:
     return first_lambda.astype(float)
 
 
-def selected_lambda(summary: Mapping[str, Any], label: str) -> float | None:
-    """The single λ selected for ``label`` in ``summary['selected']`` (None when absent or per-group)."""
-    entry = (summary.get("selected") or {}).get(label)
-    if not isinstance(entry, Mapping):
+def selected_lambda(selected: Mapping[str, SelectedEntry], label: str) -> float | None:
+    """The single λ selected for ``label`` (None when absent, per-group or undefined)."""
+    entry = selected.get(label)
+    if entry is None or entry.lam is None or math.isnan(entry.lam):
         return None
-    lam = entry.get("lambda")
-    if lam is None:
-        return None
-    try:
-        value = float(lam)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(value) else value
+    return entry.lam
 
 
 def pareto_mask(accuracy: Iterable[float], gap: Iterable[float]) -> np.ndarray:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 import yaml
+from pydantic import ValidationError
 
 from fairmerge.atomic import atomic_directory, atomic_write_text
 from fairmerge.errors import DataError
@@ -40,6 +41,7 @@ from fairmerge.report.tables import (
     select_columns,
     strategy_display,
 )
+from fairmerge.study.summary import StudySummary
 from fairmerge.study.verdict import classify, headline_text
 
 REPORT_NAME = "report.html"
@@ -84,7 +86,7 @@ def write_report(
     out_dir: Path,
     *,
     metrics: pd.DataFrame,
-    summary: dict[str, Any],
+    summary: StudySummary | Mapping[str, Any],
     similarity: pd.DataFrame | None,
     bound: pd.DataFrame | None,
     strategies: pd.DataFrame | None,
@@ -97,32 +99,20 @@ def write_report(
     out_dir : the study's output directory.
     metrics : the tidy ``metrics.csv`` table (``model, lambda, split, attribute, group, metric, value,
         ci_low, ci_high``).
-    summary : the content of ``summary.json`` (dataset, selection, selected, headline, timings, …).
+    summary : ``summary.json`` as read (validated once as a :class:`StudySummary`), or the summary.
     similarity : square cosine-similarity table between subgroup task vectors, or None.
     bound : rows ``lambda, attribute, observed_dpd, bound`` along the merge path, or None.
     strategies : one row per (strategy, decision) with the selected λ and test metrics, or None.
     provenance : config, data file hashes, model hash, package versions, seeds.
     """
     metrics = validate_metrics(metrics)
-    _check_inputs(summary, similarity, bound, strategies, provenance)
+    summary = read_summary(summary)
+    _check_inputs(similarity, bound, strategies, provenance)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_directory(out_dir / PLOTS_DIR, overwrite=True) as plot_dir:
-        figures = {
-            "curves": plots.plot_lambda_curves(metrics, summary, plot_dir / "lambda_curves.png"),
-            "per-group": plots.plot_group_accuracy(metrics, summary, plot_dir / "group_accuracy.png"),
-            "pareto": plots.plot_pareto(metrics, summary, plot_dir / "pareto.png"),
-            "injection": plots.plot_injection_effects(metrics, summary, plot_dir / "injection_effects.png"),
-            "similarity": plots.plot_similarity(similarity, plot_dir / "similarity.png"),
-            "bound": plots.plot_bound(bound, plot_dir / "bound.png"),
-            "comparisons": plots.plot_comparisons(
-                summary.get("comparisons") or [], summary, plot_dir / "comparisons.png"
-            ),
-            "training": plots.plot_training_curves(
-                summary.get("training_curves") or {}, plot_dir / "training_curves.png"
-            ),
-            **search_figures.plot_search(out_dir / "pareto_front.csv", plot_dir),
-        }
+        figures = _draw(plot_dir, metrics, summary, similarity, bound)
+        figures.update(search_figures.plot_search(out_dir / "pareto_front.csv", plot_dir))
         images = {k: base64.b64encode(p.read_bytes()).decode("ascii") for k, p in figures.items() if p}
         document = render_html(
             metrics=metrics,
@@ -137,10 +127,55 @@ def write_report(
     return report
 
 
-def _check_inputs(summary: Any, similarity: Any, bound: Any, strategies: Any, provenance: Any) -> None:
-    """Reject malformed optional inputs before anything is drawn."""
+def _draw(
+    plot_dir: Path,
+    metrics: pd.DataFrame,
+    summary: StudySummary,
+    similarity: pd.DataFrame | None,
+    bound: pd.DataFrame | None,
+) -> dict[str, Path | None]:
+    """Every study figure into ``plot_dir``, by section (None: nothing to draw)."""
+    selected = summary.selected
+    return {
+        "curves": plots.plot_lambda_curves(metrics, selected, plot_dir / "lambda_curves.png"),
+        "per-group": plots.plot_group_accuracy(metrics, selected, plot_dir / "group_accuracy.png"),
+        "pareto": plots.plot_pareto(metrics, selected, plot_dir / "pareto.png"),
+        "injection": plots.plot_injection_effects(
+            metrics, summary.worst_group.group, plot_dir / "injection_effects.png"
+        ),
+        "similarity": plots.plot_similarity(similarity, plot_dir / "similarity.png"),
+        "bound": plots.plot_bound(bound, plot_dir / "bound.png"),
+        "comparisons": plots.plot_comparisons(
+            comparison_rows(summary),
+            plot_dir / "comparisons.png",
+            delta=summary.selection.delta,
+            unedited=summary.unedited(),
+        ),
+        "training": plots.plot_training_curves(summary.training_curves, plot_dir / "training_curves.png"),
+    }
+
+
+def read_summary(summary: StudySummary | Mapping[str, Any]) -> StudySummary:
+    """``summary.json``'s content as a :class:`StudySummary` (a one-line error naming the bad field)."""
+    if isinstance(summary, StudySummary):
+        return summary
     if not isinstance(summary, Mapping):
         raise DataError(f"summary must be a mapping (summary.json), got {type(summary).__name__}")
+    try:
+        return StudySummary.model_validate(summary)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise DataError(f"summary.json: {where}: {first['msg']} ({exc.error_count()} problem(s))") from None
+
+
+def comparison_rows(summary: StudySummary) -> list[dict[str, Any]]:
+    """The comparisons as plain rows, for the table and plot helpers the terminal output shares."""
+    return [comparison.model_dump() for comparison in summary.comparisons]
+
+
+def _check_inputs(similarity: Any, bound: Any, strategies: Any, provenance: Any) -> None:
+    """Reject malformed optional inputs before anything is drawn."""
     if not isinstance(provenance, Mapping):
         raise DataError(f"provenance must be a mapping, got {type(provenance).__name__}")
     for name, frame in (("similarity", similarity), ("bound", bound), ("strategies", strategies)):
@@ -189,13 +224,12 @@ def _paragraphs(text: str, css_class: str) -> str:
     return f'<div class="{css_class}">{body}</div>'
 
 
-def _verdict_block(summary: Mapping[str, Any], images: Mapping[str, str]) -> str:
+def _verdict_block(summary: StudySummary, images: Mapping[str, str]) -> str:
     """The headline, the comparison table, the forest plot, then the long verdict folded away."""
-    headline = summary.get("headline_text") or headline_text(summary)
+    headline = summary.headline_text or headline_text(summary.to_json_dict())
     body = "<h3>Verdict</h3>" + _paragraphs(headline, "verdict")
-    comparisons = summary.get("comparisons") or []
-    if comparisons:
-        matrix = comparison_matrix(comparisons, summary.get("selected") or {})
+    if summary.comparisons:
+        matrix = comparison_matrix(comparison_rows(summary), summary.unedited())
         body += "<h4>Every model vs FFT on test</h4>" + _table(matrix.edits)
         if not matrix.unedited.empty:
             body += (
@@ -211,54 +245,47 @@ def _verdict_block(summary: Mapping[str, Any], images: Mapping[str, str]) -> str
             "Undefined comparisons are not drawn (counted under the plot)."
         )
         body += _figure(images, "comparisons", "forest plot of the comparisons with FFT", _esc(caption))
-    verdict = summary.get("verdict")
-    if verdict:
-        body += "<details><summary>Every comparison in words</summary>" + _paragraphs(verdict, "verdict")
+    if summary.verdict:
+        body += "<details><summary>Every comparison in words</summary>" + _paragraphs(
+            summary.verdict, "verdict"
+        )
         body += "</details>"
     return body
 
 
-def _summary_section(summary: Mapping[str, Any], images: Mapping[str, str]) -> str:
-    selection = summary.get("selection") or {}
-    worst = summary.get("worst_group") or {}
-    facts = [
-        ("dataset", summary.get("dataset")),
-        ("model", summary.get("model")),
-        ("label scheme", summary.get("label_scheme")),
-        ("attributes", summary.get("attributes")),
-        ("seeds", summary.get("seeds")),
-        ("selection rule", selection.get("rule")),
-        *[(f"selection {k}", v) for k, v in selection.items() if k != "rule"],
-        (
-            "worst group (validation)",
-            f"{worst.get('attribute', NA)} / {worst.get('group', NA)} (by {worst.get('criterion', NA)})"
-            if worst
-            else None,
-        ),
-    ]
-    body = _facts(facts) + _verdict_block(summary, images)
-    selected = summary.get("selected") or {}
-    if selected:
+def _summary_section(summary: StudySummary, images: Mapping[str, str]) -> str:
+    selection, worst = summary.selection, summary.worst_group
+    facts = {
+        "dataset": summary.dataset,
+        "model": summary.model,
+        "label scheme": summary.label_scheme,
+        "attributes": summary.attributes,
+        "seeds": summary.seeds,
+        "selection rule": selection.rule,
+        **{f"selection {k}": v for k, v in selection.model_dump().items() if k != "rule"},
+        "worst group (validation)": f"{worst.attribute} / {worst.group} (by {worst.criterion})",
+    }
+    body = _facts(list(facts.items())) + _verdict_block(summary, images)
+    if summary.selected:
         rows = [
             {
                 "model": label,
-                "λ": fmt_lambda(entry.get("lambdas") or entry.get("lambda")),
-                "rule": entry.get("rule"),
-                "feasible": entry.get("feasible"),
-                "reason": entry.get("reason"),
-                "is (no edit)": entry.get("unedited") or "",
+                "λ": fmt_lambda(entry.lambdas or entry.lam),
+                "rule": entry.rule,
+                "feasible": entry.feasible,
+                "reason": entry.reason,
+                "is (no edit)": entry.unedited or "",
             }
-            for label, entry in selected.items()
-            if isinstance(entry, Mapping)
+            for label, entry in summary.selected.items()
         ]
         body += "<h3>Selected on validation</h3>" + _table(records_table(rows))
     return _section("summary", "Summary", body)
 
 
-def _headline_section(summary: Mapping[str, Any], metrics: pd.DataFrame, attributes: list[str]) -> str:
+def _headline_section(summary: StudySummary, metrics: pd.DataFrame, attributes: list[str]) -> str:
     convention = {"sum": "λ (θ_base + λ·Σ τ_g)", "mean": "λ (θ_base + (λ/G)·Σ τ_g)"}
-    shown = display_headline(summary, attributes)
-    shown = shown.rename(columns={"λ": convention.get(str(summary.get("lambda_convention")), "λ")})
+    shown = display_headline(summary.headline, summary.selected, attributes)
+    shown = shown.rename(columns={"λ": convention.get(summary.lambda_convention, "λ")})
     headline = _table(shown)
     sizes = group_size_table({split: group_sizes(metrics, split) for split in ("val", "test")})
     body = (
@@ -269,8 +296,7 @@ def _headline_section(summary: Mapping[str, Any], metrics: pd.DataFrame, attribu
         f'<div class="side-by-side"><div>{headline}</div>'
         f"<div><h3>Group sizes</h3>{_table(sizes)}</div></div>"
     )
-    entered = summary.get("gap_groups") or []
-    left_out = [r for r in entered if not r.get("entered")]
+    left_out = [r for r in summary.gap_groups if not r.get("entered")]
     if left_out:
         reasons = "; ".join(
             f"{r.get('attribute')}/{r.get('group')} not in {r.get('metric')}: {r.get('reason')}"
@@ -285,11 +311,10 @@ def _headline_section(summary: Mapping[str, Any], metrics: pd.DataFrame, attribu
         "sizes) is near nominal for accuracy but below it for DPD and EOD: read their brackets as "
         "optimistic (docs/statistics.md).</p>"
     )
-    comparisons = summary.get("comparisons") or []
+    comparisons = comparison_rows(summary)
     if comparisons:
         outcomes = [classify(row) for row in comparisons]
-        mde = summary.get("mde") or {}
-        detectable = {a: mde.get(a) or {} for a in attributes}
+        detectable = {a: summary.mde.get(a) or {} for a in attributes}
         floors = ", ".join(
             f"{a}: ΔDPD {fmt_number(m.get('dpd'))}, ΔEOD {fmt_number(m.get('eod'))}"
             for a, m in detectable.items()
@@ -320,8 +345,8 @@ def _degenerate_words(strategies: pd.DataFrame) -> str:
     return "".join(f'<p class="warning">{_esc(s)}</p>' for s in sentences)
 
 
-def _strategies_section(strategies: pd.DataFrame, summary: Mapping[str, Any], attributes: list[str]) -> str:
-    convention = summary.get("lambda_convention") or "sum"
+def _strategies_section(strategies: pd.DataFrame, summary: StudySummary, attributes: list[str]) -> str:
+    convention = summary.lambda_convention
     body = (
         "<p>Each recipe: how the subgroup training sets were built (strategy), θ_base's head (random, "
         "linear-probed, or linear-probed and frozen during the subgroup fine-tunes) and λ's convention "
@@ -330,12 +355,12 @@ def _strategies_section(strategies: pd.DataFrame, summary: Mapping[str, Any], at
         "flag when the selected point is degenerate, next to the FFT, LoRA and post-processing "
         f"(ThresholdOptimizer) references. The main recipe's λ is in the {_esc(convention)} convention.</p>"
         + _degenerate_words(strategies)
-        + _table(strategy_display(strategies, summary, attributes))
+        + _table(strategy_display(strategies, summary.headline, attributes))
     )
     return _section("strategies", "Recipes: training set × head × λ convention", body)
 
 
-def _sensitivity_section(rows: list[Mapping[str, Any]], attributes: list[str]) -> str:
+def _sensitivity_section(rows: Sequence[Mapping[str, Any]], attributes: list[str]) -> str:
     frame = pd.DataFrame([dict(r) for r in rows])
     frame["rule"] = [
         f"{rule} (the study's)" if own else str(rule)
@@ -351,7 +376,7 @@ def _sensitivity_section(rows: list[Mapping[str, Any]], attributes: list[str]) -
     return _section("sensitivity", "Selection sensitivity (test)", body)
 
 
-def _targets_section(rows: list[Mapping[str, Any]]) -> str:
+def _targets_section(rows: Sequence[Mapping[str, Any]]) -> str:
     frame = pd.DataFrame(
         {
             "vector": [str(r.get("vector")) for r in rows],
@@ -372,7 +397,7 @@ def _targets_section(rows: list[Mapping[str, Any]]) -> str:
     return _section("targets", "Training-target quality of the subgroup vectors", body)
 
 
-def _search_section(rows: list[Mapping[str, Any]]) -> str:
+def _search_section(rows: Sequence[Mapping[str, Any]]) -> str:
     """``summary.json``'s ``search`` table: each searcher's hypervolume on validation and test."""
     frame = pd.DataFrame(
         {
@@ -445,10 +470,8 @@ def _bound_section(bound: pd.DataFrame, images: Mapping[str, str]) -> str:
     return _section("bound", "λ–DPD bound", body)
 
 
-def _multi_seed_section(rows: Any, attributes: list[str], *, comparisons_shown: bool) -> str:
+def _multi_seed_section(rows: list[dict[str, Any]], attributes: list[str], *, comparisons_shown: bool) -> str:
     """Mean ± std over seeds, and where the seed-aware comparisons with FFT are."""
-    if not isinstance(rows, list | tuple) or not all(isinstance(r, Mapping) for r in rows):
-        raise DataError("summary['multi_seed'] must be a list of row mappings")
     spread = multi_seed_tables(rows, attributes)[0]
     body = "<h3>Mean ± standard deviation over seeds (test)</h3>" + _table(spread)
     if comparisons_shown:
@@ -544,23 +567,24 @@ FIGURE_SECTIONS: tuple[tuple[str, str, str, str], ...] = (
 )
 
 
-def _how_to_read_section(summary: Mapping[str, Any], provenance: Mapping[str, Any]) -> str:
-    config = provenance.get("config") or (summary.get("provenance") or {}).get("config") or {}
-    box = how_to_read(config, summary.get("comparisons") or [])
+def _how_to_read_section(summary: StudySummary, provenance: Mapping[str, Any]) -> str:
+    config = provenance.get("config") or summary.provenance.get("config") or {}
+    box = how_to_read(config, comparison_rows(summary))
     return _section("how-to-read", "How to read this", f'<div class="note">{box}</div>')
 
 
 def render_html(
     *,
     metrics: pd.DataFrame,
-    summary: Mapping[str, Any],
+    summary: StudySummary | Mapping[str, Any],
     bound: pd.DataFrame | None,
     strategies: pd.DataFrame | None,
     provenance: Mapping[str, Any],
     images: Mapping[str, str],
 ) -> str:
     """The report as one HTML string; sections whose input is absent are left out."""
-    attributes = [str(a) for a in summary.get("attributes") or attributes_of(metrics)]
+    summary = read_summary(summary)
+    attributes = summary.attributes or attributes_of(metrics)
     sections: list[tuple[str, str, str]] = [  # (id, navigation label, html)
         ("summary", "Summary", _summary_section(summary, images)),
         ("how-to-read", "How to read this", _how_to_read_section(summary, provenance)),
@@ -571,30 +595,25 @@ def render_html(
     for key, label, title, caption in (*FIGURE_SECTIONS, *search_figures.SECTIONS):
         if key in images:
             sections.append((key, label, _section(key, title, _figure(images, key, title, _esc(caption)))))
-    if summary.get("search"):
-        sections.append(("search-table", "Searchers", _search_section(summary["search"])))
+    if summary.search:
+        sections.append(("search-table", "Searchers", _search_section(summary.search)))
     if bound is not None and "bound" in images:
         sections.append(("bound", "Bound", _bound_section(bound, images)))
-    if summary.get("selection_sensitivity"):
+    if summary.selection_sensitivity:
         sections.append(
-            ("sensitivity", "Sensitivity", _sensitivity_section(summary["selection_sensitivity"], attributes))
+            ("sensitivity", "Sensitivity", _sensitivity_section(summary.selection_sensitivity, attributes))
         )
-    if summary.get("target_quality"):
-        sections.append(("targets", "Targets", _targets_section(summary["target_quality"])))
-    if summary.get("multi_seed"):
-        shown = bool(summary.get("comparisons"))
-        sections.append(
-            (
-                "multi-seed",
-                "Seeds",
-                _multi_seed_section(summary["multi_seed"], attributes, comparisons_shown=shown),
-            )
-        )
-    if summary.get("timings_s"):
-        sections.append(("timings", "Timings", _timings_section(summary["timings_s"])))
+    if summary.target_quality:
+        sections.append(("targets", "Targets", _targets_section(summary.target_quality)))
+    if summary.multi_seed:
+        shown = bool(summary.comparisons)
+        multi_seed = _multi_seed_section(summary.multi_seed, attributes, comparisons_shown=shown)
+        sections.append(("multi-seed", "Seeds", multi_seed))
+    if summary.timings_s:
+        sections.append(("timings", "Timings", _timings_section(summary.timings_s)))
     sections.append(("provenance", "Provenance", _provenance_section(provenance)))
 
-    title = f"fairmerge report — {summary.get('dataset', NA)} · {summary.get('model', NA)}"
+    title = f"fairmerge report — {summary.dataset} · {summary.model}"
     nav = " ".join(f'<a href="#{sid}">{_esc(label)}</a>' for sid, label, _ in sections)
     body = "\n".join(section for _, _, section in sections)
     return (

@@ -38,6 +38,7 @@ from fairmerge.report.frames import (
     with_decision,
 )
 from fairmerge.report.tables import is_missing
+from fairmerge.study.summary import SelectedEntry
 
 DPI = 110
 # Reference (λ-free) models drawn as horizontal lines on the λ curves, with one line style each.
@@ -129,9 +130,9 @@ def _band(ax: Axes, frame: pd.DataFrame, color: Any) -> None:
         )
 
 
-def _mark_selected(ax: Axes, summary: Mapping[str, Any], labels: Sequence[ModelLabel]) -> None:
+def _mark_selected(ax: Axes, selected: Mapping[str, SelectedEntry], labels: Sequence[ModelLabel]) -> None:
     for lab in labels:
-        lam = selected_lambda(summary, lab.label)
+        lam = selected_lambda(selected, lab.label)
         if lam is not None:
             ax.axvline(
                 lam,
@@ -164,7 +165,9 @@ def _test_curve(
         drawn[0] = True
 
 
-def plot_lambda_curves(metrics: pd.DataFrame, summary: Mapping[str, Any], path: Path) -> Path | None:
+def plot_lambda_curves(
+    metrics: pd.DataFrame, selected: Mapping[str, SelectedEntry], path: Path
+) -> Path | None:
     """Accuracy, DPD and EOD against λ on validation for the merge sweep.
 
     One panel per metric; one line per attribute for the gaps; bootstrap CI bands where present;
@@ -216,7 +219,7 @@ def plot_lambda_curves(metrics: pd.DataFrame, summary: Mapping[str, Any], path: 
                             linewidth=1.1,
                             alpha=0.9,
                         )
-            _mark_selected(ax, summary, merges)
+            _mark_selected(ax, selected, merges)
             handles, labels = ax.get_legend_handles_labels()
             for ref, (ref_name, dash) in REFERENCE_STYLES.items():
                 if metrics["model"].eq(ref).any():
@@ -230,7 +233,9 @@ def plot_lambda_curves(metrics: pd.DataFrame, summary: Mapping[str, Any], path: 
         return _save(fig, path)
 
 
-def plot_group_accuracy(metrics: pd.DataFrame, summary: Mapping[str, Any], path: Path) -> Path | None:
+def plot_group_accuracy(
+    metrics: pd.DataFrame, selected: Mapping[str, SelectedEntry], path: Path
+) -> Path | None:
     """Per-group validation accuracy against λ for the merge sweep: one panel per attribute,
     one line per group, validation group sizes in the legend."""
     merges = _prefer_argmax(models_present(metrics, family="merge"))
@@ -261,7 +266,7 @@ def plot_group_accuracy(metrics: pd.DataFrame, summary: Mapping[str, Any], path:
                 )
             overall = curve(metrics, model=lab.label, metric="accuracy")
             ax.plot(overall["lambda"], overall["value"], color="black", linewidth=2.0, label="overall")
-            _mark_selected(ax, summary, [lab])
+            _mark_selected(ax, selected, [lab])
             ax.set_title(f"{attribute}: accuracy per group vs λ — validation ({lab.label})")
             ax.set_xlabel("λ (merge coefficient)")
             ax.set_ylabel("accuracy")
@@ -282,7 +287,7 @@ def _swept_points(metrics: pd.DataFrame, attribute: str, gap: str) -> pd.DataFra
     return acc.merge(gp, on=keys, how="inner")
 
 
-def plot_pareto(metrics: pd.DataFrame, summary: Mapping[str, Any], path: Path) -> Path | None:
+def plot_pareto(metrics: pd.DataFrame, selected: Mapping[str, SelectedEntry], path: Path) -> Path | None:
     """Accuracy against DPD and against EOD on validation, one row per attribute.
 
     All swept merge / injection points, the non-dominated front highlighted, baselines marked and the
@@ -297,11 +302,7 @@ def plot_pareto(metrics: pd.DataFrame, summary: Mapping[str, Any], path: Path) -
     attrs = list(dict.fromkeys(a for (a, _), pts in points.items() if len(pts)))
     if not attrs:
         return None
-    picks = [
-        (str(label), lam)
-        for label in summary.get("selected") or {}
-        if (lam := selected_lambda(summary, str(label))) is not None
-    ]
+    picks = [(label, lam) for label in selected if (lam := selected_lambda(selected, label)) is not None]
     families = sorted({parse_model(str(m)).variant for pts in points.values() for m in pts["model"]})
     extra = _palette(len(families) + 3)
     colors = {f: FAMILY_COLORS.get(f, extra((i + 2) % extra.N)) for i, f in enumerate(families)}
@@ -403,16 +404,16 @@ def plot_pareto(metrics: pd.DataFrame, summary: Mapping[str, Any], path: Path) -
         return _save(fig, path)
 
 
-def plot_injection_effects(metrics: pd.DataFrame, summary: Mapping[str, Any], path: Path) -> Path | None:
+def plot_injection_effects(metrics: pd.DataFrame, worst_group: str | None, path: Path) -> Path | None:
     """Effect of injecting each group's vector into FFT, relative to FFT, on validation.
 
     For each injected group g (θ_FFT + λ·τ_g): Δ overall accuracy, Δ accuracy of g itself and Δ EOD
-    of g's attribute at each λ. Lines above / below zero show which injections help and which hurt.
+    of g's attribute at each λ. Lines above / below zero show which injections help and which hurt;
+    ``worst_group`` (FFT's worst group on val) is drawn thick.
     """
     injections = _prefer_argmax(models_present(metrics, family="inject"))
     if not injections:
         return None
-    worst = summary.get("worst_group") or {}
     colors = _palette(len(injections))
     with _style():
         fig, axes = _new_figure(1, 3, width=16.0, height=4.6)
@@ -425,7 +426,7 @@ def plot_injection_effects(metrics: pd.DataFrame, summary: Mapping[str, Any], pa
             group = lab.target or lab.label
             attribute = attribute_of_group(metrics, group)
             reference = with_decision("fft", lab.calibrated)
-            is_worst = group == worst.get("group")
+            is_worst = group == worst_group
             style = {
                 "color": colors(i % colors.N),
                 "marker": "o",
@@ -588,13 +589,17 @@ def plot_training_curves(histories: Mapping[str, Sequence[Mapping[str, Any]]], p
 
 
 def plot_comparisons(
-    comparisons: Sequence[Mapping[str, Any]], summary: Mapping[str, Any], path: Path
+    comparisons: Sequence[Mapping[str, Any]],
+    path: Path,
+    *,
+    delta: float = 0.0,
+    unedited: Mapping[str, str] | None = None,
 ) -> Path | None:
     """Forest plot: each model's Δ vs FFT with its interval, one panel per metric column, against 0.
 
-    Unedited points (λ = 0) are named as what they are. The accuracy panel shades the δ band of the
-    selection rule (a loss within δ counts as kept); the primary comparison is drawn in red;
-    undefined comparisons are left out and counted in a note.
+    Unedited points (λ = 0; ``unedited``: model → θ_base or FFT) are named as what they are. The
+    accuracy panel shades the δ band of the selection rule (``delta``: a loss within δ counts as kept);
+    the primary comparison is drawn in red; undefined comparisons are left out and counted in a note.
     """
     drawn = [r for r in comparisons if not any(is_missing(r.get(k)) for k in ("delta", "ci_low", "ci_high"))]
     if not drawn:
@@ -604,11 +609,7 @@ def plot_comparisons(
         key=lambda k: (k[1] != "accuracy", k[0], k[1]),
     )
     models = list(dict.fromkeys(str(r["model"]) for r in comparisons))
-    delta = float((summary.get("selection") or {}).get("delta", 0.0))
-    selected = summary.get("selected") or {}
-    unedited = {
-        m: e.get("unedited") for m, e in selected.items() if isinstance(e, Mapping) and e.get("unedited")
-    }
+    unedited = unedited or {}
     names = [f"{m} = {unedited[m]} (λ = 0)" if m in unedited else m for m in models]
     with _style():
         fig, axes = _new_figure(

@@ -15,6 +15,7 @@ import pandas as pd
 from fairmerge.fairness import registry
 from fairmerge.fairness.registry import split_wide_column, wide_column
 from fairmerge.report.frames import parse_model
+from fairmerge.study.summary import SelectedEntry
 
 NA = "n/a"
 CI_LOW, CI_HIGH = "_ci_low", "_ci_high"
@@ -245,15 +246,16 @@ def _headline_per_attribute() -> list[str]:
     return [*(m for g in gaps for m in (g, f"{g}_noise_floor")), "n_groups"]
 
 
-def display_headline(summary: Mapping[str, Any], attributes: Sequence[str]) -> pd.DataFrame:
+def display_headline(
+    headline: Sequence[Mapping[str, Any]], selected: Mapping[str, SelectedEntry], attributes: Sequence[str]
+) -> pd.DataFrame:
     """The headline test table: model, λ, accuracy, worst-group accuracy, DPD / EOD and the number of
     groups in the gaps per attribute. A model without a single λ shows its per-group λ from ``selected``."""
-    rows = [dict(r) for r in summary.get("headline") or []]
-    selected = summary.get("selected") or {}
+    rows = [dict(r) for r in headline]
     for row in rows:
         entry = selected.get(str(row.get("model")))
-        if is_missing(row.get("lambda")) and isinstance(entry, Mapping) and entry.get("lambdas"):
-            row["lambda"] = dict(entry["lambdas"])
+        if is_missing(row.get("lambda")) and entry is not None and entry.lambdas:
+            row["lambda"] = dict(entry.lambdas)
     frame = select_columns(pd.DataFrame(rows), attributes, _headline_per_attribute())
     return format_metric_table(frame, attributes)
 
@@ -272,15 +274,20 @@ def group_size_table(sizes: Mapping[str, pd.Series]) -> pd.DataFrame:
 
 
 def strategy_display(
-    strategies: pd.DataFrame, summary: Mapping[str, Any], attributes: Sequence[str]
+    strategies: pd.DataFrame,
+    headline: Sequence[Mapping[str, Any]] | Mapping[str, Any],
+    attributes: Sequence[str],
 ) -> pd.DataFrame:
     """The strategy comparison table, with the headline's reference rows (FFT, LoRA, the baseline
     families such as ``fft[group_dro]``, ThresholdOptimizer; both decisions) appended when the
-    strategies frame does not already hold them. Each reference is named as itself (its variant)."""
+    strategies frame does not already hold them. Each reference is named as itself (its variant).
+
+    ``headline``: ``StudySummary.headline`` (or summary.json's content, which holds it)."""
     frame = strategies.copy()
     known = set(frame["strategy"].astype(str)) if "strategy" in frame.columns else set()
     references = []
-    for row in summary.get("headline") or []:
+    rows = headline.get("headline") or [] if isinstance(headline, Mapping) else headline
+    for row in rows:
         label = parse_model(str(row.get("model")))
         if label.family in {"fft", "lora", "threshold_optimizer"} and not known & {
             label.variant,

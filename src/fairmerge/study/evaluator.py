@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -110,22 +109,6 @@ class SplitEvaluator:
     def threshold_options(self) -> dict[str, int]:
         """The group thresholds as keyword arguments of the ``fairmerge.fairness`` functions."""
         return dataclasses.asdict(self.thresholds)
-
-    def scores(
-        self, model: torch.nn.Module, key: str, prepare: Callable[[], object] = lambda: None
-    ) -> np.ndarray:
-        """P(y=1) of every example under ``model``, cached under ``key``.
-
-        ``prepare`` (e.g. writing a λ's weights into ``model``) runs only when the scores are not
-        cached yet. The study scores candidates through :class:`fairmerge.study.scorer.CandidateScorer`
-        instead, which asks the workspace for the model; this form serves the coefficient searches.
-        """
-
-        def compute() -> np.ndarray:
-            prepare()
-            return self.score(model)
-
-        return self.cache.get_or_compute(self.cache_key(key), compute)
 
     def score(self, model: torch.nn.Module) -> np.ndarray:
         """P(y=1) of every example under ``model`` as it is (one forward pass per batch, uncached)."""

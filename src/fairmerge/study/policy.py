@@ -13,7 +13,7 @@ import pandas as pd
 from fairmerge.errors import DataError
 from fairmerge.labels import ModelLabel
 from fairmerge.study.config import SelectionSection
-from fairmerge.study.points import MetricLedger
+from fairmerge.study.metric_rows import MetricRows
 from fairmerge.sweep.selection import Selection, get_rule, points_from_metrics, select_point
 
 
@@ -45,9 +45,10 @@ class SelectionPolicy:
             )
         return cls(section, float(accuracy.iloc[0]), gap_attributes)
 
-    def select(self, table: pd.DataFrame, label: ModelLabel, ledger: MetricLedger) -> Selection:
-        """Apply the rule to a points table (:func:`points_from_metrics`) of ``label``."""
-        constant = table["lambda"].apply(lambda lam: ledger.is_constant(label, float(lam)))
+    def select(self, table: pd.DataFrame, label: ModelLabel, evaluated: MetricRows) -> Selection:
+        """Apply the rule to a points table (:func:`points_from_metrics`) of ``label``; ``evaluated``
+        says which of its points predict one class."""
+        constant = table["lambda"].apply(lambda lam: evaluated.is_constant(label, float(lam)))
         if constant.any() and not constant.all():
             table = table[~constant]
         return select_point(
@@ -59,6 +60,6 @@ class SelectionPolicy:
             attributes=self.gap_attributes,
         )
 
-    def select_family(self, label: ModelLabel, ledger: MetricLedger) -> Selection:
-        """The rule applied to every recorded val point of ``label``."""
-        return self.select(points_from_metrics(ledger.rows(label, "val")), label, ledger)
+    def select_family(self, label: ModelLabel, evaluated: MetricRows) -> Selection:
+        """The rule applied to every val point of ``label`` in ``evaluated`` (a family's rows)."""
+        return self.select(points_from_metrics(evaluated.rows(label, "val")), label, evaluated)

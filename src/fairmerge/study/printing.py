@@ -92,7 +92,9 @@ def print_headline(summary: Mapping[str, Any], out_dir: Path, console: Console) 
     The long verdict stays in ``summary.json`` (``verdict``) and the report; this fits one screen.
     """
     console.print(summary.get("headline_text") or "", markup=False, highlight=False, soft_wrap=True)
-    matrix = comparison_matrix(summary.get("comparisons") or [], summary.get("selected") or {})
+    selected = summary.get("selected") or {}
+    unedited = {m: str(e["unedited"]) for m, e in selected.items() if e.get("unedited")}
+    matrix = comparison_matrix(summary.get("comparisons") or [], unedited)
     print_comparisons(console, matrix)
     console.print(
         f"wrote {out_dir}/metrics.csv, summary.json, report.html, plots/comparisons.png",

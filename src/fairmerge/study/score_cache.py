@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -39,12 +38,3 @@ class ScoreCache:
             buffer = io.BytesIO()
             np.save(buffer, value)
             atomic_write_bytes(self._path(key), buffer.getvalue())
-
-    def get_or_compute(self, key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
-        """Return the cached array for ``key`` or compute, store and return it."""
-        cached = self.load(key)
-        if cached is not None:
-            return cached
-        value = np.asarray(compute())
-        self.store(key, value)
-        return value

@@ -17,7 +17,7 @@ import pandas as pd
 
 from fairmerge.search.outcome import SeedSearch
 from fairmerge.study.stages import STAGES, SeedContext, SeedState, Stage
-from fairmerge.study.stages.base import need
+from fairmerge.study.stages.base import metric_rows, need
 from fairmerge.study.testing import SelectedModel
 from fairmerge.study.timing import StageTimer
 
@@ -70,8 +70,8 @@ def _outcome(context: SeedContext, state: SeedState, timer: StageTimer) -> SeedO
     test, attributes = lab.evaluator.test, context.config.attributes
     return SeedOutcome(
         seed=context.seed,
-        metrics=lab.ledger.table(),
-        selected=dict(state.selected),
+        metrics=metric_rows(state).frame,
+        selected=dict(state.tested.selected),
         worst_group=dict(need(state.worst, "the worst group")),
         similarity=tables.similarity,
         bound=tables.bound,
@@ -80,7 +80,7 @@ def _outcome(context: SeedContext, state: SeedState, timer: StageTimer) -> SeedO
         degenerate=tables.degenerate,
         pergroup_trials=need(state.pergroup, "the per-group search").trials,
         sensitivity=state.sensitivity,
-        test_predictions=dict(state.predictions),
+        test_predictions=dict(state.tested.predictions),
         test_labels=test.split.labels,
         test_memberships=test.split.memberships(attributes),
         timings=timer,

@@ -13,8 +13,8 @@ import torch
 from fairmerge.fairness.registry import wide_column
 from fairmerge.labels import Decision, ModelLabel
 from fairmerge.study.config import ResolvedRecipe
+from fairmerge.study.metric_rows import MetricRows
 from fairmerge.study.outputs import headline_row
-from fairmerge.study.points import MetricLedger
 from fairmerge.sweep.bound import dpd_bound_table, pergroup_bound_table
 from fairmerge.vectors import TaskVector
 from fairmerge.vectors.task_vector import cosine_from_gram, gram_matrix
@@ -98,7 +98,7 @@ def pergroup_bound(
 
 
 def degenerate_reason(
-    ledger: MetricLedger, label: ModelLabel, lam: float | None, base_accuracy: float
+    evaluated: MetricRows, label: ModelLabel, lam: float | None, base_accuracy: float
 ) -> str:
     """Why a validation point cannot be read as a fair model ('' when it can).
 
@@ -107,36 +107,32 @@ def degenerate_reason(
     """
     if lam is None:
         return ""
-    if ledger.is_constant(label, lam):
+    if evaluated.is_constant(label, lam):
         return "constant predictions on validation"
-    rows = ledger.rows(label, "val")
-    rows = rows[
-        (rows["lambda"].round(6) == round(lam, 6)) & (rows.attribute == "all") & (rows.metric == "accuracy")
-    ]
-    if len(rows) and float(rows.value.iloc[0]) < base_accuracy:
-        return f"validation accuracy {float(rows.value.iloc[0]):.3f} below θ_base's {base_accuracy:.3f}"
+    accuracy = evaluated.accuracy(label, lam)
+    if accuracy < base_accuracy:
+        return f"validation accuracy {accuracy:.3f} below θ_base's {base_accuracy:.3f}"
     return ""
 
 
 def degenerate_points(
-    ledger: MetricLedger, labels: Sequence[ModelLabel], base_accuracy: float
+    evaluated: MetricRows, labels: Sequence[ModelLabel], base_accuracy: float
 ) -> pd.DataFrame:
     """Every flagged validation point of the swept families, with its reason."""
     rows = []
     for label in labels:
-        for lam in ledger.rows(label, "val")["lambda"].dropna().unique():
-            reason = degenerate_reason(ledger, label, float(lam), base_accuracy)
+        for lam in evaluated.rows(label, "val")["lambda"].dropna().unique():
+            reason = degenerate_reason(evaluated, label, float(lam), base_accuracy)
             if reason:
                 rows.append({"model": str(label), "lambda": float(lam), "reason": reason})
     return pd.DataFrame(rows, columns=["model", "lambda", "reason"])
 
 
 def recipe_table(
-    metrics: pd.DataFrame,
+    evaluated: MetricRows,
     recipes: Sequence[tuple[ResolvedRecipe, ModelLabel]],
     decisions: Sequence[Decision],
     attributes: list[str],
-    ledger: MetricLedger,
     base_accuracy: float,
 ) -> pd.DataFrame:
     """One row per (recipe, decision): strategy, head, λ convention, the val-selected λ, its test
@@ -145,9 +141,9 @@ def recipe_table(
     for recipe, label in recipes:
         for decision in decisions:
             variant = label.with_decision(decision)
-            row = headline_row(metrics, str(variant), attributes)
-            swept = [float(x) for x in ledger.rows(variant, "val")["lambda"].dropna().unique() if x > 0]
-            flags = [degenerate_reason(ledger, variant, lam, base_accuracy) for lam in swept]
+            row = headline_row(evaluated.frame, str(variant), attributes)
+            swept = [float(x) for x in evaluated.rows(variant, "val")["lambda"].dropna().unique() if x > 0]
+            flags = [degenerate_reason(evaluated, variant, lam, base_accuracy) for lam in swept]
             rows.append(
                 {
                     "strategy": recipe.strategy,
@@ -155,7 +151,7 @@ def recipe_table(
                     "convention": recipe.convention,
                     "decision": decision,
                     **row,
-                    "degenerate": degenerate_reason(ledger, variant, row["lambda"], base_accuracy),
+                    "degenerate": degenerate_reason(evaluated, variant, row["lambda"], base_accuracy),
                     "degenerate_everywhere": bool(flags) and all(flags),
                 }
             )

@@ -1,7 +1,8 @@
 """``summary.json`` as a typed object: what was selected on validation and what test said about it.
 
 The schema is documented field by field in ``docs/outputs.md``; ``StudySummary.model_json_schema()``
-gives it in JSON Schema form. Undefined numbers are written as ``null`` (never 0).
+gives it in JSON Schema form. Undefined numbers are written as ``null`` (never 0). Fields added after
+the first release have defaults, so the report still reads an older ``summary.json``.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ class StudySummary(_Record):
     seeds: list[int] = Field(description="the seeds the study ran; seed-specific fields are the first seed's")
     selection: SelectionSettings = Field(description="the rule and knobs applied on validation")
     lambda_convention: str = Field(
-        description="λ of the main merge: 'sum' θ_base + λ·Σ τ_g, or 'mean' θ_base + (λ/G)·Σ τ_g"
+        "sum", description="λ of the main merge: 'sum' θ_base + λ·Σ τ_g, or 'mean' θ_base + (λ/G)·Σ τ_g"
     )
     merge_method: str = Field(
         "task_arithmetic",
@@ -101,14 +102,16 @@ class StudySummary(_Record):
     )
     worst_group: WorstGroup = Field(description="the group FFT serves worst on val (first seed)")
     worst_groups_by_seed: dict[str, str] = Field(
-        description="seed → the group whose vector inject:worst injected (found on val per seed)"
+        default_factory=dict,
+        description="seed → the group whose vector inject:worst injected (found on val per seed)",
     )
     headline: list[dict[str, Any]] = Field(description="test metrics of every model, with CIs")
     comparisons: list[Comparison] = Field(description="every model vs FFT on test, over seeds and posts")
     mde: dict[str, dict[str, float | str | None]] = Field(
+        default_factory=dict,
         description="attribute → smallest ΔDPD / ΔEOD the comparison test detects (80 % power, α = 0.05), "
         "simulated for the test actually used at this split's sizes and the run's seeds; 'out of reach' "
-        "when no simulated effect reaches 80 %, null when undefined"
+        "when no simulated effect reaches 80 %, null when undefined",
     )
     power: dict[str, Any] | None = Field(
         None,
@@ -116,31 +119,40 @@ class StudySummary(_Record):
         "(power.effect) with the run's seeds: power, its Monte-Carlo se, effect, n_seeds, alpha",
     )
     recipes: list[dict[str, Any]] = Field(
+        default_factory=list,
         description="per recipe (strategy × head × λ convention) and decision: the val-selected point, "
         "its test "
-        "metrics, and degenerate flags"
+        "metrics, and degenerate flags",
     )
     degenerate_points: list[dict[str, Any]] = Field(
-        description="every swept val point that is a constant predictor or below θ_base's val accuracy"
+        default_factory=list,
+        description="every swept val point that is a constant predictor or below θ_base's val accuracy",
     )
     training_curves: dict[str, list[dict[str, Any]]] = Field(
-        description="each fine-tune's validation history (first seed), drawn in plots/training_curves.png"
+        default_factory=dict,
+        description="each fine-tune's validation history (first seed), drawn in plots/training_curves.png",
     )
     gap_groups: list[dict[str, Any]] = Field(
-        description="per attribute and gap (dpd, tpr_gap, fpr_gap): which test groups entered it, and why not"
+        default_factory=list,
+        description="per attribute and gap (dpd, tpr_gap, fpr_gap): which test groups entered it, "
+        "and why not",
     )
     selection_sensitivity: list[dict[str, Any]] = Field(
-        description="sensitivity analysis: each family's test headline under every selection rule"
+        default_factory=list,
+        description="sensitivity analysis: each family's test headline under every selection rule",
     )
     target_quality: list[dict[str, Any]] | None = Field(
+        None,
         description="per subgroup vector: precision / recall of its weak training targets against gold "
-        "val/test targets, flagged below 0.5 precision (null where training targets are gold)"
+        "val/test targets, flagged below 0.5 precision (null where training targets are gold)",
     )
     bound_checks: dict[str, dict[str, dict[str, int]]] = Field(
-        description="uniform / per_group → attribute → held-out checks made, holding, vacuous (> 1)"
+        default_factory=dict,
+        description="uniform / per_group → attribute → held-out checks made, holding, vacuous (> 1)",
     )
     timings_s: dict[str, float] = Field(
-        description="wall seconds per stage of fairmerge.study.stages.STAGES (first seed) and in total"
+        default_factory=dict,
+        description="wall seconds per stage of fairmerge.study.stages.STAGES (first seed) and in total",
     )
     verdict: str = Field(description="written from the comparisons' intervals, never from point estimates")
     headline_text: str | None = Field(
@@ -160,6 +172,10 @@ class StudySummary(_Record):
     provenance: dict[str, Any] = Field(
         default_factory=dict, description="config, data hashes, checkpoints, package versions"
     )
+
+    def unedited(self) -> dict[str, str]:
+        """Model label → the model its selected point is when it edits nothing (θ_base, FFT)."""
+        return {label: entry.unedited for label, entry in self.selected.items() if entry.unedited}
 
     def to_json_dict(self) -> dict[str, Any]:
         """Plain JSON values, λ under its contract name ``lambda``, NaN as null."""

@@ -2,7 +2,8 @@
 
 Each function takes the workspace, registers the family's vectors there
 (:meth:`~fairmerge.study.stages.workspace.Workspace.add_vectors`) and returns the candidates it
-evaluated; the evaluator's scorer asks the workspace to write each candidate only on a cache miss.
+evaluated with their val rows; the evaluator's scorer asks the workspace to write each candidate
+only on a cache miss.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pandas as pd
 from fairmerge.errors import DataError
 from fairmerge.labels import ModelLabel
 from fairmerge.study.candidate import Candidate
+from fairmerge.study.metric_rows import MetricRows
 from fairmerge.study.points import PointEvaluator
 from fairmerge.study.policy import SelectionPolicy
 from fairmerge.sweep.grid import refined_grid
@@ -31,11 +33,12 @@ WORST = "worst"
 
 @dataclass(frozen=True)
 class FamilySweep:
-    """The val points of one family (a label's argmax variant), its val rows and its test label."""
+    """The val points of one family (a label's argmax variant), their val rows under every
+    decision and the family's test label."""
 
     label: ModelLabel
-    points: list[Candidate]
-    val_table: pd.DataFrame
+    points: tuple[Candidate, ...]
+    rows: MetricRows
     test_label: ModelLabel
 
     def point_at(self, lam: float) -> Candidate:
@@ -62,20 +65,22 @@ def merge_sweep(
     """
     workspace.add_vectors(str(label), start, vectors, uniform=True, **merge_options)
     points: list[Candidate] = []
+    evaluated: list[MetricRows] = []
 
     def evaluate_at(lam: float) -> pd.DataFrame:
         point = Candidate(label, lam, (lam,) * len(vectors), start=start)  # λ = 0 is θ_start itself
         points.append(point)
-        return evaluator.validate(point).drop(columns=["model", "lambda"])
+        evaluated.append(evaluator.validate(point))
+        return evaluated[-1].rows(label, "val").drop(columns=["model", "lambda"])
 
-    table = refined_grid(
+    refined_grid(
         lambdas,
         evaluate_at,
         refine_rounds=refine_rounds,
-        selector=lambda points_table: policy.select(points_table, label, evaluator.ledger),
+        selector=lambda table: policy.select(table, label, MetricRows.concat(evaluated)),
         progress=False,
     )
-    return FamilySweep(label, points, table, label)
+    return FamilySweep(label, tuple(points), MetricRows.concat(evaluated), label)
 
 
 def pergroup_search(
@@ -88,8 +93,9 @@ def pergroup_search(
     n_trials: int,
     high: float,
     merge_options: Mapping[str, Any],
-) -> tuple[Candidate, pd.DataFrame]:
-    """One λ_g per subgroup vector, searched on val with a seeded, budgeted TPE; returns the best.
+) -> tuple[Candidate, MetricRows, pd.DataFrame]:
+    """One λ_g per subgroup vector, searched on val with a seeded, budgeted TPE; returns the best
+    point, its val rows and every trial.
 
     ``merge_options`` as in :func:`merge_sweep`. Lazy vectors are streamed from their checkpoints
     at every trial rather than held in memory.
@@ -116,8 +122,7 @@ def pergroup_search(
     )
     best = tuple(result.best[name] for name in names)
     point = Candidate(label, None, best, "base", dict(result.best))
-    evaluator.validate(point)
-    return point, result.trials
+    return point, evaluator.validate(point), result.trials
 
 
 def worst_group(
@@ -178,9 +183,7 @@ def injection_sweeps(
     for name in names:
         label = ModelLabel("inject", group=name)
         workspace.add_vectors(str(label), "fft", [vectors[name]], uniform=True)
-        points = [Candidate(label, float(lam), (float(lam),), start="fft") for lam in lambdas]
-        for point in points:
-            evaluator.validate(point)
-        rows = evaluator.ledger.rows(label, "val")
+        points = tuple(Candidate(label, float(lam), (float(lam),), start="fft") for lam in lambdas)
+        rows = MetricRows.concat(evaluator.validate(point) for point in points)
         sweeps[name] = FamilySweep(label, points, rows, ModelLabel("inject", group=WORST))
     return sweeps

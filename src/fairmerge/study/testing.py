@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from fairmerge.fairness.calibration import sensitive_values, threshold_optimizer_baseline
-from fairmerge.labels import ModelLabel
+from fairmerge.labels import Decision, ModelLabel
 from fairmerge.study.candidate import Candidate
+from fairmerge.study.metric_rows import MetricRows
 from fairmerge.study.outputs import headline_row
 from fairmerge.study.points import PointEvaluator
 from fairmerge.study.policy import SelectionPolicy
@@ -50,39 +51,66 @@ class SelectedModel:
         }
 
 
-def baselines_on_test(evaluator: PointEvaluator, names: Sequence[str]) -> dict[str, np.ndarray]:
-    """Test predictions of the λ-free baselines under every decision."""
-    predictions = {}
+@dataclass(frozen=True)
+class Tested:
+    """What testing selected models produced: their test rows, what was selected and why, and each
+    tested label's 0/1 test predictions."""
+
+    rows: MetricRows = field(default_factory=MetricRows)
+    selected: Mapping[str, SelectedModel] = field(default_factory=dict)
+    predictions: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+    def __add__(self, other: Tested) -> Tested:
+        return Tested(
+            self.rows + other.rows,
+            {**self.selected, **other.selected},
+            {**self.predictions, **other.predictions},
+        )
+
+
+def _tested(
+    evaluator: PointEvaluator,
+    point: Candidate,
+    decision: Decision,
+    label: ModelLabel,
+    selected: SelectedModel | None = None,
+) -> Tested:
+    """One point tested once under ``label``."""
+    rows, predictions = evaluator.test_once(point, decision, label=label)
+    return Tested(rows, {} if selected is None else {str(label): selected}, {str(label): predictions})
+
+
+def baselines_on_test(evaluator: PointEvaluator, names: Sequence[str]) -> Tested:
+    """The λ-free baselines on test under every decision."""
+    tested = Tested()
     for name in names:
         point = Candidate(ModelLabel.parse(name), None, None, start=name)
         for decision in evaluator.decisions:
-            label = str(point.label.with_decision(decision))
-            predictions[label] = evaluator.test_once(point, decision)
-    return predictions
+            tested += _tested(evaluator, point, decision, point.label.with_decision(decision))
+    return tested
 
 
 def families_on_test(
     evaluator: PointEvaluator,
     policy: SelectionPolicy,
     families: Sequence[FamilySweep],
-) -> tuple[dict[str, SelectedModel], dict[str, np.ndarray]]:
-    """Select each family's point on val under each decision, then evaluate it on test once.
+) -> Tested:
+    """Select each family's point on val (from its own rows) under each decision, then evaluate it
+    on test once.
 
     Test rows carry the sweep's ``test_label`` (``inject:worst`` for the worst group's injection).
     """
-    selected: dict[str, SelectedModel] = {}
-    predictions: dict[str, np.ndarray] = {}
+    tested = Tested()
     for family in families:
         for decision in evaluator.decisions:
-            label = family.label.with_decision(decision)
             reported = family.test_label.with_decision(decision)
-            selection = policy.select_family(label, evaluator.ledger)
+            selection = policy.select_family(family.label.with_decision(decision), family.rows)
             point = family.point_at(selection.lam)
-            predictions[str(reported)] = evaluator.test_once(point, decision, label=reported)
-            selected[str(reported)] = SelectedModel(
+            why = SelectedModel(
                 reported, point.lam, None, selection.rule, selection.feasible, selection.reason
             )
-    return selected, predictions
+            tested += _tested(evaluator, point, decision, reported, why)
+    return tested
 
 
 def pergroup_on_test(
@@ -91,13 +119,12 @@ def pergroup_on_test(
     *,
     rule: str,
     n_trials: int,
-) -> tuple[dict[str, SelectedModel], dict[str, np.ndarray]]:
-    """Test predictions of the per-group search's best point under every decision."""
-    selected, predictions = {}, {}
+) -> Tested:
+    """The per-group search's best point on test under every decision."""
+    tested = Tested()
     for decision in evaluator.decisions:
         label = point.label.with_decision(decision)
-        predictions[str(label)] = evaluator.test_once(point, decision)
-        selected[str(label)] = SelectedModel(
+        why = SelectedModel(
             label,
             None,
             point.lambdas,
@@ -105,15 +132,16 @@ def pergroup_on_test(
             True,
             f"{n_trials} trials on validation",
         )
-    return selected, predictions
+        tested += _tested(evaluator, point, decision, label, why)
+    return tested
 
 
 def threshold_optimizer_on_test(
     evaluator: PointEvaluator, attribute: str | None, attributes: Sequence[str]
-) -> dict[str, np.ndarray]:
+) -> Tested:
     """fairlearn's ThresholdOptimizer on FFT's val and test scores: the post-processing baseline."""
     if not attribute or attribute not in attributes:
-        return {}
+        return Tested()
     fft = Candidate(ModelLabel("fft"), None, None, start="fft")
     val, test = evaluator.val.split, evaluator.test.split
     predictions = threshold_optimizer_baseline(
@@ -124,8 +152,8 @@ def threshold_optimizer_on_test(
         sensitive_values(test.groups[attribute]),
         seed=evaluator.seed,
     )
-    evaluator.test_predictions(ModelLabel("threshold_optimizer"), predictions)
-    return {"threshold_optimizer": predictions}
+    label = ModelLabel("threshold_optimizer")
+    return Tested(evaluator.test_predictions(label, predictions), {}, {str(label): predictions})
 
 
 def selected_table(selected: Mapping[str, SelectedModel]) -> dict[str, dict[str, Any]]:
@@ -148,7 +176,7 @@ def selection_sensitivity(
     for family in families:
         for rule in rule_names():
             alternative = replace(policy, section=policy.section.model_copy(update={"rule": rule}))
-            selection = alternative.select_family(family.label, evaluator.ledger)
+            selection = alternative.select_family(family.label, family.rows)
             point = family.point_at(selection.lam)
             frame = evaluator.scorer.frame(point, "test", n_resamples=evaluator.test_resamples)
             frame.insert(0, "model", str(family.test_label))

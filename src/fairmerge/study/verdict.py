@@ -96,8 +96,6 @@ def comparison_verdict(
             if row["metric"] != "accuracy" and row["outcome"] == "lower" and keeps:
                 fairer.append(f"{model} ({row['attribute']} {_NAMES[row['metric']]})")
         sentences.append(f"{model} vs {reference}: " + "; ".join(parts) + ".")
-    counts = table["outcome"].value_counts()
-    primary = table[table["primary"].astype(bool)] if "primary" in table else table.iloc[:0]
     head = (
         f"Detectably fairer than {reference} on test while keeping accuracy within {accuracy_margin:.2f}: "
         + ", ".join(fairer)
@@ -106,8 +104,16 @@ def comparison_verdict(
         else f"No model is detectably fairer than {reference} on test while keeping accuracy within "
         f"{accuracy_margin:.2f}."
     )
+    tally = _tally(table, alpha)
+    return head + tally + _unedited_words(unedited or {}, n_seeds, reference) + " " + " ".join(sentences)
+
+
+def _tally(table: pd.DataFrame, alpha: float) -> str:
+    """How many comparisons of each role there are, the primary named, and how many of each outcome."""
+    counts = table["outcome"].value_counts()
+    primary = table[table["primary"].astype(bool)] if "primary" in table else table.iloc[:0]
     secondaries = int((table["role"] == "secondary").sum()) if "role" in table else len(table) - len(primary)
-    tally = (
+    return (
         f" Of {len(table)} comparisons (primary"
         + (
             f": {primary.iloc[0]['model']} {primary.iloc[0]['attribute']} "
@@ -123,7 +129,6 @@ def comparison_verdict(
         f"difference, {int(counts.get('exploratory', 0))} exploratory, "
         f"{int(counts.get('undefined', 0))} undefined."
     )
-    return head + tally + _unedited_words(unedited or {}, n_seeds, reference) + " " + " ".join(sentences)
 
 
 def _unedited_words(unedited: Mapping[str, tuple[str, Sequence[int]]], n_seeds: int, reference: str) -> str:
@@ -185,20 +190,31 @@ def _sentence(
         )
     else:
         text = f"{name}: no detectable difference from {reference} (the interval includes 0: {interval}"
-        smallest = row.get("mde")
-        if smallest is None or pd.isna(smallest):
-            smallest = mde.get(str(row["attribute"]), {}).get(metric)
-        if isinstance(smallest, str):  # "out of reach": no simulated effect is detected
-            text += f"; no Δ{_NAMES.get(metric, metric)} is detectable here with 80 % power"
-        elif smallest is not None and not math.isnan(smallest):
-            what = f"Δ{_NAMES.get(metric, metric)}"
-            text += (
-                f"; the test used detects a |{what}| of {smallest:.2f} with 80 % power; smaller ones "
-                "can be missed"
-                if smallest < 1
-                else f"; no {what} is detectable here with 80 % power"
-            )
-        text += ")"
+        text += _detectable(row, metric, mde) + ")"
+    return text + _caveats(row, metric, margin)
+
+
+def _detectable(row: Mapping[Any, Any], metric: str, mde: Mapping[str, Mapping[str, float | str]]) -> str:
+    """What size of difference the comparison could have detected (its own MDE, else the attribute's)."""
+    smallest = row.get("mde")
+    if smallest is None or pd.isna(smallest):
+        smallest = mde.get(str(row["attribute"]), {}).get(metric)
+    what = f"Δ{_NAMES.get(metric, metric)}"
+    if isinstance(smallest, str):  # "out of reach": no simulated effect is detected
+        return f"; no {what} is detectable here with 80 % power"
+    if smallest is None or math.isnan(smallest):
+        return ""
+    if smallest < 1:
+        return (
+            f"; the test used detects a |{what}| of {smallest:.2f} with 80 % power; "
+            "smaller ones can be missed"
+        )
+    return f"; no {what} is detectable here with 80 % power"
+
+
+def _caveats(row: Mapping[Any, Any], metric: str, margin: float) -> str:
+    """The labels' own DPD next to a DPD difference; whether an accuracy difference stays within δ."""
+    text = ""
     labels_gap = row.get("labels_dpd")
     if metric == "dpd" and not _missing(labels_gap):
         text += (

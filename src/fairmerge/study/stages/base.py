@@ -2,6 +2,8 @@
 
 A stage reads the values earlier stages produced from an immutable :class:`SeedState` and returns
 a new state with its own values set (``dataclasses.replace``); nothing else passes between stages.
+Each evaluating stage's metric rows are part of its result (:class:`MetricRows`);
+:func:`metric_rows` gathers them, in pipeline order, for the side tables and ``metrics.csv``.
 """
 
 from __future__ import annotations
@@ -11,19 +13,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import numpy as np
 import pandas as pd
 from rich.console import Console
 
 from fairmerge.data.types import GroupedTextDataset
 from fairmerge.search.outcome import SeedSearch
 from fairmerge.study.config import StudyConfig
+from fairmerge.study.metric_rows import MetricRows
 from fairmerge.study.policy import SelectionPolicy
 from fairmerge.study.score_cache import ScoreCache
 from fairmerge.study.stages.results import PergroupResult, SideTables
 from fairmerge.study.stages.workspace import Lab
 from fairmerge.study.sweeps import FamilySweep
-from fairmerge.study.testing import SelectedModel
+from fairmerge.study.testing import Tested
 from fairmerge.study.training_stage import TrainedModels
 from fairmerge.training import TrainingCache
 
@@ -53,14 +55,16 @@ class SeedState:
 
     trained: TrainedModels | None = None
     lab: Lab | None = None
+    baselines: MetricRows | None = None
+    """The λ-free models' val rows."""
     policy: SelectionPolicy | None = None
     merged: FamilySweep | None = None
     pergroup: PergroupResult | None = None
     worst: Mapping[str, str] | None = None
     injected: Mapping[str, FamilySweep] | None = None
     compared: Mapping[str, FamilySweep] | None = None
-    selected: Mapping[str, SelectedModel] = field(default_factory=dict)
-    predictions: Mapping[str, np.ndarray] = field(default_factory=dict)
+    tested: Tested = field(default_factory=Tested)
+    """Every model tested so far: test rows, what was selected and why, test predictions."""
     sensitivity: pd.DataFrame = field(default_factory=pd.DataFrame)
     tables: SideTables | None = None
     target_quality: list[dict[str, Any]] | None = None
@@ -82,3 +86,10 @@ class Stage:
     name: str
     plan: str
     run: Callable[[SeedContext, SeedState], SeedState]
+
+
+def metric_rows(state: SeedState) -> MetricRows:
+    """Every metric row the stages have produced so far, in pipeline order (val, then test)."""
+    swept = (state.merged, state.pergroup, *(state.injected or {}).values(), *(state.compared or {}).values())
+    val = [state.baselines, *(result.rows for result in swept if result is not None)]
+    return MetricRows.concat([*(rows for rows in val if rows is not None), state.tested.rows])

@@ -8,6 +8,7 @@ from dataclasses import replace
 from fairmerge.labels import ModelLabel
 from fairmerge.study.candidate import Candidate
 from fairmerge.study.config import StudyConfig
+from fairmerge.study.metric_rows import MetricRows
 from fairmerge.study.policy import SelectionPolicy
 from fairmerge.study.stages.base import SeedContext, SeedState, Stage, need
 
@@ -21,16 +22,18 @@ def baseline_models(config: StudyConfig) -> tuple[str, ...]:
 
 def run(context: SeedContext, state: SeedState) -> SeedState:
     lab = need(state.lab, "the workspace")
-    for name in baseline_models(context.config):
+    rows = MetricRows.concat(
         lab.evaluator.validate(Candidate(ModelLabel.parse(name), None, None, start=name))
+        for name in baseline_models(context.config)
+    )
     config = context.config
     policy = SelectionPolicy.from_fft(
         config.selection,
-        lab.ledger.rows(ModelLabel("fft"), "val"),
+        rows.rows(ModelLabel("fft"), "val"),
         config.attributes,
         config.evaluation.min_group_size,
     )
-    return replace(state, policy=policy)
+    return replace(state, baselines=rows, policy=policy)
 
 
 STAGE = Stage(

@@ -16,7 +16,7 @@ def run(context: SeedContext, state: SeedState) -> SeedState:
     config, sweep = context.config, context.config.sweep
     val = lab.evaluator.val
     worst = worst_group(
-        lab.ledger.rows(ModelLabel("fft"), "val"),
+        need(state.baselines, "the baselines' val rows").rows(ModelLabel("fft"), "val"),
         config.attributes,
         trained.vector_groups,
         qualifying=qualifying_groups(

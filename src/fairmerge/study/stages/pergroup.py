@@ -13,18 +13,19 @@ from fairmerge.study.sweeps import pergroup_search
 
 def run(context: SeedContext, state: SeedState) -> SeedState:
     lab, policy = need(state.lab, "the workspace"), need(state.policy, "the selection policy")
+    merged = need(state.merged, "the merge sweep")
     sweep = context.config.sweep
-    point, trials = pergroup_search(
+    point, rows, trials = pergroup_search(
         lab.evaluator,
         policy,
         lab.workspace,
         lab.for_merger(MAIN),
-        uniform_lambda=policy.select_family(ModelLabel("merge"), lab.ledger).lam,
+        uniform_lambda=policy.select_family(ModelLabel("merge"), merged.rows).lam,
         n_trials=sweep.pergroup_trials,
         high=max(sweep.lambdas),
         merge_options=merge_options(context),
     )
-    return replace(state, pergroup=PergroupResult(point, trials))
+    return replace(state, pergroup=PergroupResult(point, rows, trials))
 
 
 STAGE = Stage(

@@ -11,12 +11,12 @@ from fairmerge.study.testing import threshold_optimizer_on_test
 def run(context: SeedContext, state: SeedState) -> SeedState:
     lab = need(state.lab, "the workspace")
     config = context.config
-    predictions = threshold_optimizer_on_test(
+    tested = threshold_optimizer_on_test(
         lab.evaluator,
         config.evaluation.threshold_optimizer_attribute,
         config.attributes,
     )
-    return replace(state, predictions={**state.predictions, **predictions})
+    return replace(state, tested=state.tested + tested)
 
 
 STAGE = Stage(

@@ -7,13 +7,15 @@ from dataclasses import dataclass
 import pandas as pd
 
 from fairmerge.study.candidate import Candidate
+from fairmerge.study.metric_rows import MetricRows
 
 
 @dataclass(frozen=True)
 class PergroupResult:
-    """The per-group search's best point on validation and every trial."""
+    """The per-group search's best point on validation, its val rows and every trial."""
 
     point: Candidate
+    rows: MetricRows
     trials: pd.DataFrame
 
 

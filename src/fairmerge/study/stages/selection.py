@@ -25,18 +25,17 @@ def selected_families(state: SeedState) -> list[FamilySweep]:
 def run(context: SeedContext, state: SeedState) -> SeedState:
     lab, policy = need(state.lab, "the workspace"), need(state.policy, "the selection policy")
     pergroup = need(state.pergroup, "the per-group search")
-    predictions = baselines_on_test(lab.evaluator, baseline_models(context.config))
-    selected, family_predictions = families_on_test(lab.evaluator, policy, selected_families(state))
-    predictions.update(family_predictions)
-    pergroup_selected, pergroup_predictions = pergroup_on_test(
-        lab.evaluator,
-        pergroup.point,
-        rule=context.config.selection.rule,
-        n_trials=context.config.sweep.pergroup_trials,
+    tested = (
+        baselines_on_test(lab.evaluator, baseline_models(context.config))
+        + families_on_test(lab.evaluator, policy, selected_families(state))
+        + pergroup_on_test(
+            lab.evaluator,
+            pergroup.point,
+            rule=context.config.selection.rule,
+            n_trials=context.config.sweep.pergroup_trials,
+        )
     )
-    selected.update(pergroup_selected)
-    predictions.update(pergroup_predictions)
-    return replace(state, selected=selected, predictions=predictions)
+    return replace(state, tested=state.tested + tested)
 
 
 STAGE = Stage("select + test", "select on validation, then test each selected model once", run)

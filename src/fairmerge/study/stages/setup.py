@@ -7,7 +7,7 @@ from pathlib import Path
 
 from fairmerge.models import load_classifier, load_processor
 from fairmerge.study.evaluator import SplitEvaluator
-from fairmerge.study.points import MetricLedger, PointEvaluator
+from fairmerge.study.points import PointEvaluator
 from fairmerge.study.scorer import CandidateScorer
 from fairmerge.study.stages.base import SeedContext, SeedState, Stage, need
 from fairmerge.study.stages.workspace import (
@@ -55,18 +55,16 @@ def run(context: SeedContext, state: SeedState) -> SeedState:
     val, test = (_split_evaluator(context, name, trained.base) for name in ("val", "test"))
     workspace = _workspace(trained)
     evaluation = context.config.evaluation
-    ledger = MetricLedger()
     shared = (state_name(m, trained.main) for m in trained.recipes.values() if m.recipe.base_head != "random")
     evaluator = PointEvaluator(
         CandidateScorer(val, test, workspace, context.seed, frozenset(shared)),
-        ledger,
         calibrate=evaluation.calibrate,
         calibration_objective=evaluation.calibration_objective,
         test_resamples=evaluation.n_resamples,
         test_permutations=evaluation.n_permutations,
     )
     vectors = {name: recipe_vectors(models) for name, models in trained.recipes.items()}
-    return replace(state, lab=Lab(workspace, evaluator, ledger, vectors))
+    return replace(state, lab=Lab(workspace, evaluator, vectors))
 
 
 STAGE = Stage("evaluate: set-up", "encode val and test, load the model and its states", run)

@@ -2,7 +2,8 @@
 
 :class:`Workspace` is the only code that writes the model's weights: it loads named states (θ_base,
 FFT, LoRA, a recipe's θ_base) and writes a candidate's coefficients on top through the
-:class:`~fairmerge.vectors.InPlaceMerger` of its family. :class:`Lab` bundles it with the evaluator
+:class:`~fairmerge.vectors.InPlaceMerger` of its family (the coefficient searches':
+:class:`~fairmerge.search.BlockMerger`, one per layer block). :class:`Lab` bundles it with the evaluator
 that scores candidates on val and test and the recipes' subgroup vectors.
 """
 
@@ -17,8 +18,10 @@ from torch import Tensor
 from transformers import PreTrainedModel
 
 from fairmerge.models import checkpoint_key_map
+from fairmerge.search import BlockMerger, CoefficientSpace
+from fairmerge.search.config import BlockScheme
 from fairmerge.study.candidate import Candidate
-from fairmerge.study.points import MetricLedger, PointEvaluator
+from fairmerge.study.points import PointEvaluator
 from fairmerge.study.training_stage import RecipeModels
 from fairmerge.training import finetune_vector
 from fairmerge.vectors import CheckpointReader, InPlaceMerger, TaskVector
@@ -78,7 +81,7 @@ class Workspace:
     keys: dict[str, str] | None = None
     """Checkpoint → model tensor names (:func:`renamed_keys`)."""
     loaded: str | None = None
-    mergers: dict[str, tuple[str, InPlaceMerger]] = field(default_factory=dict)
+    mergers: dict[str, tuple[str, InPlaceMerger | BlockMerger]] = field(default_factory=dict)
     """Family → (the state it starts from, the merger of its vectors)."""
     active: str | None = None
     """The family whose coefficients are written on top of ``loaded`` (None: the state as it is)."""
@@ -98,6 +101,26 @@ class Workspace:
         merger = InPlaceMerger(self.model, self.states[start], list(vectors), **options)
         self.mergers[family] = (start, merger)
 
+    def add_blocks(
+        self,
+        family: str,
+        start: str,
+        vectors: Mapping[str, Mapping[str, Tensor]],
+        space: CoefficientSpace,
+        scheme: BlockScheme,
+    ) -> None:
+        """Hold ``family``'s vectors with one coefficient per vector and layer block of ``space``
+        (:class:`~fairmerge.search.BlockMerger`, the coefficient searches'), merged onto ``start``
+        until :meth:`release`."""
+        self.load(start, always=True)
+        self.mergers[family] = (start, BlockMerger(self.model, self.states[start], vectors, space, scheme))
+
+    def release(self, family: str) -> None:
+        """Reset the tensors ``family``'s merger touches to its start state and forget the merger."""
+        start, merger = self.mergers.pop(family)
+        merger.restore()
+        self.load(start, always=True)
+
     def materialise(self, candidate: Candidate) -> PreTrainedModel:
         """Write ``candidate`` into the model (its start state, plus its coefficients on its family's
         vectors) and return the model."""
@@ -116,11 +139,10 @@ class Workspace:
 
 @dataclass(frozen=True)
 class Lab:
-    """The workspace, the evaluator and ledger of one seed, and each recipe's subgroup vectors."""
+    """The workspace and the evaluator of one seed, and each recipe's subgroup vectors."""
 
     workspace: Workspace
     evaluator: PointEvaluator
-    ledger: MetricLedger
     vectors: Mapping[str, Mapping[str, TaskVector]]
     """Recipe name → vector name → lazy vector, as read from the checkpoints."""
 
