@@ -26,7 +26,6 @@ from fairmerge.data import load_dataset
 from fairmerge.inference import collate, encode_inputs
 from fairmerge.models import load_classifier, load_tokenizer
 from fairmerge.search import (
-    BlockMerger,
     CoefficientSpace,
     Evaluations,
     Learner,
@@ -46,9 +45,13 @@ from fairmerge.search import (
     write_front_csv,
     write_hypervolume_csv,
 )
-from fairmerge.search.scoring import MergerScoreFn
+from fairmerge.search.scoring import CachedScoreFn
 from fairmerge.study.evaluator import SplitEvaluator, evaluation_subset
+from fairmerge.study.points import PointEvaluator
 from fairmerge.study.score_cache import ScoreCache
+from fairmerge.study.scorer import CandidateScorer
+from fairmerge.study.stages.search import SEARCH_LABEL, SearchPoints
+from fairmerge.study.stages.workspace import Workspace
 from fairmerge.training.subgroups import subgroup_training_set
 
 GROUPS = ("African", "Arab", "Caucasian")
@@ -111,7 +114,8 @@ def main() -> None:
     print(f"vectors trained: {', '.join(vectors)} ({trained:.0f} s, measured under load)")
 
     space = CoefficientSpace(tuple(vectors), low=config.low, high=config.high)
-    merger = BlockMerger(model, base, vectors, space, config.blocks)
+    workspace = Workspace(model, {"base": base})  # the only code that writes the model's weights
+    workspace.add_blocks(str(SEARCH_LABEL), "base", vectors, space, config.blocks)
     cache = ScoreCache(Path("."), enabled=False)
     splits = {
         name: SplitEvaluator.build(
@@ -126,7 +130,8 @@ def main() -> None:
         )
         for name, split in (("val", val), ("test", test))
     }
-    score = MergerScoreFn(model, merger, splits, n_resamples={"val": 0, "test": 200}, seed=args.seed)
+    scorer = CandidateScorer(splits["val"], splits["test"], workspace, args.seed)
+    score = CachedScoreFn(SearchPoints(PointEvaluator(scorer, False, "accuracy", 200, 0), tuple(space.names)))
     evaluations = Evaluations(score, space, objectives)
     learner = Learner(
         model,
@@ -151,7 +156,6 @@ def main() -> None:
     for method, run in searches.items():
         result = run()
         test_points = score_front_on_test(result, evaluations)
-        model.load_state_dict(base)
         results[method], predictions[method] = [result], [score.test_predictions(test_points)]
         fronts.append(front_frame(result, test_points))
         hv = front_hypervolume(result.front, objectives, config.reference_point)

@@ -34,7 +34,7 @@ def test_each_reference_family_keeps_its_own_name_in_the_strategy_table() -> Non
         {"model": model, "accuracy": 0.8}
         for model in ("fft", "fft[balanced]", "fft[group_dro]@calibrated", "lora[r=64]", "merge")
     ]
-    out = strategy_display(strategies, {"headline": headline}, [])
+    out = strategy_display(strategies, headline, [])
     assert out[["strategy", "decision"]].values.tolist() == [
         ["targeted", "argmax"],
         ["fft (reference)", "argmax"],

@@ -125,4 +125,6 @@ def test_a_run_is_scored_again_in_the_precision_it_recorded(
     run = RunFolder.read(tmp_path)
     assert run.config.evaluation.precision == "auto"
     assert run.scored_config.evaluation.precision == scored
-    assert run.scored_config.model_dump(exclude={"evaluation"}) == run.config.model_dump(exclude={"evaluation"})
+    assert run.scored_config.model_dump(exclude={"evaluation"}) == run.config.model_dump(
+        exclude={"evaluation"}
+    )

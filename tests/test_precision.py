@@ -103,8 +103,12 @@ def test_auto_on_this_cpu_scores_as_documented(encoded: EncodedTexts) -> None:
 def test_config_field_validates_and_the_resolved_precision_keys_the_score_cache(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    assert load_config(None).evaluation.precision == "fp32"
-    assert load_config(None, overrides=["evaluation.precision=bf16"]).evaluation.precision == "bf16"
+    assert load_config(None).evaluation.precision == "auto"
+    for precision in ("fp32", "bf16"):
+        assert (
+            load_config(None, overrides=[f"evaluation.precision={precision}"]).evaluation.precision
+            == precision
+        )
     with pytest.raises(ConfigError, match=r"evaluation\.precision"):
         load_config(None, overrides=["evaluation.precision=fp16"])
 

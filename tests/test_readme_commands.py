@@ -67,7 +67,8 @@ def test_readme_test_command_with_relative_data_dir(tmp_path: Path, data_dir: Pa
     (tmp_path / "shared").mkdir()
     (tmp_path / "shared" / "data").symlink_to(data_dir.resolve())
     (main_dir / ".venv").symlink_to(Path(sys.prefix))
-    (main_dir / "tests" / "conftest.py").write_text((ROOT / "tests" / "conftest.py").read_text())
+    for name in ("conftest.py", "fp32_study.py"):  # the conftest imports the second
+        (main_dir / "tests" / name).write_text((ROOT / "tests" / name).read_text())
     (main_dir / "tests" / "test_probe.py").write_text(_PROBE)
     env = {k: v for k, v in os.environ.items() if k != "FAIRMERGE_DATA_DIR"}
     env["PYTHONPATH"] = str(ROOT / "src")  # this checkout's code, as the venv's editable install is another's

@@ -463,13 +463,13 @@ def test_how_to_read_states_the_configured_method_correction_and_thresholds(tmp_
     config = load_config(None, overrides=overrides).to_dict()
     summary = _summary() | {"provenance": {"config": config}}
     for row in summary["comparisons"]:
-        row["method"] = "t-test over 2 paired seeds, Satterthwaite df"
+        row["method"] = "2 paired seeds, fiducial interval"
     document = render_html(
         metrics=_metrics(), summary=summary, bound=None, strategies=None, provenance={}, images={}
     )
     box = _visible(document).split('<section id="how-to-read">')[1].split("</section>")[0]
     assert "at least 17 test posts" in box and "at least 6 positives" in box and "at least 9 negatives" in box
-    assert "321 resamples" in box and "t-test over 2 paired seeds, Satterthwaite df" in box
+    assert "321 resamples" in box and "2 paired seeds, fiducial interval" in box and "Wilson score" in box
     assert "(merge_pergroup gender EOD) is tested alone" in box
     assert "over the 1 declared secondary comparisons only (lora race DPD)" in box
     assert "−δ = −0.03" in box

@@ -86,7 +86,7 @@ def test_strategy_table_adds_missing_references_once() -> None:
             {"model": "merge", "lambda": 0.3, "accuracy": 0.7},
         ]
     }
-    out = strategy_display(strategies, summary, [])
+    out = strategy_display(strategies, summary["headline"], [])
     assert out[["strategy", "decision"]].values.tolist() == [
         ["targeted", "argmax"],
         ["fft", "argmax"],

@@ -251,7 +251,10 @@ def test_the_configured_thresholds_decide_which_groups_enter_every_gap(data_dir:
     for rows in (default, strict):
         low, high, value = (float(rows.loc["eod", c]) for c in ("ci_low", "ci_high", "value"))
         assert low <= value <= high
-        assert (low == 0) == (float(rows.loc["eod_perm_p", "value"]) >= 0.05)
+        if (
+            float(rows.loc["eod_perm_p", "value"]) >= 0.05
+        ):  # a rejecting test can still give a lower bound of 0
+            assert low == 0
 
 
 def test_the_dry_run_states_the_primary_comparisons_power(data_dir: Path) -> None:

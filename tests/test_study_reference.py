@@ -1,8 +1,10 @@
 """No number changes: the ``--fast`` study's metrics equal a stored reference, row for row.
 
 ``tests/data/fast_reference.csv.gz`` is ``metrics.csv`` of a ``fairmerge run --fast``, regenerated
-(stats2 branch) for the within-label noise-floor null and the test-inverted gap intervals; every
-point value equals the first reference's (made before the study became a pipeline of stages). Rates are ratios
+(stats2 branch) for the within-label noise-floor null and the test-inverted gap intervals, and again
+(coverage branch) for Wilson rate intervals and pairwise score bounds on the test gaps; every point
+value equals the first reference's (made before the study became a pipeline of stages). It is an fp32
+run (tests/fp32_study.py). Rates are ratios
 of counts, intervals and noise floors come from seeded resampling, so every value, interval and
 noise floor (model, λ, split, attribute, group, metric) must match to 1e-12.
 """

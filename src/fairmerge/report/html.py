@@ -290,7 +290,8 @@ def _headline_section(summary: StudySummary, metrics: pd.DataFrame, attributes: 
     sizes = group_size_table({split: group_sizes(metrics, split) for split in ("val", "test")})
     body = (
         "<p>Test split, evaluated once at the points selected on validation. "
-        "Brackets: 95% bootstrap CI (basic bootstrap; coverage measured in docs/statistics.md). "
+        "Brackets: 95% intervals (Wilson score for accuracy and rates; DPD and EOD: pairwise score bounds "
+        "with the zero-gap permutation test; coverage measured in docs/statistics.md). "
         "Each gap sits next to its noise floor: the 95th percentile of the gap when group membership "
         "is permuted (no real difference); a gap below its floor is indistinguishable from noise.</p>"
         f'<div class="side-by-side"><div>{headline}</div>'

@@ -48,12 +48,16 @@ def how_to_read(config: Mapping[str, Any], comparisons: Sequence[Mapping[str, An
         f"positives and the FPR gap with at least {min_neg} negatives "
         "(<code>evaluation.min_group_size / min_positives / min_negatives</code>). A gap with fewer than two "
         "qualifying groups is undefined: n/a with its reason, never 0.",
-        f"Per-model brackets: basic bootstrap intervals ({resamples} resamples of the test posts). Each gap "
+        "Per-model brackets on test: Wilson score intervals for accuracy and every group rate; for DPD and "
+        "EOD, pairwise score bounds on the group differences (Newcombe), whose lower end is 0 unless the "
+        f"zero-gap permutation test rejects (validation gaps: basic bootstrap, {resamples} resamples). "
+        "Each gap "
         f"sits next to its noise floor, the 95th percentile of the gap over {permutations} permutations of "
         "group membership within each label (docs/statistics.md, sections 2 and 3).",
         "Differences to FFT (Δ = model − FFT on the same posts, mean over seeds): "
         + ("; ".join(html.escape(m) for m in methods) if methods else "no comparison was made")
-        + f". The interval is Δ ± t·SE at {1 - ALPHA:.0%}; the p-value is its dual (docs/statistics.md, "
+        + f". The interval is the {1 - ALPHA:.0%} fiducial interval of Δ (seed spread plus the paired post "
+        "bootstrap's variance); the p-value is its dual (docs/statistics.md, "
         "section 4).",
         (
             f"The declared primary comparison ({html.escape(_label(primary))}) is tested alone at "

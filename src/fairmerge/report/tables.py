@@ -275,19 +275,18 @@ def group_size_table(sizes: Mapping[str, pd.Series]) -> pd.DataFrame:
 
 def strategy_display(
     strategies: pd.DataFrame,
-    headline: Sequence[Mapping[str, Any]] | Mapping[str, Any],
+    headline: Sequence[Mapping[str, Any]],
     attributes: Sequence[str],
 ) -> pd.DataFrame:
     """The strategy comparison table, with the headline's reference rows (FFT, LoRA, the baseline
     families such as ``fft[group_dro]``, ThresholdOptimizer; both decisions) appended when the
     strategies frame does not already hold them. Each reference is named as itself (its variant).
 
-    ``headline``: ``StudySummary.headline`` (or summary.json's content, which holds it)."""
+    ``headline``: ``StudySummary.headline``'s rows."""
     frame = strategies.copy()
     known = set(frame["strategy"].astype(str)) if "strategy" in frame.columns else set()
     references = []
-    rows = headline.get("headline") or [] if isinstance(headline, Mapping) else headline
-    for row in rows:
+    for row in headline:
         label = parse_model(str(row.get("model")))
         if label.family in {"fft", "lora", "threshold_optimizer"} and not known & {
             label.variant,

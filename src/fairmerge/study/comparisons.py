@@ -1,9 +1,10 @@
 """Every method against FFT on test, over seeds: Δ accuracy, Δ DPD and Δ EOD with intervals.
 
-Each comparison is a t-test over seeds with a paired post bootstrap
-(:func:`fairmerge.fairness.compare_to_reference`); the declared primary keeps its own p-value, the
-secondaries are Holm-adjusted among themselves and every other comparison is exploratory. A model
-missing from some seeds is compared over the seeds that have it, and says how many.
+Each comparison is a fiducial interval over seeds with a paired post bootstrap's variance, and its
+dual p-value (:func:`fairmerge.fairness.compare_to_reference`); the declared primary keeps its own
+p-value, the secondaries are Holm-adjusted among themselves and every other comparison is
+exploratory. A model missing from some seeds is compared over the seeds that have it, and says how
+many.
 """
 
 from __future__ import annotations

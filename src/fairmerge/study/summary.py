@@ -66,7 +66,10 @@ class Comparison(_Record):
     se: float | None = Field(None, description="standard error of delta: sqrt(se_posts² + se_seeds²)")
     se_posts: float | None = Field(None, description="post-level part (paired bootstrap of the posts)")
     se_seeds: float | None = Field(None, description="between-seed part (spread of per-seed deltas / √S)")
-    df: float | None = Field(None, description="Satterthwaite degrees of freedom; null = infinite")
+    df: float | None = Field(
+        None,
+        description="Satterthwaite effective df (descriptive: the interval is fiducial); null = infinite",
+    )
     labels_dpd: float | None = Field(
         None, description="DPD of the true labels on the same posts (DPD rows): the base-rate gap"
     )
