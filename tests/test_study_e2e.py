@@ -111,6 +111,14 @@ def test_report_has_every_section(fast_run: tuple[Path, Path]) -> None:
     assert len(pngs) >= 5 and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
 
 
+def rerun_fast(out: Path, cache: Path, **options: Any) -> dict[str, Any]:
+    """``run --fast`` again into ``out`` on the session run's cache (fp32, as the session run)."""
+    data_dir = os.environ["FAIRMERGE_DATA_DIR"]
+    return study_run.run_study(
+        None, data_dir=data_dir, out_dir=out, fast=True, cache_dir=cache, overrides=FP32, **options
+    )
+
+
 def test_selection_ignores_test_labels(fast_run: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     out, cache = fast_run
     load = study_run.load_dataset
@@ -125,14 +133,7 @@ def test_selection_ignores_test_labels(fast_run: tuple[Path, Path], monkeypatch:
 
     monkeypatch.setattr(study_run, "load_dataset", flipped_test_labels)
     second = out.parent / "flipped"
-    summary = study_run.run_study(
-        None,
-        data_dir=os.environ["FAIRMERGE_DATA_DIR"],
-        out_dir=second,
-        fast=True,
-        cache_dir=cache,
-        overrides=FP32,
-    )
+    summary = rerun_fast(second, cache)
     first = json.loads((out / "summary.json").read_text())
     assert summary["selected"] == first["selected"]
     before = {r["model"]: r["accuracy"] for r in first["headline"]}
@@ -169,15 +170,7 @@ def test_two_seeds_with_different_worst_groups_compare_over_seeds(
 
     monkeypatch.setattr(injection, "worst_group", another_group_for_seed_1)
     second = out.parent / "two-seeds"
-    summary = study_run.run_study(
-        None,
-        data_dir=os.environ["FAIRMERGE_DATA_DIR"],
-        out_dir=second,
-        fast=True,
-        cache_dir=cache,
-        overrides=FP32,
-        seeds=[0, 1],
-    )
+    summary = rerun_fast(second, cache, seeds=[0, 1])
     assert summary["seeds"] == [0, 1]
     later = summary["selected_by_seed"]["1"]["merge_pergroup"]  # a later seed's point can be exported
     assert RunFolder.read(second).selected("merge_pergroup", 1).lambdas == later["lambdas"] is not None
