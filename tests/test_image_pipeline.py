@@ -131,7 +131,7 @@ def test_train_vector_merge_and_inplace_sweep(
     sweep = {}
     for lam in ((0.0, 0.0), (1.0, 0.0), (0.5, 0.5)):
         merger.set_coefficients(list(lam))
-        sweep[lam] = evaluator.scores(model, f"lam={lam}")
+        sweep[lam] = evaluator.score(model)
     base_scores = score_split(load_classifier(str(base)), encoded)
     fft_scores = score_split(load_classifier(str(fft)), encoded)
     np.testing.assert_allclose(sweep[(0.0, 0.0)], base_scores, atol=1e-5)
@@ -159,7 +159,7 @@ def test_image_metrics_equal_fairlearn_on_disjoint_groups(
     )
     torch.manual_seed(1)
     model = load_classifier(str(tiny_vit)).eval()
-    scores = evaluator.scores(model, "tiny")
+    scores = evaluator.score(model)
     threshold = float(np.median(scores))  # a random model: cut at the median so both classes occur
     frame = evaluator.metrics(scores, threshold=threshold)
     values = frame.set_index(["attribute", "group", "metric"])["value"]

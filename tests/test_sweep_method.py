@@ -14,6 +14,7 @@ from transformers import BertConfig, BertForSequenceClassification
 from fairmerge.labels import ModelLabel
 from fairmerge.study.candidate import Candidate
 from fairmerge.study.config import load_config
+from fairmerge.study.metric_rows import MetricRows
 from fairmerge.study.stages.workspace import Workspace
 from fairmerge.study.sweeps import merge_sweep
 from fairmerge.vectors import InPlaceMerger, TaskVector
@@ -28,12 +29,20 @@ class _RecordingEvaluator:
         self.workspace = workspace
         self.weights: dict[float, dict[str, torch.Tensor]] = {}
 
-    def validate(self, point: Candidate) -> pd.DataFrame:
+    def validate(self, point: Candidate) -> MetricRows:
         model = self.workspace.materialise(point)
         assert point.lam is not None
         self.weights[point.lam] = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        row = {"attribute": "all", "group": "all", "metric": "accuracy", "value": 0.5}
-        return pd.DataFrame([row | {"ci_low": 0.4, "ci_high": 0.6, "model": "merge", "lambda": point.lam}])
+        row = {
+            "split": "val",
+            "attribute": "all",
+            "group": "all",
+            "metric": "accuracy",
+            "value": 0.5,
+            "ci_low": 0.4,
+            "ci_high": 0.6,
+        }
+        return MetricRows.of(point.label, point.lam, pd.DataFrame([row]))
 
 
 def tiny_model() -> BertForSequenceClassification:

@@ -128,5 +128,7 @@ def study_split(
         n_permutations=evaluation.n_permutations,
         batch_size=evaluation.batch_size,
         seed=study.seeds[0] if seed is None else seed,
-        precision=evaluation.precision,
+        # auto's bf16 is the study's only after its check on θ_base; a split scored outside a run has
+        # no θ_base to check, so auto is fp32 here (an exported model's record holds its run's choice)
+        precision="fp32" if evaluation.precision == "auto" else evaluation.precision,
     )
